@@ -1,0 +1,175 @@
+//! The SQS event source mapping, locally: long-poll the queue, hand each batch to the
+//! handler as an `SqsEvent`, delete what succeeded, leave `batchItemFailures` (or the whole
+//! batch when the handler errors) to reappear after the visibility timeout. The queue's own
+//! redrive policy then moves poison messages to the DLQ, as in AWS.
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::{
+    Client,
+    types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName},
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<SqsBatchResponse, BoxError>> + Send>>;
+
+/// What Lambda would invoke with the batch.
+pub trait SqsHandler: Send + Sync + 'static {
+    fn call(&self, event: SqsEvent) -> HandlerFuture;
+}
+
+impl<F, Fut> SqsHandler for F
+where
+    F: Fn(SqsEvent) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<SqsBatchResponse, BoxError>> + Send + 'static,
+{
+    fn call(&self, event: SqsEvent) -> HandlerFuture {
+        Box::pin(self(event))
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollOutcome {
+    pub received: usize,
+    pub deleted: usize,
+    pub left: usize,
+}
+
+pub struct Shim {
+    sqs: Client,
+    queue_url: String,
+    queue_arn: String,
+    region: String,
+    /// Lambda's `BatchSize` (SQS allows at most 10 per receive).
+    pub batch_size: i32,
+    pub wait_seconds: i32,
+}
+
+impl Shim {
+    pub async fn new(sqs: Client, queue_url: impl Into<String>) -> Result<Self, BoxError> {
+        let queue_url = queue_url.into();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let queue_arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
+        Ok(Self {
+            sqs,
+            queue_url,
+            queue_arn,
+            region,
+            batch_size: 10,
+            wait_seconds: 1,
+        })
+    }
+
+    /// One receive → invoke → delete cycle.
+    pub async fn poll_once(&self, handler: &dyn SqsHandler) -> Result<PollOutcome, BoxError> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size)
+            .wait_time_seconds(self.wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(PollOutcome::default());
+        }
+        let mut handles = Vec::with_capacity(messages.len());
+        let mut records = Vec::with_capacity(messages.len());
+        for m in messages {
+            handles.push((m.message_id.clone().unwrap_or_default(), m.receipt_handle.clone()));
+            records.push(self.record(m));
+        }
+        let total = records.len();
+        let mut event = SqsEvent::default();
+        event.records = records;
+        let failed: Vec<String> = match handler.call(event).await {
+            Ok(response) => response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "sqs handler failed: the whole batch will be redelivered");
+                return Ok(PollOutcome {
+                    received: total,
+                    deleted: 0,
+                    left: total,
+                });
+            }
+        };
+        let entries: Vec<DeleteMessageBatchRequestEntry> = handles
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (id, _))| !failed.contains(id))
+            .filter_map(|(i, (_, receipt))| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(receipt)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let deleted = entries.len();
+        if !entries.is_empty() {
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+        }
+        Ok(PollOutcome {
+            received: total,
+            deleted,
+            left: total - deleted,
+        })
+    }
+
+    fn record(&self, m: aws_sdk_sqs::types::Message) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.attributes = m
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v))
+            .collect();
+        record.message_id = m.message_id;
+        record.receipt_handle = m.receipt_handle;
+        record.body = m.body;
+        record.md5_of_body = m.md5_of_body;
+        record.event_source = Some("aws:sqs".into());
+        record.event_source_arn = Some(self.queue_arn.clone());
+        record.aws_region = Some(self.region.clone());
+        record
+    }
+
+    /// Polls until `shutdown` resolves. Errors (queue unreachable) back off and retry.
+    pub async fn run(self, handler: Arc<dyn SqsHandler>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                outcome = self.poll_once(handler.as_ref()) => {
+                    if let Err(e) = outcome {
+                        tracing::warn!(error = %e, "queue shim: receive failed, retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Who is calling: the operator (admin bearer) or one tenant (its API key).
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use mongodb::bson::{doc, oid::ObjectId};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{error::ApiError, secret::Secret, state::AppState, tenant::TenantId};
+
+/// Prefix of tenant API keys, so a key is recognisable in a secret scanner.
+pub const API_KEY_PREFIX: &str = "wak_";
+
+/// A tenant API key: shown once at registration, stored only as its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ApiKey(Secret);
+
+impl ApiKey {
+    pub fn generate(_tenant: &TenantId) -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(Secret::new(format!("{API_KEY_PREFIX}{}", hex::encode(bytes))))
+    }
+
+    pub fn hash(&self) -> String {
+        hash_key(self.0.expose())
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Tenant(TenantId),
+}
+
+impl Caller {
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Tenant(_) => Err(ApiError::Forbidden(
+                "this route needs the admin token".into(),
+            )),
+        }
+    }
+
+    /// Admin, or the tenant itself; another tenant's key is a 403.
+    pub fn require_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Tenant(own) if own == tenant => Ok(()),
+            Caller::Tenant(_) => Err(ApiError::Forbidden(
+                "this API key belongs to another tenant".into(),
+            )),
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer header".into()))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("invalid Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("Authorization must be 'Bearer <token>'".into()))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::Unauthorized(
+            "Authorization must be 'Bearer <token>'".into(),
+        ));
+    }
+    Ok(token)
+}
+
+#[derive(Deserialize)]
+struct KeyOwner {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if state
+            .config
+            .admin_token
+            .as_ref()
+            .is_some_and(|admin| admin.matches(token))
+        {
+            return Ok(Caller::Admin);
+        }
+        let bad = || ApiError::Unauthorized("invalid credentials".into());
+        if !token.starts_with(API_KEY_PREFIX) {
+            return Err(bad());
+        }
+        let owner = state
+            .store
+            .tenants()
+            .await?
+            .clone_with_type::<KeyOwner>()
+            .find_one(doc! { "apiKeyHash": hash_key(token), "status": "active" })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        owner.map(|o| Caller::Tenant(o.id.into())).ok_or_else(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_prefixed_and_hash_stably() {
+        let t = TenantId::generate();
+        let (a, b) = (ApiKey::generate(&t), ApiKey::generate(&t));
+        assert!(a.expose().starts_with(API_KEY_PREFIX));
+        assert_eq!(a.expose().len(), API_KEY_PREFIX.len() + 64);
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.hash(), hash_key(a.expose()));
+        assert!(!a.hash().contains(a.expose()));
+    }
+
+    #[test]
+    fn tenant_may_only_reach_itself() {
+        let (a, b) = (TenantId::generate(), TenantId::generate());
+        assert!(Caller::Tenant(a).require_tenant(&a).is_ok());
+        assert!(Caller::Tenant(a).require_tenant(&b).is_err());
+        assert!(Caller::Admin.require_tenant(&b).is_ok());
+        assert!(Caller::Tenant(a).require_admin().is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Settings, read once from the environment. A `.env` file may supply defaults; a variable
+//! already in the environment always wins.
+
+use std::{env, fs, path::Path};
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app_env: AppEnv,
+    pub port: u16,
+    pub admin_token: Option<Secret>,
+    pub app_secret: Option<Secret>,
+    pub verify_token: Option<Secret>,
+    /// May embed credentials, hence a secret.
+    pub mongo_uri: Secret,
+    pub redis_url: Option<Secret>,
+    pub send_queue_url: Option<String>,
+    pub send_dlq_url: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub whatsapp_api_base: String,
+    pub whatsapp_api_version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {why}")]
+    Invalid { name: &'static str, why: String },
+}
+
+/// Database used when `MONGO_URI` names none.
+pub const DEFAULT_DATABASE: &str = "whatsapp";
+
+impl Config {
+    /// Reads the process environment (after `.env` defaults, see [`load_dotenv`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    /// Same as [`Config::from_env`] over any lookup, so parsing is testable without touching
+    /// the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let app_env = match get("APP_ENV").as_deref() {
+            None | Some("production") => AppEnv::Production,
+            Some("development") | Some("dev") | Some("test") => AppEnv::Development,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "APP_ENV",
+                    why: format!("expected development or production, got {other:?}"),
+                });
+            }
+        };
+        let port = match get("PORT") {
+            None => 3000,
+            Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
+                name: "PORT",
+                why: "expected a port number".into(),
+            })?,
+        };
+        Ok(Self {
+            app_env,
+            port,
+            admin_token: get("ADMIN_TOKEN").map(Secret::new),
+            app_secret: get("APP_SECRET").map(Secret::new),
+            verify_token: get("VERIFY_TOKEN").map(Secret::new),
+            mongo_uri: Secret::new(get("MONGO_URI").ok_or(ConfigError::Missing("MONGO_URI"))?),
+            redis_url: get("REDIS_URL").map(Secret::new),
+            send_queue_url: get("SEND_QUEUE_URL"),
+            send_dlq_url: get("SEND_DLQ_URL"),
+            kms_key_id: get("KMS_KEY_ID"),
+            whatsapp_api_base: get("WHATSAPP_API_BASE")
+                .unwrap_or_else(|| "https://graph.facebook.com".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            whatsapp_api_version: get("WHATSAPP_API_VERSION").unwrap_or_else(|| "v20.0".into()),
+        })
+    }
+}
+
+/// Sets every `KEY=VALUE` of the file that is not already in the environment. A missing
+/// file is fine. Call it before any thread is spawned (it mutates the environment).
+pub fn load_dotenv(path: &Path) {
+    let Ok(text) = fs::read_to_string(path) else {
+        return;
+    };
+    for (key, value) in parse_dotenv(&text) {
+        if env::var_os(&key).is_none() {
+            // SAFETY: documented precondition: called at start-up, single-threaded.
+            unsafe { env::set_var(key, value) };
+        }
+    }
+}
+
+fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_and_mongo_is_required() {
+        assert!(matches!(cfg(&[]), Err(ConfigError::Missing("MONGO_URI"))));
+        let c = cfg(&[("MONGO_URI", "mongodb://x/db")]).expect("valid");
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.app_env, AppEnv::Production);
+        assert_eq!(c.whatsapp_api_base, "https://graph.facebook.com");
+        assert_eq!(c.whatsapp_api_version, "v20.0");
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_variable() {
+        let e = cfg(&[("MONGO_URI", "m"), ("PORT", "http")]).unwrap_err();
+        assert!(e.to_string().starts_with("PORT"));
+        let e = cfg(&[("MONGO_URI", "m"), ("APP_ENV", "staging")]).unwrap_err();
+        assert!(e.to_string().starts_with("APP_ENV"));
+    }
+
+    #[test]
+    fn dotenv_parses_quotes_comments_and_export() {
+        let parsed = parse_dotenv("# c\nexport A=1\nB=\"two words\"\nC='x=y'\n\nbad line\n");
+        assert_eq!(
+            parsed,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two words".into()),
+                ("C".into(), "x=y".into())
+            ]
+        );
+    }
+}

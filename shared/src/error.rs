@@ -1,0 +1,140 @@
+//! The one error type of the HTTP API and its one mapping to status codes.
+//!
+//! Body shape: `{"error": "<Reason Phrase>", "message": "<what and which field>"}` plus
+//! `field` when one field is to blame. Dependency failures are 503 (retryable) and are
+//! logged here, once, without their details reaching the caller.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        /// Extra members merged into the body (e.g. the original `messageId`).
+        extra: Map<String, Value>,
+    },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{field}: {message}")]
+    Unprocessable { field: String, message: String },
+    /// A dependency (database, KMS, queue, ...) failed; the caller should retry.
+    #[error("{dependency} is unavailable")]
+    Unavailable { dependency: &'static str },
+    /// A bug: never used for bad input.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::BadRequest(msg.into())
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self::NotFound(msg.into())
+    }
+
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        Self::Conflict {
+            message: msg.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Logs the cause (which may mention hosts, never credentials) and hides it from the caller.
+    pub fn unavailable(dependency: &'static str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(dependency, error = %cause, "dependency failed");
+        Self::Unavailable { dependency }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = json!({
+            "error": status.canonical_reason().unwrap_or("Error"),
+            "message": self.to_string(),
+        });
+        match self {
+            Self::Unprocessable { field, .. } => {
+                body["field"] = Value::String(field);
+            }
+            Self::Conflict { extra, .. } => {
+                if let Some(obj) = body.as_object_mut() {
+                    obj.extend(extra);
+                }
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
+    }
+}
+
+impl From<mongodb::error::Error> for ApiError {
+    fn from(e: mongodb::error::Error) -> Self {
+        Self::unavailable("database", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprocessable_names_the_field() {
+        let e = ApiError::invalid("buttons[1].title", "must be at most 20 characters");
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            e.to_string(),
+            "buttons[1].title: must be at most 20 characters"
+        );
+    }
+}

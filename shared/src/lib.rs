@@ -1,0 +1,18 @@
+//! Everything the Lambda functions have in common: the domain (tenant, ...), the adapters
+//! around it (store, crypto, queue) and the HTTP plumbing (error, auth, http).
+//!
+//! Function crates stay thin: they wire these pieces into an `axum::Router`.
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tenant;
+
+pub use error::ApiError;
+pub use state::AppState;

@@ -1,0 +1,86 @@
+//! What a warm function keeps between invocations: settings and clients.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use mongodb::{Client, Database, options::ClientOptions};
+
+use crate::{
+    config::{Config, DEFAULT_DATABASE},
+    crypto::TokenCipher,
+    error::ApiError,
+    store::Store,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub sqs: aws_sdk_sqs::Client,
+    cipher: Option<TokenCipher>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// AWS settings from the standard chain. `AWS_ENDPOINT_URL` (local stack) is honoured by the
+/// SDK itself, so the same binary talks to AWS when it is unset.
+pub async fn aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// A MongoDB database handle for the URI. Selection times out fast so an outage becomes a
+/// 503 within the request rather than hanging the function until its own timeout.
+pub async fn connect_database(uri: &str) -> Result<Database, mongodb::error::Error> {
+    let mut options = ClientOptions::parse(uri).await?;
+    options.app_name.get_or_insert_with(|| "whatsapp-backend".into());
+    options
+        .server_selection_timeout
+        .get_or_insert(Duration::from_secs(5));
+    options.connect_timeout.get_or_insert(Duration::from_secs(5));
+    let db_name = options
+        .default_database
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE.into());
+    Ok(Client::with_options(options)?.database(&db_name))
+}
+
+impl AppState {
+    pub fn new(config: Config, aws: &SdkConfig, db: Database) -> Self {
+        let cipher = config
+            .kms_key_id
+            .as_ref()
+            .map(|key| TokenCipher::new(aws_sdk_kms::Client::new(aws), key.clone()));
+        Self(Arc::new(Inner {
+            store: Store::new(db),
+            sqs: aws_sdk_sqs::Client::new(aws),
+            cipher,
+            config,
+        }))
+    }
+
+    /// Everything from the environment; what a Lambda `main` calls once per cold start.
+    pub async fn from_env() -> Result<Self, BoxError> {
+        let config = Config::from_env()?;
+        let aws = aws_config().await;
+        let db = connect_database(config.mongo_uri.expose()).await?;
+        if config.kms_key_id.is_none() {
+            tracing::warn!("KMS_KEY_ID is not set: tenant registration will answer 503");
+        }
+        Ok(Self::new(config, &aws, db))
+    }
+
+    pub fn cipher(&self) -> Result<&TokenCipher, ApiError> {
+        self.cipher
+            .as_ref()
+            .ok_or_else(|| ApiError::unavailable("kms", "KMS_KEY_ID is not set"))
+    }
+}

@@ -1,0 +1,81 @@
+//! MongoDB access. Indexes are created once per process, on first use, so a cold start
+//! costs one round trip per collection and a warm request none.
+
+use mongodb::{
+    Collection, Database, IndexModel,
+    bson::{Document, doc},
+    error::{Error, ErrorKind, WriteFailure},
+    options::IndexOptions,
+};
+use tokio::sync::OnceCell;
+
+use crate::error::ApiError;
+
+pub struct Store {
+    db: Database,
+    indexes: OnceCell<()>,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Self {
+            db,
+            indexes: OnceCell::new(),
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The database, with indexes guaranteed. A failure is retried on the next call.
+    pub async fn ready(&self) -> Result<&Database, ApiError> {
+        self.indexes
+            .get_or_try_init(|| ensure_indexes(&self.db))
+            .await
+            .map_err(|e| ApiError::unavailable("database", e))?;
+        Ok(&self.db)
+    }
+
+    pub async fn tenants(&self) -> Result<Collection<Document>, ApiError> {
+        Ok(self.ready().await?.collection(TENANTS))
+    }
+}
+
+pub const TENANTS: &str = "tenants";
+
+fn unique(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// Idempotent: creating an index that exists with the same spec is a no-op in MongoDB.
+async fn ensure_indexes(db: &Database) -> Result<(), Error> {
+    db.collection::<Document>(TENANTS)
+        .create_indexes([
+            unique(doc! { "phoneNumberId": 1 }, "phoneNumberId_unique"),
+            unique(doc! { "apiKeyHash": 1 }, "apiKeyHash_unique"),
+        ])
+        .await?;
+    Ok(())
+}
+
+/// E11000: a unique index refused the write.
+pub fn is_duplicate_key(e: &Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|w| w.code == 11000)),
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}

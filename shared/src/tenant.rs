@@ -1,0 +1,373 @@
+//! Tenants: a business with its own WhatsApp number and access token.
+//!
+//! Request bodies are parsed into types that can only hold valid values; everything after
+//! parsing works with those.
+
+use std::fmt;
+
+use mongodb::bson::{self, Binary, DateTime, Document, doc, oid::ObjectId, spec::BinarySubtype};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    auth::ApiKey, error::ApiError, secret::Secret, state::AppState, store::is_duplicate_key,
+};
+
+/// A tenant's id: a MongoDB ObjectId, shown as 24 hex characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TenantId(ObjectId);
+
+impl TenantId {
+    pub fn generate() -> Self {
+        Self(ObjectId::new())
+    }
+
+    /// Path parameter → id; anything else is a 400 naming `tenantId`.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        ObjectId::parse_str(s)
+            .map(Self)
+            .map_err(|_| ApiError::bad_request("tenantId must be a 24-character hex id"))
+    }
+
+    pub fn object_id(&self) -> ObjectId {
+        self.0
+    }
+}
+
+impl From<ObjectId> for TenantId {
+    fn from(id: ObjectId) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.to_hex())
+    }
+}
+
+/// WhatsApp's id of a business phone number: digits only, 5–20 of them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct PhoneNumberId(String);
+
+impl PhoneNumberId {
+    pub fn parse(field: &str, s: &str) -> Result<Self, ApiError> {
+        let s = s.trim();
+        if (5..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ApiError::invalid(field, "must be 5–20 digits"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Display name, 1–100 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantName(String);
+
+impl TenantName {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let s = s.trim();
+        match s.chars().count() {
+            0 => Err(ApiError::invalid("name", "must not be empty")),
+            1..=100 => Ok(Self(s.to_owned())),
+            _ => Err(ApiError::invalid("name", "must be at most 100 characters")),
+        }
+    }
+}
+
+/// WhatsApp Business Account id: optional, free-form but bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WabaId(String);
+
+impl WabaId {
+    pub fn parse(s: &str) -> Result<Option<Self>, ApiError> {
+        let s = s.trim();
+        match s.len() {
+            0 => Ok(None),
+            1..=64 if !s.chars().any(char::is_control) => Ok(Some(Self(s.to_owned()))),
+            _ => Err(ApiError::invalid(
+                "wabaId",
+                "must be at most 64 printable characters",
+            )),
+        }
+    }
+}
+
+/// A tenant's Graph API access token. Only ever in memory in plaintext.
+#[derive(Debug, Clone)]
+pub struct AccessToken(Secret);
+
+pub const ACCESS_TOKEN_MAX_BYTES: usize = 4096;
+
+impl AccessToken {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let s = s.trim();
+        if s.is_empty() {
+            Err(ApiError::invalid("accessToken", "must not be empty"))
+        } else if s.len() > ACCESS_TOKEN_MAX_BYTES {
+            Err(ApiError::invalid(
+                "accessToken",
+                "must be at most 4096 bytes",
+            ))
+        } else if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Err(ApiError::invalid(
+                "accessToken",
+                "must not contain spaces or control characters",
+            ))
+        } else {
+            Ok(Self(Secret::new(s)))
+        }
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.0
+    }
+}
+
+/// `POST /tenants/register` body as sent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    pub name: String,
+    pub phone_number_id: String,
+    pub access_token: String,
+    #[serde(default)]
+    pub waba_id: Option<String>,
+}
+
+impl Drop for RegisterRequest {
+    fn drop(&mut self) {
+        // Best effort: don't leave the plaintext token in freed memory longer than needed.
+        self.access_token.clear();
+    }
+}
+
+/// A registration that passed validation.
+#[derive(Debug)]
+pub struct NewTenant {
+    pub name: TenantName,
+    pub phone_number_id: PhoneNumberId,
+    pub waba_id: Option<WabaId>,
+    pub access_token: AccessToken,
+}
+
+impl RegisterRequest {
+    /// Fields are checked in the order of the documented body, the first bad one is reported.
+    pub fn parse(&self) -> Result<NewTenant, ApiError> {
+        Ok(NewTenant {
+            name: TenantName::parse(&self.name)?,
+            phone_number_id: PhoneNumberId::parse("phoneNumberId", &self.phone_number_id)?,
+            access_token: AccessToken::parse(&self.access_token)?,
+            waba_id: match &self.waba_id {
+                Some(w) => WabaId::parse(w)?,
+                None => None,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Disabled,
+}
+
+/// What the API shows of a tenant. Built from a projection that leaves the token ciphertext
+/// and the API key hash in the database, so they cannot leak by accident.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub phone_number_id: String,
+    pub waba_id: Option<String>,
+    pub status: TenantStatus,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantPublicDoc {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    name: String,
+    phone_number_id: String,
+    #[serde(default)]
+    waba_id: Option<String>,
+    status: TenantStatus,
+    created_at: DateTime,
+    updated_at: DateTime,
+}
+
+fn rfc3339(d: DateTime) -> String {
+    d.try_to_rfc3339_string().unwrap_or_default()
+}
+
+impl From<TenantPublicDoc> for TenantView {
+    fn from(d: TenantPublicDoc) -> Self {
+        Self {
+            id: d.id.to_hex(),
+            name: d.name,
+            phone_number_id: d.phone_number_id,
+            waba_id: d.waba_id,
+            status: d.status,
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+fn public_projection() -> Document {
+    doc! { "name": 1, "phoneNumberId": 1, "wabaId": 1, "status": 1, "createdAt": 1, "updatedAt": 1 }
+}
+
+/// Result of a registration: the tenant and its API key, shown this once.
+pub struct Registered {
+    pub tenant: TenantView,
+    pub api_key: ApiKey,
+}
+
+fn duplicate_number(n: &PhoneNumberId) -> ApiError {
+    ApiError::conflict(format!(
+        "phoneNumberId {} is already registered",
+        n.as_str()
+    ))
+}
+
+/// Registers a tenant: the token is encrypted with KMS (context `{tenantId}`) before anything
+/// is stored; the unique index on `phoneNumberId` decides concurrent registrations.
+pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registered, ApiError> {
+    let new = req.parse()?;
+    let tenants = state.store.tenants().await?;
+
+    // Saves a KMS call for the common duplicate; the index below is the real guard.
+    let existing = tenants
+        .find_one(doc! { "phoneNumberId": new.phone_number_id.as_str() })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    if existing.is_some() {
+        return Err(duplicate_number(&new.phone_number_id));
+    }
+
+    let id = TenantId::generate();
+    let ciphertext = state
+        .cipher()?
+        .encrypt(&id, new.access_token.secret())
+        .await?;
+    let api_key = ApiKey::generate(&id);
+    let now = DateTime::now();
+    let document = doc! {
+        "_id": id.object_id(),
+        "name": &new.name.0,
+        "phoneNumberId": new.phone_number_id.as_str(),
+        "wabaId": new.waba_id.as_ref().map(|w| w.0.as_str()),
+        "status": bson::to_bson(&TenantStatus::Active).map_err(|_| ApiError::Internal)?,
+        "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
+        "kmsKeyId": state.cipher()?.key_id(),
+        "apiKeyHash": api_key.hash(),
+        "createdAt": now,
+        "updatedAt": now,
+    };
+    match tenants.insert_one(document).await {
+        Ok(_) => {}
+        Err(e) if is_duplicate_key(&e) => return Err(duplicate_number(&new.phone_number_id)),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(tenantId = %id, phoneNumberId = new.phone_number_id.as_str(), "tenant registered");
+    Ok(Registered {
+        tenant: TenantView {
+            id: id.to_string(),
+            name: new.name.0,
+            phone_number_id: new.phone_number_id.0,
+            waba_id: new.waba_id.map(|w| w.0),
+            status: TenantStatus::Active,
+            created_at: rfc3339(now),
+            updated_at: rfc3339(now),
+        },
+        api_key,
+    })
+}
+
+pub async fn find(state: &AppState, id: &TenantId) -> Result<TenantView, ApiError> {
+    let tenants = state.store.tenants().await?;
+    let found = tenants
+        .clone_with_type::<TenantPublicDoc>()
+        .find_one(doc! { "_id": id.object_id() })
+        .projection(public_projection())
+        .await?;
+    found
+        .map(TenantView::from)
+        .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))
+}
+
+/// Every tenant, oldest first.
+pub async fn list(state: &AppState) -> Result<Vec<TenantView>, ApiError> {
+    use futures::TryStreamExt;
+    let tenants = state.store.tenants().await?;
+    let docs: Vec<TenantPublicDoc> = tenants
+        .clone_with_type::<TenantPublicDoc>()
+        .find(doc! {})
+        .projection(public_projection())
+        .sort(doc! { "createdAt": 1, "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs.into_iter().map(TenantView::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str, pnid: &str, token: &str) -> RegisterRequest {
+        RegisterRequest {
+            name: name.into(),
+            phone_number_id: pnid.into(),
+            access_token: token.into(),
+            waba_id: None,
+        }
+    }
+
+    fn field_of(e: ApiError) -> String {
+        match e {
+            ApiError::Unprocessable { field, .. } => field,
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_registration() {
+        let t = req(" Acme ", "123456789012345", "EAAtoken").parse().expect("valid");
+        assert_eq!(t.name.0, "Acme");
+        assert_eq!(t.phone_number_id.as_str(), "123456789012345");
+    }
+
+    #[test]
+    fn names_the_invalid_field() {
+        assert_eq!(field_of(req("", "12345", "t").parse().unwrap_err()), "name");
+        assert_eq!(field_of(req(&"x".repeat(101), "12345", "t").parse().unwrap_err()), "name");
+        assert!(req(&"é".repeat(100), "12345", "t").parse().is_ok());
+        for bad in ["1234", "123456789012345678901", "12a45", "+12345", ""] {
+            assert_eq!(field_of(req("a", bad, "t").parse().unwrap_err()), "phoneNumberId");
+        }
+        assert_eq!(field_of(req("a", "12345", "").parse().unwrap_err()), "accessToken");
+        assert_eq!(
+            field_of(req("a", "12345", &"t".repeat(4097)).parse().unwrap_err()),
+            "accessToken"
+        );
+        assert!(req("a", "12345", &"t".repeat(4096)).parse().is_ok());
+    }
+
+    #[test]
+    fn tenant_id_parse_is_a_400() {
+        assert!(TenantId::parse("65f000000000000000000000").is_ok());
+        let e = TenantId::parse("nope").unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+}
