@@ -1,1 +1,203 @@
+//! Test harness: each test gets the whole app (the local gateway's router, i.e. every
+//! function behind the template.yaml route table) on its own port, against a fresh MongoDB
+//! database on the stack that `make test` started, plus helpers to replay `events/` fixtures
+//! through the Lambda entry path and to capture log output.
 
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::PathBuf,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use lambda_http::{Adapter, Context, LambdaEvent, Service, request::LambdaRequest};
+use mongodb::Database;
+use serde_json::Value;
+use shared::{AppState, config::Config, state};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with `make test`, which starts the local stack")
+    })
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+/// A random phone_number_id (15 digits).
+pub fn phone_number_id() -> String {
+    format!("1{:014}", rand::random::<u64>() % 100_000_000_000_000)
+}
+
+/// Everything one test needs.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub db: Database,
+    pub aws: aws_config::SdkConfig,
+}
+
+/// Settings of the test stack with a fresh database.
+pub async fn test_state() -> (AppState, Database, aws_config::SdkConfig) {
+    let mut config = Config::from_env().expect("stack environment");
+    config.admin_token = Some(shared::secret::Secret::new(ADMIN_TOKEN));
+    let client_db = state::connect_database(&stack_var("MONGO_URI"))
+        .await
+        .expect("mongo uri");
+    let db = client_db.client().database(&format!("t_{}", random_hex(6)));
+    let aws = state::aws_config().await;
+    (AppState::new(config, &aws, db.clone()), db, aws)
+}
+
+pub async fn spawn_app() -> TestApp {
+    capture_logs();
+    let (state, db, aws) = test_state().await;
+    let app = local_gateway::app(&state).expect("route table");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        state,
+        db,
+        aws,
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    /// Registers a tenant as admin; returns (tenant id, api key, access token).
+    pub async fn register_tenant(&self, name: &str) -> (String, String, String) {
+        let token = format!("EAAtest{}", random_hex(16));
+        let body = serde_json::json!({
+            "name": name, "phoneNumberId": phone_number_id(), "accessToken": token,
+        })
+        .to_string();
+        let r = self
+            .call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        (
+            r.body["tenant"]["id"].as_str().expect("id").to_owned(),
+            r.body["apiKey"].as_str().expect("apiKey").to_owned(),
+            token,
+        )
+    }
+}
+
+/// A fixture from `events/` with `{{NAME}}` placeholders filled in.
+pub fn fixture(name: &str, vars: &HashMap<&str, String>) -> String {
+    let path = repo_root().join("events").join(name);
+    let mut text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    for (k, v) in vars {
+        text = text.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(
+        !text.contains("{{"),
+        "fixture {name} has an unfilled placeholder"
+    );
+    text
+}
+
+/// Runs an API Gateway v2 event through `lambda_http`'s adapter around `router`, exactly as
+/// the Lambda runtime does, and returns the Lambda response as JSON
+/// (`statusCode`, `headers`, `body`).
+pub async fn invoke_lambda(router: axum::Router, event_json: &str) -> Value {
+    let request: LambdaRequest = serde_json::from_str(event_json).expect("API Gateway v2 event");
+    let mut adapter = Adapter::from(router);
+    let response = adapter
+        .call(LambdaEvent::new(request, Context::default()))
+        .await
+        .expect("infallible router");
+    serde_json::to_value(response).expect("serialisable response")
+}
+
+/// The body of a Lambda response as JSON.
+pub fn lambda_body(response: &Value) -> Value {
+    let body = response["body"].as_str().unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<Sink> = OnceLock::new();
+
+/// Installs (once per process) a subscriber that records every log line at debug level,
+/// ours and the libraries', as JSON, the format the functions use in Lambda.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .json()
+            .with_writer(move || writer.clone())
+            .try_init();
+        sink
+    });
+}
+
+/// Everything logged so far in this process.
+pub fn logs() -> String {
+    LOGS.get()
+        .and_then(|s| s.0.lock().ok().map(|v| String::from_utf8_lossy(&v).into_owned()))
+        .unwrap_or_default()
+}

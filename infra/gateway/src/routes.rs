@@ -124,11 +124,12 @@ pub fn build(
     for (path, routes) in by_path {
         let mut method_router = axum::routing::MethodRouter::new();
         for route in routes {
-            // Behind API Gateway the function matches the path itself; drop the gateway's
-            // match so the function's logs show its own route template, not a doubled one.
+            // Behind API Gateway the function gets a fresh request and matches the path
+            // itself; clearing the gateway's extensions (matched path, path params) keeps
+            // them from being doubled in the function's router.
             let target = tower::ServiceBuilder::new()
                 .map_request(|mut req: axum::extract::Request| {
-                    req.extensions_mut().remove::<axum::extract::MatchedPath>();
+                    req.extensions_mut().clear();
                     req
                 })
                 .service(routers[&route.function].clone());

@@ -1,0 +1,148 @@
+//! The local SQS event source mapping against moto's SQS: deletes what the handler
+//! acknowledged, leaves `batchItemFailures` for redelivery, and the queue's redrive policy
+//! moves a message that keeps failing to the DLQ.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::{Client, types::QueueAttributeName};
+use local_gateway::shim::{BoxError, Shim};
+
+async fn queue_pair(sqs: &Client, max_receive: u32) -> (String, String) {
+    let suffix = e2e::random_hex(4);
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("shim-dlq-{suffix}"))
+        .send()
+        .await
+        .expect("dlq")
+        .queue_url
+        .expect("url");
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attrs")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("shim-{suffix}"))
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive}"}}"#),
+        )
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    (queue, dlq)
+}
+
+async fn depth(sqs: &Client, url: &str) -> usize {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("attrs")
+        .attributes
+        .unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<usize>().ok()))
+    .sum()
+}
+
+#[tokio::test]
+async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
+    let aws = shared::state::aws_config().await;
+    let sqs = Client::new(&aws);
+    let (queue, dlq) = queue_pair(&sqs, 2).await;
+    for body in ["ok-1", "poison", "ok-2"] {
+        sqs.send_message().queue_url(&queue).message_body(body).send().await.expect("send");
+    }
+
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let log = seen.clone();
+    let handler = move |event: SqsEvent| {
+        let log = log.clone();
+        async move {
+            let mut response = SqsBatchResponse::default();
+            for record in event.records {
+                assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
+                assert!(record.event_source_arn.as_deref().is_some_and(|a| a.starts_with("arn:aws:sqs:")));
+                assert!(record.attributes.contains_key("ApproximateReceiveCount"));
+                let body = record.body.clone().unwrap_or_default();
+                *log.lock().expect("lock").entry(body.clone()).or_default() += 1;
+                if body == "poison" {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.clone().unwrap_or_default();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+            Ok::<_, BoxError>(response)
+        }
+    };
+
+    let shim = Shim::new(sqs.clone(), &queue).await.expect("shim");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        shim.poll_once(&handler).await.expect("poll");
+        if depth(&sqs, &queue).await == 0 && depth(&sqs, &dlq).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.get("ok-1"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("ok-2"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("poison"), Some(&2), "delivered maxReceiveCount times: {seen:?}");
+    assert_eq!(depth(&sqs, &queue).await, 0);
+    let moved = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].body.as_deref(), Some("poison"));
+}
+
+#[tokio::test]
+async fn a_failing_handler_leaves_the_whole_batch() {
+    let aws = shared::state::aws_config().await;
+    let sqs = Client::new(&aws);
+    let (queue, _dlq) = queue_pair(&sqs, 5).await;
+    for body in ["a", "b"] {
+        sqs.send_message().queue_url(&queue).message_body(body).send().await.expect("send");
+    }
+    let shim = Shim::new(sqs.clone(), &queue).await.expect("shim");
+    let failing = |_e: SqsEvent| async { Err::<SqsBatchResponse, BoxError>("boom".into()) };
+    let mut outcome = shim.poll_once(&failing).await.expect("poll");
+    if outcome.received < 2 {
+        // SQS may split a receive; collect the rest.
+        let more = shim.poll_once(&failing).await.expect("poll");
+        outcome.received += more.received;
+        outcome.deleted += more.deleted;
+    }
+    assert_eq!(outcome.received, 2);
+    assert_eq!(outcome.deleted, 0);
+    assert_eq!(depth(&sqs, &queue).await, 2, "nothing was deleted");
+}
