@@ -19,7 +19,10 @@ impl ApiKey {
     pub fn generate(_tenant: &TenantId) -> Self {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        Self(Secret::new(format!("{API_KEY_PREFIX}{}", hex::encode(bytes))))
+        Self(Secret::new(format!(
+            "{API_KEY_PREFIX}{}",
+            hex::encode(bytes)
+        )))
     }
 
     pub fn hash(&self) -> String {

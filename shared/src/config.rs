@@ -48,7 +48,11 @@ impl Config {
     /// Same as [`Config::from_env`] over any lookup, so parsing is testable without touching
     /// the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let app_env = match get("APP_ENV").as_deref() {
             None | Some("production") => AppEnv::Production,
             Some("development") | Some("dev") | Some("test") => AppEnv::Development,

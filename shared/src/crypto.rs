@@ -25,7 +25,11 @@ impl TokenCipher {
         &self.key_id
     }
 
-    pub async fn encrypt(&self, tenant: &TenantId, plaintext: &Secret) -> Result<Vec<u8>, ApiError> {
+    pub async fn encrypt(
+        &self,
+        tenant: &TenantId,
+        plaintext: &Secret,
+    ) -> Result<Vec<u8>, ApiError> {
         let out = self
             .kms
             .encrypt()
@@ -34,7 +38,9 @@ impl TokenCipher {
             .encryption_context(CONTEXT_KEY, tenant.to_string())
             .send()
             .await
-            .map_err(|e| ApiError::unavailable("kms", aws_sdk_kms::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                ApiError::unavailable("kms", aws_sdk_kms::error::DisplayErrorContext(e))
+            })?;
         out.ciphertext_blob
             .map(Blob::into_inner)
             .ok_or_else(|| ApiError::unavailable("kms", "Encrypt returned no ciphertext"))
@@ -49,7 +55,9 @@ impl TokenCipher {
             .encryption_context(CONTEXT_KEY, tenant.to_string())
             .send()
             .await
-            .map_err(|e| ApiError::unavailable("kms", aws_sdk_kms::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                ApiError::unavailable("kms", aws_sdk_kms::error::DisplayErrorContext(e))
+            })?;
         let bytes = out
             .plaintext
             .map(Blob::into_inner)

@@ -41,11 +41,15 @@ pub async fn aws_config() -> SdkConfig {
 /// 503 within the request rather than hanging the function until its own timeout.
 pub async fn connect_database(uri: &str) -> Result<Database, mongodb::error::Error> {
     let mut options = ClientOptions::parse(uri).await?;
-    options.app_name.get_or_insert_with(|| "whatsapp-backend".into());
+    options
+        .app_name
+        .get_or_insert_with(|| "whatsapp-backend".into());
     options
         .server_selection_timeout
         .get_or_insert(Duration::from_secs(5));
-    options.connect_timeout.get_or_insert(Duration::from_secs(5));
+    options
+        .connect_timeout
+        .get_or_insert(Duration::from_secs(5));
     let db_name = options
         .default_database
         .clone()

@@ -343,7 +343,9 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_registration() {
-        let t = req(" Acme ", "123456789012345", "EAAtoken").parse().expect("valid");
+        let t = req(" Acme ", "123456789012345", "EAAtoken")
+            .parse()
+            .expect("valid");
         assert_eq!(t.name.0, "Acme");
         assert_eq!(t.phone_number_id.as_str(), "123456789012345");
     }
@@ -351,12 +353,21 @@ mod tests {
     #[test]
     fn names_the_invalid_field() {
         assert_eq!(field_of(req("", "12345", "t").parse().unwrap_err()), "name");
-        assert_eq!(field_of(req(&"x".repeat(101), "12345", "t").parse().unwrap_err()), "name");
+        assert_eq!(
+            field_of(req(&"x".repeat(101), "12345", "t").parse().unwrap_err()),
+            "name"
+        );
         assert!(req(&"é".repeat(100), "12345", "t").parse().is_ok());
         for bad in ["1234", "123456789012345678901", "12a45", "+12345", ""] {
-            assert_eq!(field_of(req("a", bad, "t").parse().unwrap_err()), "phoneNumberId");
+            assert_eq!(
+                field_of(req("a", bad, "t").parse().unwrap_err()),
+                "phoneNumberId"
+            );
         }
-        assert_eq!(field_of(req("a", "12345", "").parse().unwrap_err()), "accessToken");
+        assert_eq!(
+            field_of(req("a", "12345", "").parse().unwrap_err()),
+            "accessToken"
+        );
         assert_eq!(
             field_of(req("a", "12345", &"t".repeat(4097)).parse().unwrap_err()),
             "accessToken"

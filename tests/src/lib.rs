@@ -198,6 +198,10 @@ pub fn capture_logs() {
 /// Everything logged so far in this process.
 pub fn logs() -> String {
     LOGS.get()
-        .and_then(|s| s.0.lock().ok().map(|v| String::from_utf8_lossy(&v).into_owned()))
+        .and_then(|s| {
+            s.0.lock()
+                .ok()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        })
         .unwrap_or_default()
 }

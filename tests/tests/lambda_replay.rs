@@ -7,7 +7,8 @@ use e2e::{ADMIN_TOKEN, fixture, invoke_lambda, lambda_body, phone_number_id, tes
 use mongodb::bson::oid::ObjectId;
 
 fn vars(pairs: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
-    let mut v: HashMap<&'static str, String> = pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let mut v: HashMap<&'static str, String> =
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
     v.entry("ADMIN_TOKEN").or_insert_with(|| ADMIN_TOKEN.into());
     v
 }
@@ -41,11 +42,26 @@ async fn register_fixtures_replay_through_lambda_http() {
         ("register/register-bad-bearer.json", 401, None),
         ("register/register-malformed-json.json", 400, None),
         ("register/register-invalid-name.json", 422, Some("name")),
-        ("register/register-invalid-phone-number-id.json", 422, Some("phoneNumberId")),
-        ("register/register-invalid-access-token.json", 422, Some("accessToken")),
-        ("register/register-missing-field.json", 422, Some("phoneNumberId")),
+        (
+            "register/register-invalid-phone-number-id.json",
+            422,
+            Some("phoneNumberId"),
+        ),
+        (
+            "register/register-invalid-access-token.json",
+            422,
+            Some("accessToken"),
+        ),
+        (
+            "register/register-missing-field.json",
+            422,
+            Some("phoneNumberId"),
+        ),
     ] {
-        let v = vars(&[("PHONE_NUMBER_ID", &phone_number_id()), ("ACCESS_TOKEN", &token)]);
+        let v = vars(&[
+            ("PHONE_NUMBER_ID", &phone_number_id()),
+            ("ACCESS_TOKEN", &token),
+        ]);
         let out = invoke_lambda(router(), &fixture(name, &v)).await;
         assert_eq!(out["statusCode"], status, "{name}: {out}");
         let body = lambda_body(&out);

@@ -74,7 +74,12 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
     let sqs = Client::new(&aws);
     let (queue, dlq) = queue_pair(&sqs, 2).await;
     for body in ["ok-1", "poison", "ok-2"] {
-        sqs.send_message().queue_url(&queue).message_body(body).send().await.expect("send");
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
     }
 
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
@@ -85,7 +90,12 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
             let mut response = SqsBatchResponse::default();
             for record in event.records {
                 assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
-                assert!(record.event_source_arn.as_deref().is_some_and(|a| a.starts_with("arn:aws:sqs:")));
+                assert!(
+                    record
+                        .event_source_arn
+                        .as_deref()
+                        .is_some_and(|a| a.starts_with("arn:aws:sqs:"))
+                );
                 assert!(record.attributes.contains_key("ApproximateReceiveCount"));
                 let body = record.body.clone().unwrap_or_default();
                 *log.lock().expect("lock").entry(body.clone()).or_default() += 1;
@@ -111,7 +121,11 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.get("ok-1"), Some(&1), "{seen:?}");
     assert_eq!(seen.get("ok-2"), Some(&1), "{seen:?}");
-    assert_eq!(seen.get("poison"), Some(&2), "delivered maxReceiveCount times: {seen:?}");
+    assert_eq!(
+        seen.get("poison"),
+        Some(&2),
+        "delivered maxReceiveCount times: {seen:?}"
+    );
     assert_eq!(depth(&sqs, &queue).await, 0);
     let moved = sqs
         .receive_message()
@@ -131,7 +145,12 @@ async fn a_failing_handler_leaves_the_whole_batch() {
     let sqs = Client::new(&aws);
     let (queue, _dlq) = queue_pair(&sqs, 5).await;
     for body in ["a", "b"] {
-        sqs.send_message().queue_url(&queue).message_body(body).send().await.expect("send");
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
     }
     let shim = Shim::new(sqs.clone(), &queue).await.expect("shim");
     let failing = |_e: SqsEvent| async { Err::<SqsBatchResponse, BoxError>("boom".into()) };

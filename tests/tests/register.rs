@@ -11,9 +11,15 @@ async fn registration_stores_only_a_kms_ciphertext_bound_to_the_tenant() {
     let app = spawn_app().await;
     let token = "EAAGm0PX4ZCpsBAsecret-token-value";
     let pnid = phone_number_id();
-    let body = json!({"name": "Acme", "phoneNumberId": pnid, "accessToken": token, "wabaId": "1029"});
+    let body =
+        json!({"name": "Acme", "phoneNumberId": pnid, "accessToken": token, "wabaId": "1029"});
     let r = app
-        .call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body.to_string()))
+        .call(
+            "POST",
+            "/tenants/register",
+            Some(ADMIN_TOKEN),
+            Some(&body.to_string()),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["ok"], true);
@@ -22,7 +28,11 @@ async fn registration_stores_only_a_kms_ciphertext_bound_to_the_tenant() {
     assert_eq!(tenant["phoneNumberId"], pnid.as_str());
     assert_eq!(tenant["wabaId"], "1029");
     assert_eq!(tenant["status"], "active");
-    assert!(tenant["createdAt"].as_str().is_some_and(|s| s.ends_with('Z')));
+    assert!(
+        tenant["createdAt"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z'))
+    );
     let api_key = r.body["apiKey"].as_str().expect("apiKey");
     assert!(!r.text.contains(token), "the token must never be echoed");
 
@@ -56,7 +66,10 @@ async fn registration_stores_only_a_kms_ciphertext_bound_to_the_tenant() {
         .send()
         .await
         .expect("decrypts with its own tenant context");
-    assert_eq!(plain.plaintext.expect("plaintext").into_inner(), token.as_bytes());
+    assert_eq!(
+        plain.plaintext.expect("plaintext").into_inner(),
+        token.as_bytes()
+    );
 
     let other = kms
         .decrypt()
@@ -70,9 +83,12 @@ async fn registration_stores_only_a_kms_ciphertext_bound_to_the_tenant() {
 #[tokio::test]
 async fn admin_routes_need_the_admin_bearer() {
     let app = spawn_app().await;
-    let body = json!({"name": "A", "phoneNumberId": phone_number_id(), "accessToken": "t"}).to_string();
+    let body =
+        json!({"name": "A", "phoneNumberId": phone_number_id(), "accessToken": "t"}).to_string();
     for bearer in [None, Some("wrong"), Some(""), Some("wak_0000")] {
-        let r = app.call("POST", "/tenants/register", bearer, Some(&body)).await;
+        let r = app
+            .call("POST", "/tenants/register", bearer, Some(&body))
+            .await;
         assert_eq!(r.status, 401, "{bearer:?}: {}", r.text);
         assert_eq!(r.body["error"], "Unauthorized");
         let r = app.call("GET", "/tenants", bearer, None).await;
@@ -80,7 +96,9 @@ async fn admin_routes_need_the_admin_bearer() {
     }
     // A valid tenant key is authenticated but not an admin.
     let (_, key, _) = app.register_tenant("T").await;
-    let r = app.call("POST", "/tenants/register", Some(&key), Some(&body)).await;
+    let r = app
+        .call("POST", "/tenants/register", Some(&key), Some(&body))
+        .await;
     assert_eq!(r.status, 403, "{}", r.text);
     let r = app.call("GET", "/tenants", Some(&key), None).await;
     assert_eq!(r.status, 403);
@@ -129,18 +147,32 @@ async fn each_invalid_field_is_422_naming_it() {
         let mut body = ok();
         body[field] = value.clone();
         let r = app
-            .call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body.to_string()))
+            .call(
+                "POST",
+                "/tenants/register",
+                Some(ADMIN_TOKEN),
+                Some(&body.to_string()),
+            )
             .await;
         assert_eq!(r.status, 422, "{field}={value}: {}", r.text);
         assert_eq!(r.body["error"], "Unprocessable Entity");
         assert_eq!(r.body["field"], field, "{}", r.text);
-        assert!(r.body["message"].as_str().is_some_and(|m| m.contains(field)));
+        assert!(
+            r.body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(field))
+        );
     }
     for field in ["name", "phoneNumberId", "accessToken"] {
         let mut body = ok();
         body.as_object_mut().expect("object").remove(field);
         let r = app
-            .call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body.to_string()))
+            .call(
+                "POST",
+                "/tenants/register",
+                Some(ADMIN_TOKEN),
+                Some(&body.to_string()),
+            )
             .await;
         assert_eq!(r.status, 422, "missing {field}: {}", r.text);
         assert_eq!(r.body["field"], field);
@@ -150,7 +182,12 @@ async fn each_invalid_field_is_422_naming_it() {
     body["name"] = json!("é".repeat(100));
     body["accessToken"] = json!("t".repeat(4096));
     let r = app
-        .call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body.to_string()))
+        .call(
+            "POST",
+            "/tenants/register",
+            Some(ADMIN_TOKEN),
+            Some(&body.to_string()),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 }
@@ -169,18 +206,31 @@ async fn a_phone_number_id_registers_once_even_under_concurrency() {
         .await;
     assert_eq!(again.status, 409, "{}", again.text);
     assert_eq!(again.body["error"], "Conflict");
-    assert!(again.body["message"].as_str().is_some_and(|m| m.contains("phoneNumberId")));
+    assert!(
+        again.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("phoneNumberId"))
+    );
 
     let racing = phone_number_id();
     let body = json!({"name": "B", "phoneNumberId": racing, "accessToken": "EAAy"}).to_string();
-    let calls = (0..8).map(|_| app.call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body)));
+    let calls =
+        (0..8).map(|_| app.call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body)));
     let statuses: Vec<u16> = futures::future::join_all(calls)
         .await
         .into_iter()
         .map(|r| r.status)
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
     let n = app
         .db
         .collection::<Document>("tenants")
@@ -196,24 +246,45 @@ async fn a_tenant_key_reads_its_own_tenant_only_and_no_secret_leaks() {
     let (a, key_a, token_a) = app.register_tenant("Tenant A").await;
     let (b, key_b, token_b) = app.register_tenant("Tenant B").await;
 
-    let r = app.call("GET", &format!("/tenants/{a}"), Some(&key_a), None).await;
+    let r = app
+        .call("GET", &format!("/tenants/{a}"), Some(&key_a), None)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["tenant"]["id"], a.as_str());
     assert_eq!(r.body["tenant"]["name"], "Tenant A");
 
-    let r = app.call("GET", &format!("/tenants/{b}"), Some(&key_a), None).await;
+    let r = app
+        .call("GET", &format!("/tenants/{b}"), Some(&key_a), None)
+        .await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(r.body["error"], "Forbidden");
-    let r = app.call("GET", &format!("/tenants/{a}"), Some(&key_b), None).await;
+    let r = app
+        .call("GET", &format!("/tenants/{a}"), Some(&key_b), None)
+        .await;
     assert_eq!(r.status, 403);
 
-    let r = app.call("GET", &format!("/tenants/{b}"), Some(ADMIN_TOKEN), None).await;
+    let r = app
+        .call("GET", &format!("/tenants/{b}"), Some(ADMIN_TOKEN), None)
+        .await;
     assert_eq!(r.status, 200);
-    let r = app.call("GET", "/tenants/not-an-id", Some(ADMIN_TOKEN), None).await;
+    let r = app
+        .call("GET", "/tenants/not-an-id", Some(ADMIN_TOKEN), None)
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("tenantId")));
+    assert!(
+        r.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("tenantId"))
+    );
     let unknown = ObjectId::new().to_hex();
-    let r = app.call("GET", &format!("/tenants/{unknown}"), Some(ADMIN_TOKEN), None).await;
+    let r = app
+        .call(
+            "GET",
+            &format!("/tenants/{unknown}"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 404, "{}", r.text);
     let r = app.call("GET", &format!("/tenants/{a}"), None, None).await;
     assert_eq!(r.status, 401);
@@ -237,7 +308,10 @@ async fn a_tenant_key_reads_its_own_tenant_only_and_no_secret_leaks() {
     let logged = logs();
     assert!(logged.contains("tenant registered"), "logs were captured");
     for secret in [&token_a, &token_b, &key_a, &key_b, &ADMIN_TOKEN.to_owned()] {
-        assert!(!logged.contains(secret.as_str()), "a secret reached the logs");
+        assert!(
+            !logged.contains(secret.as_str()),
+            "a secret reached the logs"
+        );
     }
 }
 

@@ -72,6 +72,11 @@ fn every_function_in_the_template_has_a_crate() {
     let table = parse_template(TEMPLATE_YAML).expect("parses");
     for route in table {
         let dir = e2e::repo_root().join("functions").join(&route.function);
-        assert!(dir.join("Cargo.toml").exists(), "{} has no crate at {}", route.function, dir.display());
+        assert!(
+            dir.join("Cargo.toml").exists(),
+            "{} has no crate at {}",
+            route.function,
+            dir.display()
+        );
     }
 }

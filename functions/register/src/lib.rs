@@ -8,7 +8,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 use shared::{
-    AppState, ApiError,
+    ApiError, AppState,
     auth::Caller,
     http::{ApiJson, finish, health},
     tenant::{self, RegisterRequest, TenantId},

@@ -60,7 +60,11 @@ impl Shim {
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
             .cloned()
             .unwrap_or_default();
-        let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
+        let region = queue_arn
+            .split(':')
+            .nth(3)
+            .unwrap_or("us-east-1")
+            .to_owned();
         Ok(Self {
             sqs,
             queue_url,
@@ -90,7 +94,10 @@ impl Shim {
         let mut handles = Vec::with_capacity(messages.len());
         let mut records = Vec::with_capacity(messages.len());
         for m in messages {
-            handles.push((m.message_id.clone().unwrap_or_default(), m.receipt_handle.clone()));
+            handles.push((
+                m.message_id.clone().unwrap_or_default(),
+                m.receipt_handle.clone(),
+            ));
             records.push(self.record(m));
         }
         let total = records.len();

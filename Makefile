@@ -1,0 +1,19 @@
+# Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
+# against a throw-away local stack). See README.md.
+.PHONY: dev test lint build stack-up stack-down tools
+
+dev:
+	@infra/dev.sh
+
+test:
+	@infra/test.sh
+
+lint:
+	@infra/lint.sh
+
+build:
+	@infra/tools.sh build
+	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" cargo lambda build --release --arm64 --workspace --exclude local-gateway --exclude e2e --exclude shared
+
+tools:
+	@infra/tools.sh all
