@@ -1,6 +1,11 @@
 //! Who is calling: the operator (admin bearer) or one tenant (its API key).
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use std::collections::HashMap;
+
+use axum::{
+    extract::{FromRequestParts, Path},
+    http::request::Parts,
+};
 use mongodb::bson::{doc, oid::ObjectId};
 use rand::RngCore;
 use serde::Deserialize;
@@ -118,6 +123,35 @@ impl FromRequestParts<AppState> for Caller {
             .projection(doc! { "_id": 1 })
             .await?;
         owner.map(|o| Caller::Tenant(o.id.into())).ok_or_else(bad)
+    }
+}
+
+/// A tenant-scoped route's `{tenantId}`, checked in the order a caller expects: credentials
+/// (401), the id's syntax (400), the caller's right to it (403), its existence (404).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantAccess {
+    pub tenant: TenantId,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for TenantAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let raw = params
+            .get("tenantId")
+            .ok_or_else(|| ApiError::bad_request("tenantId is missing from the path"))?;
+        let tenant = TenantId::parse(raw)?;
+        caller.require_tenant(&tenant)?;
+        // A tenant key proves its tenant exists; the admin may name any id.
+        if caller == Caller::Admin {
+            crate::tenant::ensure_exists(state, &tenant).await?;
+        }
+        Ok(Self { tenant, caller })
     }
 }
 

@@ -7,11 +7,13 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod flow;
 pub mod http;
 pub mod secret;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod template;
 pub mod tenant;
 
 pub use error::ApiError;

@@ -38,11 +38,17 @@ impl Store {
     }
 
     pub async fn tenants(&self) -> Result<Collection<Document>, ApiError> {
-        Ok(self.ready().await?.collection(TENANTS))
+        self.collection(TENANTS).await
+    }
+
+    pub async fn collection<T: Send + Sync>(&self, name: &str) -> Result<Collection<T>, ApiError> {
+        Ok(self.ready().await?.collection(name))
     }
 }
 
 pub const TENANTS: &str = "tenants";
+pub const TEMPLATES: &str = "templates";
+pub const FLOWS: &str = "flows";
 
 fn unique(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -63,6 +69,15 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
             unique(doc! { "phoneNumberId": 1 }, "phoneNumberId_unique"),
             unique(doc! { "apiKeyHash": 1 }, "apiKeyHash_unique"),
         ])
+        .await?;
+    db.collection::<Document>(TEMPLATES)
+        .create_indexes([unique(
+            doc! { "tenantId": 1, "key": 1 },
+            "tenant_key_unique",
+        )])
+        .await?;
+    db.collection::<Document>(FLOWS)
+        .create_indexes([unique(doc! { "tenantId": 1 }, "tenant_unique")])
         .await?;
     Ok(())
 }

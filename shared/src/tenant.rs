@@ -306,6 +306,20 @@ pub async fn find(state: &AppState, id: &TenantId) -> Result<TenantView, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))
 }
 
+/// 404 unless the tenant exists.
+pub async fn ensure_exists(state: &AppState, id: &TenantId) -> Result<(), ApiError> {
+    let found = state
+        .store
+        .tenants()
+        .await?
+        .find_one(doc! { "_id": id.object_id() })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))
+}
+
 /// Every tenant, oldest first.
 pub async fn list(state: &AppState) -> Result<Vec<TenantView>, ApiError> {
     use futures::TryStreamExt;

@@ -137,8 +137,10 @@ pub fn fixture(name: &str, vars: &HashMap<&str, String>) -> String {
     for (k, v) in vars {
         text = text.replace(&format!("{{{{{k}}}}}"), v);
     }
+    // Placeholders are upper-case; `{{customer_name}}` in a template body is content.
+    let unfilled = regex::Regex::new(r"\{\{[A-Z][A-Z0-9_]*\}\}").expect("static regex");
     assert!(
-        !text.contains("{{"),
+        !unfilled.is_match(&text),
         "fixture {name} has an unfilled placeholder"
     );
     text

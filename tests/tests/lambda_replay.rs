@@ -87,3 +87,135 @@ async fn register_fixtures_replay_through_lambda_http() {
 
     assert!(!e2e::logs().contains(&token));
 }
+
+#[tokio::test]
+async fn template_and_flow_fixtures_replay_through_lambda_http() {
+    e2e::capture_logs();
+    let (state, _db, _aws) = test_state().await;
+    let reg = vars(&[
+        ("PHONE_NUMBER_ID", &phone_number_id()),
+        ("ACCESS_TOKEN", "EAAreplay"),
+    ]);
+    let created = invoke_lambda(
+        register::router(state.clone()),
+        &fixture("register/register-ok.json", &reg),
+    )
+    .await;
+    let body = lambda_body(&created);
+    let tenant = body["tenant"]["id"].as_str().expect("id").to_owned();
+    let key = body["apiKey"].as_str().expect("key").to_owned();
+    let templates = || templates::router(state.clone());
+    let flows = || flows::router(state.clone());
+    let with = |k: &str| vars(&[("TENANT_ID", &tenant), ("API_KEY", &key), ("KEY", k)]);
+
+    let text = invoke_lambda(
+        templates(),
+        &fixture("templates/create-text.json", &with("-")),
+    )
+    .await;
+    assert_eq!(text["statusCode"], 201, "{text}");
+    let text_key = lambda_body(&text)["template"]["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    assert_eq!(
+        lambda_body(&text)["template"]["variables"][0],
+        "customer_name"
+    );
+
+    let menu = invoke_lambda(
+        templates(),
+        &fixture("templates/create-interactive.json", &with(&text_key)),
+    )
+    .await;
+    assert_eq!(menu["statusCode"], 201, "{menu}");
+    let menu_key = lambda_body(&menu)["template"]["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+
+    for (name, status, field) in [
+        (
+            "templates/create-four-buttons.json",
+            422,
+            Some("buttons[3]"),
+        ),
+        (
+            "templates/create-long-title.json",
+            422,
+            Some("buttons[0].title"),
+        ),
+        ("templates/create-malformed.json", 400, None),
+    ] {
+        let out = invoke_lambda(templates(), &fixture(name, &with("-"))).await;
+        assert_eq!(out["statusCode"], status, "{name}: {out}");
+        if let Some(field) = field {
+            assert_eq!(lambda_body(&out)["field"], field, "{name}");
+        }
+    }
+
+    let got = invoke_lambda(
+        templates(),
+        &fixture("templates/get.json", &with(&menu_key)),
+    )
+    .await;
+    assert_eq!(got["statusCode"], 200);
+    assert_eq!(
+        lambda_body(&got)["template"]["buttons"][0]["nextTemplateKey"],
+        text_key.as_str()
+    );
+    let replaced = invoke_lambda(
+        templates(),
+        &fixture("templates/replace.json", &with(&text_key)),
+    )
+    .await;
+    assert_eq!(
+        lambda_body(&replaced)["template"]["version"],
+        2,
+        "{replaced}"
+    );
+
+    let saved = invoke_lambda(flows(), &fixture("flows/save.json", &with(&menu_key))).await;
+    assert_eq!(saved["statusCode"], 201, "{saved}");
+    let legacy = invoke_lambda(
+        flows(),
+        &fixture("flows/save-legacy.json", &with(&menu_key)),
+    )
+    .await;
+    assert_eq!(legacy["statusCode"], 200, "{legacy}");
+    assert_eq!(
+        lambda_body(&legacy)["flows"][0]["action"]["templateKey"],
+        menu_key.as_str()
+    );
+    let bad = invoke_lambda(
+        flows(),
+        &fixture("flows/save-bad-regex.json", &with(&menu_key)),
+    )
+    .await;
+    assert_eq!(bad["statusCode"], 422);
+    assert_eq!(lambda_body(&bad)["field"], "flows[0].match.values[0]");
+    let flow = invoke_lambda(flows(), &fixture("flows/get.json", &with("-"))).await;
+    assert_eq!(lambda_body(&flow)["version"], 2);
+
+    // Referenced by the menu's button: blocked. The menu is the flow's fallback: blocked.
+    let blocked = invoke_lambda(
+        templates(),
+        &fixture("templates/deactivate.json", &with(&text_key)),
+    )
+    .await;
+    assert_eq!(blocked["statusCode"], 409, "{blocked}");
+    let blocked = invoke_lambda(
+        templates(),
+        &fixture("templates/deactivate.json", &with(&menu_key)),
+    )
+    .await;
+    assert_eq!(blocked["statusCode"], 409, "{blocked}");
+
+    let list = invoke_lambda(templates(), &fixture("templates/list.json", &with("-"))).await;
+    assert_eq!(
+        lambda_body(&list)["templates"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let all = invoke_lambda(templates(), &fixture("templates/list-all.json", &with("-"))).await;
+    assert_eq!(all["statusCode"], 200, "{all}");
+}

@@ -16,6 +16,8 @@ pub const TEMPLATE_YAML: &str = include_str!("../../../template.yaml");
 pub fn function_router(binary: &str, state: &AppState) -> Option<Router> {
     match binary {
         "register" => Some(register::router(state.clone())),
+        "templates" => Some(templates::router(state.clone())),
+        "flows" => Some(flows::router(state.clone())),
         _ => None,
     }
 }

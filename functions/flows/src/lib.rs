@@ -1,0 +1,50 @@
+//! `flows` function: a tenant's flow rules and fallback template.
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use serde_json::{Map, Value, json};
+use shared::{
+    ApiError, AppState,
+    auth::TenantAccess,
+    flow::{self, FlowDoc, FlowInput},
+    http::{ApiJson, finish},
+};
+
+pub fn router(state: AppState) -> Router {
+    finish(
+        Router::new()
+            .route("/tenants/{tenantId}/flows", post(save).get(show))
+            .with_state(state),
+    )
+}
+
+/// `{ok: true, flows, fallbackTemplateKey, version, ...}`: the normalised shape at the top
+/// level, so what GET returns can be posted back as is.
+fn body(doc: &FlowDoc) -> Json<Value> {
+    let mut out = Map::new();
+    out.insert("ok".into(), json!(true));
+    if let Value::Object(view) = doc.view() {
+        out.extend(view);
+    }
+    Json(Value::Object(out))
+}
+
+async fn save(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(input): ApiJson<FlowInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (doc, created) = flow::save(&state, &access.tenant, &input).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, body(&doc)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Value>, ApiError> {
+    Ok(body(&flow::get(&state, &access.tenant).await?))
+}

@@ -1,0 +1,114 @@
+//! The tenant's flow document in MongoDB (`tenantId` unique).
+
+use mongodb::{
+    Collection,
+    bson::{self, DateTime, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Flow, FlowInput};
+use crate::{
+    error::ApiError, state::AppState, store::FLOWS, template, template::TemplateKey,
+    tenant::TenantId,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowDoc {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub tenant_id: ObjectId,
+    #[serde(flatten)]
+    pub flow: Flow,
+    pub version: i64,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+impl FlowDoc {
+    /// The API's view: the normalised input shape plus bookkeeping, so it can be posted back.
+    pub fn view(&self) -> Value {
+        json!({
+            "flows": self.flow.flows,
+            "fallbackTemplateKey": self.flow.fallback_template_key,
+            "version": self.version,
+            "createdAt": self.created_at.try_to_rfc3339_string().unwrap_or_default(),
+            "updatedAt": self.updated_at.try_to_rfc3339_string().unwrap_or_default(),
+        })
+    }
+}
+
+async fn collection(state: &AppState) -> Result<Collection<FlowDoc>, ApiError> {
+    state.store.collection(FLOWS).await
+}
+
+/// Validates against the tenant's templates and upserts; returns the doc and whether it
+/// was created.
+pub async fn save(
+    state: &AppState,
+    tenant: &TenantId,
+    input: &FlowInput,
+) -> Result<(FlowDoc, bool), ApiError> {
+    let keys = input.template_keys()?;
+    let existing = template::existing_keys(state, tenant, &keys).await?;
+    let flow = input.validate(&existing)?;
+    let now = DateTime::now();
+    let rules = bson::to_bson(&flow.flows).map_err(|_| ApiError::Internal)?;
+    let saved = collection(state)
+        .await?
+        .find_one_and_update(
+            doc! { "tenantId": tenant.object_id() },
+            doc! {
+                "$set": {
+                    "flows": rules,
+                    "fallbackTemplateKey": flow.fallback_template_key.as_ref().map(TemplateKey::as_str),
+                    "updatedAt": now,
+                },
+                "$inc": { "version": 1_i64 },
+                "$setOnInsert": { "createdAt": now },
+            },
+        )
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .await?
+        .ok_or(ApiError::Internal)?;
+    let created = saved.version == 1;
+    Ok((saved, created))
+}
+
+pub async fn load(state: &AppState, tenant: &TenantId) -> Result<Option<FlowDoc>, ApiError> {
+    Ok(collection(state)
+        .await?
+        .find_one(doc! { "tenantId": tenant.object_id() })
+        .await?)
+}
+
+pub async fn get(state: &AppState, tenant: &TenantId) -> Result<FlowDoc, ApiError> {
+    load(state, tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no flow yet")))
+}
+
+/// The rules (and fallback) of the tenant's flow that send `key`.
+pub async fn references(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+) -> Result<Vec<String>, ApiError> {
+    let Some(doc) = load(state, tenant).await? else {
+        return Ok(Vec::new());
+    };
+    let mut who: Vec<String> = doc
+        .flow
+        .flows
+        .iter()
+        .filter(|r| &r.action.template_key == key)
+        .map(|r| format!("flow rule {:?}", r.id))
+        .collect();
+    if doc.flow.fallback_template_key.as_ref() == Some(key) {
+        who.push("the flow's fallback".into());
+    }
+    Ok(who)
+}

@@ -1,0 +1,162 @@
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use super::*;
+
+fn keys(ks: &[&str]) -> HashSet<TemplateKey> {
+    ks.iter()
+        .map(|k| TemplateKey::parse("k", k).expect("key"))
+        .collect()
+}
+
+fn parse(v: serde_json::Value) -> FlowInput {
+    serde_json::from_value(v).expect("shape")
+}
+
+fn field(r: Result<Flow, ApiError>) -> String {
+    match r {
+        Err(ApiError::Unprocessable { field, .. }) => field,
+        other => panic!("expected 422, got {other:?}"),
+    }
+}
+
+fn flow_of(rules: serde_json::Value) -> CompiledFlow {
+    let f = parse(json!({"flows": rules}))
+        .validate(&keys(&["t1", "t2", "t3"]))
+        .expect("valid");
+    CompiledFlow::new(&f)
+}
+
+fn matched(flow: &CompiledFlow, text: &str) -> Option<String> {
+    first_match(flow, text).map(|r| r.id.clone())
+}
+
+fn rule(id: &str, kind: &str, values: &[&str], t: &str) -> serde_json::Value {
+    json!({"id": id, "match": {"type": kind, "values": values}, "action": {"type": "send_template", "templateKey": t}})
+}
+
+#[test]
+fn both_shapes_normalise_to_the_same_flow() {
+    let known = keys(&["menu", "bye", "fb"]);
+    let new = parse(json!({
+        "flows": [{"id": "rule_1", "match": {"type": "equals", "values": ["hi"]}, "action": {"type": "send_template", "templateKey": "menu", "setState": "menu"}},
+                  {"id": "rule_2", "match": {"type": "contains", "values": ["bye"]}, "action": {"type": "send_template", "templateKey": "bye"}}],
+        "fallbackTemplateKey": "fb"
+    }))
+    .validate(&known)
+    .expect("new shape");
+    let legacy = parse(json!({
+        "rules": [{"when": {"type": "equals", "value": "hi"}, "action": {"replyTemplateKey": "menu", "setState": "menu"}},
+                  {"when": {"type": "contains", "value": "bye"}, "action": {"replyTemplateKey": "bye"}}],
+        "fallbackTemplateKey": "fb"
+    }))
+    .validate(&known)
+    .expect("legacy shape");
+    assert_eq!(new, legacy);
+    assert_eq!(
+        serde_json::to_value(&legacy).expect("json")["flows"][0]["action"]["type"],
+        "send_template"
+    );
+}
+
+#[test]
+fn invalid_parts_are_named_in_the_callers_shape() {
+    let known = keys(&["t1"]);
+    let bad_regex = parse(json!({"flows": [rule("r", "regex", &["ok", "(unclosed"], "t1")]}));
+    assert_eq!(
+        field(bad_regex.validate(&known)),
+        "flows[0].match.values[1]"
+    );
+    let huge =
+        parse(json!({"flows": [rule("r", "regex", &["\\w{1000}\\w{1000}\\w{1000}"], "t1")]}));
+    assert_eq!(field(huge.validate(&known)), "flows[0].match.values[0]");
+    let unknown = parse(json!({"flows": [rule("r", "equals", &["x"], "nope")]}));
+    assert_eq!(
+        field(unknown.validate(&known)),
+        "flows[0].action.templateKey"
+    );
+    let legacy_unknown = parse(
+        json!({"rules": [{"when": {"type": "equals", "value": "x"}, "action": {"replyTemplateKey": "nope"}}]}),
+    );
+    assert_eq!(
+        field(legacy_unknown.validate(&known)),
+        "rules[0].action.replyTemplateKey"
+    );
+    let fallback = parse(json!({"flows": [], "fallbackTemplateKey": "nope"}));
+    assert_eq!(field(fallback.validate(&known)), "fallbackTemplateKey");
+    let dup = parse(
+        json!({"flows": [rule("a", "equals", &["x"], "t1"), rule("a", "equals", &["y"], "t1")]}),
+    );
+    assert_eq!(field(dup.validate(&known)), "flows[1].id");
+    let kind = parse(json!({"flows": [rule("a", "fuzzy", &["x"], "t1")]}));
+    assert_eq!(field(kind.validate(&known)), "flows[0].match.type");
+    let empty = parse(json!({"flows": [rule("a", "equals", &[], "t1")]}));
+    assert_eq!(field(empty.validate(&known)), "flows[0].match.values");
+    let many: Vec<String> = (0..51).map(|i| i.to_string()).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(
+        field(parse(json!({"flows": [rule("a", "equals", &many, "t1")]})).validate(&known)),
+        "flows[0].match.values[50]"
+    );
+    let rules: Vec<_> = (0..201)
+        .map(|i| rule(&format!("r{i}"), "equals", &["x"], "t1"))
+        .collect();
+    assert_eq!(
+        field(parse(json!({"flows": rules})).validate(&known)),
+        "flows[200]"
+    );
+}
+
+#[test]
+fn each_match_type_is_case_insensitive() {
+    let f = flow_of(json!([
+        rule("eq", "equals", &["HELLO"], "t1"),
+        rule("sw", "starts_with", &["order"], "t2"),
+        rule("ct", "contains", &["price"], "t3"),
+        rule("re", "regex", &[r"^\d{4}$"], "t1"),
+    ]));
+    assert_eq!(matched(&f, "  hello "), Some("eq".into()));
+    assert_eq!(matched(&f, "hello there"), None);
+    assert_eq!(matched(&f, "ORDER 123"), Some("sw".into()));
+    assert_eq!(matched(&f, "my order"), None);
+    assert_eq!(matched(&f, "What's the PRICE?"), Some("ct".into()));
+    assert_eq!(matched(&f, "1234"), Some("re".into()));
+    assert_eq!(matched(&f, "12345"), None);
+}
+
+#[test]
+fn unicode_case_folding() {
+    let f = flow_of(json!([
+        rule("fr", "equals", &["ÉCOLE"], "t1"),
+        rule("gr", "contains", &["ΣΟΦΙΑ"], "t2"),
+        rule("re", "regex", &["^straße$"], "t3")
+    ]));
+    assert_eq!(matched(&f, "école"), Some("fr".into()));
+    assert_eq!(matched(&f, "η σοφια"), Some("gr".into()));
+    assert_eq!(
+        matched(&f, "STRASSE"),
+        None,
+        "full case folding is not applied, as documented"
+    );
+    assert_eq!(matched(&f, "STRAẞE"), Some("re".into()));
+}
+
+#[test]
+fn first_match_wins_in_order() {
+    let f = flow_of(json!([
+        rule("first", "contains", &["pizza"], "t1"),
+        rule("second", "contains", &["pizza", "order"], "t2")
+    ]));
+    assert_eq!(matched(&f, "order pizza"), Some("first".into()));
+    assert_eq!(matched(&f, "order"), Some("second".into()));
+    assert_eq!(matched(&f, "nothing"), None);
+}
+
+#[test]
+fn regex_is_linear_time_on_evil_patterns() {
+    // Catastrophic for backtracking engines; linear here.
+    let f = flow_of(json!([rule("evil", "regex", &["^(a+)+$"], "t1")]));
+    let text = format!("{}!", "a".repeat(50_000));
+    assert_eq!(matched(&f, &text), None);
+}

@@ -1,0 +1,419 @@
+//! Templates: what a tenant's bot says. Plain text, or up to 3 reply buttons each wired to
+//! the next template. Validated at save time against WhatsApp's own limits, so a saved
+//! template always sends.
+
+mod store;
+
+use std::{collections::HashSet, sync::LazyLock};
+
+use rand::RngCore;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub use store::{
+    TemplateDoc, create_or_update, deactivate, existing_keys, get, list, load_active, references,
+    replace,
+};
+
+use crate::error::ApiError;
+
+/// WhatsApp's limits for interactive reply buttons.
+pub const MAX_BUTTONS: usize = 3;
+pub const BUTTON_TITLE_MAX: usize = 20;
+pub const BUTTON_ID_MAX: usize = 256;
+pub const TEXT_BODY_MAX: usize = 4096;
+pub const INTERACTIVE_BODY_MAX: usize = 1024;
+pub const STATE_MAX: usize = 64;
+pub const KEY_MAX: usize = 64;
+pub const DESCRIPTION_MAX: usize = 512;
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// A template's key: `[A-Za-z0-9_.-]{1,64}`; generated ones are `tmpl_` + 8 hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TemplateKey(String);
+
+impl TemplateKey {
+    pub fn parse(field: &str, s: &str) -> Result<Self, ApiError> {
+        let ok = (1..=KEY_MAX).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ApiError::invalid(
+                field,
+                "must be 1–64 characters of letters, digits, '_', '-' or '.'",
+            ))
+        }
+    }
+
+    pub fn generate() -> Self {
+        Self(format!("tmpl_{}", random_hex(4)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TemplateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateKind {
+    Text,
+    InteractiveButton,
+}
+
+impl TemplateKind {
+    fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        match s {
+            None | Some("text") => Ok(Self::Text),
+            Some("interactive_button") => Ok(Self::InteractiveButton),
+            Some(other) => Err(ApiError::invalid(
+                "kind",
+                format!("must be text or interactive_button, not {other:?}"),
+            )),
+        }
+    }
+
+    pub fn body_max(self) -> usize {
+        match self {
+            Self::Text => TEXT_BODY_MAX,
+            Self::InteractiveButton => INTERACTIVE_BODY_MAX,
+        }
+    }
+}
+
+/// 1–20 characters (Unicode scalar values, as WhatsApp counts them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ButtonTitle(String);
+
+impl ButtonTitle {
+    pub fn parse(field: &str, s: &str) -> Result<Self, ApiError> {
+        let s = s.trim();
+        match s.chars().count() {
+            0 => Err(ApiError::invalid(field, "must not be empty")),
+            n if n > BUTTON_TITLE_MAX => Err(ApiError::invalid(
+                field,
+                format!("must be at most {BUTTON_TITLE_MAX} characters (has {n})"),
+            )),
+            _ => Ok(Self(s.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The payload id WhatsApp echoes back when the button is tapped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ButtonId(String);
+
+impl ButtonId {
+    pub fn parse(field: &str, s: &str) -> Result<Self, ApiError> {
+        if s.is_empty() {
+            Err(ApiError::invalid(field, "must not be empty"))
+        } else if s.chars().count() > BUTTON_ID_MAX {
+            Err(ApiError::invalid(
+                field,
+                format!("must be at most {BUTTON_ID_MAX} characters"),
+            ))
+        } else if s.trim() != s {
+            Err(ApiError::invalid(
+                field,
+                "must not start or end with spaces",
+            ))
+        } else {
+            Ok(Self(s.to_owned()))
+        }
+    }
+
+    pub fn generate() -> Self {
+        Self(format!("btn_{}", random_hex(6)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A conversation state name set by a button or a rule (≤ 64 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StateName(String);
+
+impl StateName {
+    pub fn parse(field: &str, s: &str) -> Result<Option<Self>, ApiError> {
+        let s = s.trim();
+        match s.chars().count() {
+            0 => Ok(None),
+            n if n > STATE_MAX => Err(ApiError::invalid(
+                field,
+                format!("must be at most {STATE_MAX} characters"),
+            )),
+            _ => Ok(Some(Self(s.to_owned()))),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Button {
+    pub id: ButtonId,
+    pub title: ButtonTitle,
+    #[serde(default)]
+    pub next_template_key: Option<TemplateKey>,
+    #[serde(default)]
+    pub next_state: Option<StateName>,
+}
+
+/// `{{name}}` placeholders; names are `[A-Za-z0-9_.-]+`.
+static PLACEHOLDER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}").expect("static regex"));
+
+fn valid_variable_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Names of the placeholders in `body`, in order of first appearance.
+pub fn placeholders(body: &str) -> Vec<String> {
+    let mut seen = Vec::<String>::new();
+    for cap in PLACEHOLDER.captures_iter(body) {
+        let name = &cap[1];
+        if !seen.iter().any(|s| s == name) {
+            seen.push(name.to_owned());
+        }
+    }
+    seen
+}
+
+/// Fills `{{name}}` placeholders; `value` returns None for an unknown one, which renders as
+/// `missing` decides (auto-replies render it empty; the send API refuses it before).
+pub fn render(body: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    PLACEHOLDER
+        .replace_all(body, |cap: &regex::Captures<'_>| {
+            value(&cap[1]).unwrap_or_default()
+        })
+        .into_owned()
+}
+
+/// A template body as sent: `POST` and `PUT` bodies.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateInput {
+    #[serde(default)]
+    pub key: Option<String>,
+    pub body: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub buttons: Option<Vec<ButtonInput>>,
+    #[serde(default)]
+    pub variables: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ButtonInput {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub next_template_key: Option<String>,
+    #[serde(default)]
+    pub next_state: Option<String>,
+}
+
+/// A template's content after validation (everything but identity and bookkeeping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSpec {
+    pub kind: TemplateKind,
+    pub body: String,
+    pub buttons: Vec<Button>,
+    pub variables: Vec<String>,
+    pub description: Option<String>,
+    pub is_active: bool,
+}
+
+impl TemplateInput {
+    /// The keys this input's buttons point to, for the caller to look up.
+    pub fn next_keys(&self) -> Result<Vec<TemplateKey>, ApiError> {
+        let mut keys = Vec::new();
+        for (i, b) in self.buttons.iter().flatten().enumerate() {
+            if let Some(k) = b.next_template_key.as_deref().filter(|k| !k.is_empty()) {
+                keys.push(TemplateKey::parse(
+                    &format!("buttons[{i}].nextTemplateKey"),
+                    k,
+                )?);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Validates everything. `own_key` is the key being saved (a button may point to its
+    /// own template); `existing` holds this tenant's active keys among [`Self::next_keys`].
+    pub fn validate(
+        &self,
+        own_key: &TemplateKey,
+        existing: &HashSet<TemplateKey>,
+    ) -> Result<TemplateSpec, ApiError> {
+        let kind = TemplateKind::parse(self.kind.as_deref())?;
+
+        let body = self.body.trim();
+        let len = body.chars().count();
+        if len == 0 {
+            return Err(ApiError::invalid("body", "must not be empty"));
+        }
+        if len > kind.body_max() {
+            return Err(ApiError::invalid(
+                "body",
+                format!(
+                    "must be at most {} characters for {} templates (has {len})",
+                    kind.body_max(),
+                    match kind {
+                        TemplateKind::Text => "text",
+                        TemplateKind::InteractiveButton => "interactive_button",
+                    }
+                ),
+            ));
+        }
+
+        let inputs = self.buttons.as_deref().unwrap_or_default();
+        match kind {
+            TemplateKind::Text if !inputs.is_empty() => {
+                return Err(ApiError::invalid(
+                    "buttons",
+                    "must be empty for text templates (use kind interactive_button)",
+                ));
+            }
+            TemplateKind::InteractiveButton if inputs.is_empty() => {
+                return Err(ApiError::invalid(
+                    "buttons",
+                    "interactive_button templates need 1–3 buttons",
+                ));
+            }
+            TemplateKind::InteractiveButton if inputs.len() > MAX_BUTTONS => {
+                return Err(ApiError::invalid(
+                    format!("buttons[{MAX_BUTTONS}]"),
+                    format!("at most {MAX_BUTTONS} buttons are allowed (WhatsApp's limit)"),
+                ));
+            }
+            _ => {}
+        }
+
+        let mut buttons: Vec<Button> = Vec::with_capacity(inputs.len());
+        for (i, b) in inputs.iter().enumerate() {
+            let title = ButtonTitle::parse(&format!("buttons[{i}].title"), &b.title)?;
+            if buttons
+                .iter()
+                .any(|o| o.title.0.to_lowercase() == title.0.to_lowercase())
+            {
+                return Err(ApiError::invalid(
+                    format!("buttons[{i}].title"),
+                    format!("duplicates another button's title {:?}", title.0),
+                ));
+            }
+            let id = match b.id.as_deref() {
+                Some(id) => ButtonId::parse(&format!("buttons[{i}].id"), id)?,
+                None => ButtonId::generate(),
+            };
+            if buttons.iter().any(|o| o.id == id) {
+                return Err(ApiError::invalid(
+                    format!("buttons[{i}].id"),
+                    format!("duplicates another button's id {:?}", id.0),
+                ));
+            }
+            let field = format!("buttons[{i}].nextTemplateKey");
+            let next_template_key = match b.next_template_key.as_deref().filter(|k| !k.is_empty()) {
+                Some(k) => {
+                    let k = TemplateKey::parse(&field, k)?;
+                    if &k != own_key && !existing.contains(&k) {
+                        return Err(ApiError::invalid(
+                            field,
+                            format!("template {k} does not exist (or is inactive) for this tenant"),
+                        ));
+                    }
+                    Some(k)
+                }
+                None => None,
+            };
+            let next_state = match b.next_state.as_deref() {
+                Some(s) => StateName::parse(&format!("buttons[{i}].nextState"), s)?,
+                None => None,
+            };
+            buttons.push(Button {
+                id,
+                title,
+                next_template_key,
+                next_state,
+            });
+        }
+
+        let mut variables: Vec<String> = Vec::new();
+        for (i, v) in self.variables.iter().flatten().enumerate() {
+            let v = v.trim();
+            if !valid_variable_name(v) {
+                return Err(ApiError::invalid(
+                    format!("variables[{i}]"),
+                    "must be 1–64 characters of letters, digits, '_', '-' or '.'",
+                ));
+            }
+            if !variables.iter().any(|x| x == v) {
+                variables.push(v.to_owned());
+            }
+        }
+        for p in placeholders(body) {
+            if !variables.contains(&p) {
+                variables.push(p);
+            }
+        }
+
+        let description = match self.description.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(d) if d.chars().count() > DESCRIPTION_MAX => {
+                return Err(ApiError::invalid(
+                    "description",
+                    format!("must be at most {DESCRIPTION_MAX} characters"),
+                ));
+            }
+            Some(d) => Some(d.to_owned()),
+        };
+
+        Ok(TemplateSpec {
+            kind,
+            body: body.to_owned(),
+            buttons,
+            variables,
+            description,
+            is_active: self.is_active.unwrap_or(true),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

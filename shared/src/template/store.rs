@@ -1,0 +1,320 @@
+//! Templates in MongoDB: every query is scoped by `tenantId`; `(tenantId, key)` is unique.
+
+use std::collections::HashSet;
+
+use futures::TryStreamExt;
+use mongodb::{
+    Collection,
+    bson::{self, DateTime, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Button, TemplateInput, TemplateKey, TemplateKind, TemplateSpec};
+use crate::{
+    error::ApiError,
+    flow,
+    state::AppState,
+    store::{TEMPLATES, is_duplicate_key},
+    tenant::TenantId,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateDoc {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub tenant_id: ObjectId,
+    pub key: TemplateKey,
+    pub kind: TemplateKind,
+    pub body: String,
+    pub buttons: Vec<Button>,
+    pub variables: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub version: i64,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+impl TemplateDoc {
+    /// The API's view of a template.
+    pub fn view(&self) -> Value {
+        json!({
+            "key": self.key,
+            "tenantId": self.tenant_id.to_hex(),
+            "kind": self.kind,
+            "body": self.body,
+            "buttons": self.buttons,
+            "variables": self.variables,
+            "description": self.description,
+            "isActive": self.is_active,
+            "version": self.version,
+            "createdAt": self.created_at.try_to_rfc3339_string().unwrap_or_default(),
+            "updatedAt": self.updated_at.try_to_rfc3339_string().unwrap_or_default(),
+        })
+    }
+}
+
+async fn collection(state: &AppState) -> Result<Collection<TemplateDoc>, ApiError> {
+    state.store.collection(TEMPLATES).await
+}
+
+fn not_found(key: &TemplateKey) -> ApiError {
+    ApiError::not_found(format!("template {key} not found"))
+}
+
+/// Which of `keys` are active templates of the tenant.
+pub async fn existing_keys(
+    state: &AppState,
+    tenant: &TenantId,
+    keys: &[TemplateKey],
+) -> Result<HashSet<TemplateKey>, ApiError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list: Vec<&str> = keys.iter().map(TemplateKey::as_str).collect();
+    let found: Vec<TemplateDoc> = collection(state)
+        .await?
+        .find(doc! { "tenantId": tenant.object_id(), "key": { "$in": list }, "isActive": true })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().map(|d| d.key).collect())
+}
+
+async fn find(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+) -> Result<Option<TemplateDoc>, ApiError> {
+    Ok(collection(state)
+        .await?
+        .find_one(doc! { "tenantId": tenant.object_id(), "key": key.as_str() })
+        .await?)
+}
+
+pub async fn get(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+) -> Result<TemplateDoc, ApiError> {
+    find(state, tenant, key)
+        .await?
+        .ok_or_else(|| not_found(key))
+}
+
+/// Active templates sorted by key; with `all`, inactive ones too.
+pub async fn list(
+    state: &AppState,
+    tenant: &TenantId,
+    all: bool,
+) -> Result<Vec<TemplateDoc>, ApiError> {
+    let mut filter = doc! { "tenantId": tenant.object_id() };
+    if !all {
+        filter.insert("isActive", true);
+    }
+    Ok(collection(state)
+        .await?
+        .find(filter)
+        .sort(doc! { "key": 1 })
+        .await?
+        .try_collect()
+        .await?)
+}
+
+/// Every active template of the tenant (what the conversation engine works from).
+pub async fn load_active(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<Vec<TemplateDoc>, ApiError> {
+    list(state, tenant, false).await
+}
+
+fn spec_fields(spec: &TemplateSpec) -> Result<bson::Document, ApiError> {
+    let buttons = bson::to_bson(&spec.buttons).map_err(|_| ApiError::Internal)?;
+    let kind = bson::to_bson(&spec.kind).map_err(|_| ApiError::Internal)?;
+    Ok(doc! {
+        "kind": kind,
+        "body": &spec.body,
+        "buttons": buttons,
+        "variables": &spec.variables,
+        "description": spec.description.as_deref(),
+        "isActive": spec.is_active,
+    })
+}
+
+/// Who still points at `key`: active flow rules/fallback and other active templates' buttons.
+pub async fn references(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+) -> Result<Vec<String>, ApiError> {
+    let mut who = flow::references(state, tenant, key).await?;
+    let pointing: Vec<TemplateDoc> = collection(state)
+        .await?
+        .find(doc! {
+            "tenantId": tenant.object_id(),
+            "isActive": true,
+            "key": { "$ne": key.as_str() },
+            "buttons.nextTemplateKey": key.as_str(),
+        })
+        .sort(doc! { "key": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    for t in pointing {
+        for b in t
+            .buttons
+            .iter()
+            .filter(|b| b.next_template_key.as_ref() == Some(key))
+        {
+            who.push(format!("template {} button {:?}", t.key, b.title.as_str()));
+        }
+    }
+    Ok(who)
+}
+
+async fn refuse_if_referenced(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+) -> Result<(), ApiError> {
+    let who = references(state, tenant, key).await?;
+    if who.is_empty() {
+        return Ok(());
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("referencedBy".into(), json!(who));
+    Err(ApiError::Conflict {
+        message: format!("template {key} is still referenced by {}", who.join(", ")),
+        extra,
+    })
+}
+
+async fn update(
+    state: &AppState,
+    current: &TemplateDoc,
+    spec: &TemplateSpec,
+) -> Result<TemplateDoc, ApiError> {
+    if current.is_active && !spec.is_active {
+        refuse_if_referenced(state, &current.tenant_id.into(), &current.key).await?;
+    }
+    let mut set = spec_fields(spec)?;
+    set.insert("updatedAt", DateTime::now());
+    collection(state)
+        .await?
+        .find_one_and_update(
+            doc! { "_id": current.id, "tenantId": current.tenant_id },
+            doc! { "$set": set, "$inc": { "version": 1_i64 } },
+        )
+        .return_document(ReturnDocument::After)
+        .await?
+        .ok_or_else(|| not_found(&current.key))
+}
+
+async fn insert(
+    state: &AppState,
+    tenant: &TenantId,
+    key: TemplateKey,
+    spec: TemplateSpec,
+) -> Result<Result<TemplateDoc, mongodb::error::Error>, ApiError> {
+    let now = DateTime::now();
+    let doc = TemplateDoc {
+        id: ObjectId::new(),
+        tenant_id: tenant.object_id(),
+        key,
+        kind: spec.kind,
+        body: spec.body,
+        buttons: spec.buttons,
+        variables: spec.variables,
+        description: spec.description,
+        is_active: spec.is_active,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    Ok(collection(state).await?.insert_one(&doc).await.map(|_| doc))
+}
+
+/// `POST /templates`: no key → a new template under a generated key; an existing key →
+/// update (version + 1); a new key → created under it. Returns the doc and whether it was
+/// created.
+pub async fn create_or_update(
+    state: &AppState,
+    tenant: &TenantId,
+    input: &TemplateInput,
+) -> Result<(TemplateDoc, bool), ApiError> {
+    let existing = existing_keys(state, tenant, &input.next_keys()?).await?;
+    let Some(raw_key) = input.key.as_deref().filter(|k| !k.is_empty()) else {
+        // Generated keys: 32 random bits per tenant; retry the rare collision.
+        for _ in 0..5 {
+            let key = TemplateKey::generate();
+            let spec = input.validate(&key, &existing)?;
+            match insert(state, tenant, key, spec).await? {
+                Ok(doc) => return Ok((doc, true)),
+                Err(e) if is_duplicate_key(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Err(ApiError::unavailable(
+            "database",
+            "could not generate a unique template key",
+        ));
+    };
+    let key = TemplateKey::parse("key", raw_key)?;
+    let spec = input.validate(&key, &existing)?;
+    // Two attempts: a concurrent create of the same key turns ours into an update.
+    for _ in 0..2 {
+        if let Some(current) = find(state, tenant, &key).await? {
+            return Ok((update(state, &current, &spec).await?, false));
+        }
+        match insert(state, tenant, key.clone(), spec.clone()).await? {
+            Ok(doc) => return Ok((doc, true)),
+            Err(e) if is_duplicate_key(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::unavailable("database", "template key contention"))
+}
+
+/// `PUT /templates/{key}`: full replace of an existing template, version + 1.
+pub async fn replace(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+    input: &TemplateInput,
+) -> Result<TemplateDoc, ApiError> {
+    if let Some(k) = input.key.as_deref().filter(|k| !k.is_empty())
+        && k != key.as_str()
+    {
+        return Err(ApiError::invalid("key", "must match the key in the path"));
+    }
+    let current = get(state, tenant, key).await?;
+    let existing = existing_keys(state, tenant, &input.next_keys()?).await?;
+    let spec = input.validate(key, &existing)?;
+    update(state, &current, &spec).await
+}
+
+/// `DELETE /templates/{key}`: deactivates, unless something active still points to it.
+pub async fn deactivate(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &TemplateKey,
+) -> Result<TemplateDoc, ApiError> {
+    let current = get(state, tenant, key).await?;
+    if !current.is_active {
+        return Ok(current);
+    }
+    let spec = TemplateSpec {
+        kind: current.kind,
+        body: current.body.clone(),
+        buttons: current.buttons.clone(),
+        variables: current.variables.clone(),
+        description: current.description.clone(),
+        is_active: false,
+    };
+    update(state, &current, &spec).await
+}
