@@ -26,6 +26,8 @@ pub struct Config {
     pub kms_key_id: Option<String>,
     pub whatsapp_api_base: String,
     pub whatsapp_api_version: String,
+    /// How long a warm function reuses a tenant's templates and flow (`CONFIG_CACHE_TTL_SECS`).
+    pub config_cache_ttl: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,13 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             whatsapp_api_version: get("WHATSAPP_API_VERSION").unwrap_or_else(|| "v20.0".into()),
+            config_cache_ttl: std::time::Duration::from_secs(match get("CONFIG_CACHE_TTL_SECS") {
+                None => 10,
+                Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                    name: "CONFIG_CACHE_TTL_SECS",
+                    why: "expected whole seconds".into(),
+                })?,
+            }),
         })
     }
 }

@@ -4,17 +4,24 @@
 //! Function crates stay thin: they wire these pieces into an `axum::Router`.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod crypto;
+pub mod customer;
+pub mod engine;
 pub mod error;
 pub mod flow;
 pub mod http;
+pub mod locks;
+pub mod message;
+pub mod queue;
 pub mod secret;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod template;
 pub mod tenant;
+pub mod webhook;
 
 pub use error::ApiError;
 pub use state::AppState;

@@ -6,11 +6,19 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use mongodb::{Client, Database, options::ClientOptions};
 
 use crate::{
+    cache::TtlCache,
     config::{Config, DEFAULT_DATABASE},
     crypto::TokenCipher,
+    engine::BotConfig,
     error::ApiError,
+    locks::Locks,
+    queue::SendQueue,
     store::Store,
+    tenant::{TenantId, TenantRef},
 };
+
+/// How long a warm function trusts its phone number → tenant mapping.
+const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -21,7 +29,13 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub sqs: aws_sdk_sqs::Client,
+    pub locks: Locks,
+    /// phone_number_id → tenant (`None` cached too: unknown numbers are common noise).
+    pub tenants_by_number: TtlCache<String, Option<TenantRef>>,
+    /// Active templates + compiled flow per tenant; writes in this process invalidate it.
+    pub bot_configs: TtlCache<TenantId, BotConfig>,
     cipher: Option<TokenCipher>,
+    queue: Option<SendQueue>,
 }
 
 impl Deref for AppState {
@@ -63,10 +77,19 @@ impl AppState {
             .kms_key_id
             .as_ref()
             .map(|key| TokenCipher::new(aws_sdk_kms::Client::new(aws), key.clone()));
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let queue = config
+            .send_queue_url
+            .as_ref()
+            .map(|url| SendQueue::new(sqs.clone(), url.clone()));
         Self(Arc::new(Inner {
             store: Store::new(db),
-            sqs: aws_sdk_sqs::Client::new(aws),
+            locks: Locks::new(config.redis_url.as_ref()),
+            tenants_by_number: TtlCache::new(TENANT_CACHE_TTL),
+            bot_configs: TtlCache::new(config.config_cache_ttl),
+            sqs,
             cipher,
+            queue,
             config,
         }))
     }
@@ -80,6 +103,12 @@ impl AppState {
             tracing::warn!("KMS_KEY_ID is not set: tenant registration will answer 503");
         }
         Ok(Self::new(config, &aws, db))
+    }
+
+    pub fn queue(&self) -> Result<&SendQueue, ApiError> {
+        self.queue
+            .as_ref()
+            .ok_or_else(|| ApiError::unavailable("queue", "SEND_QUEUE_URL is not set"))
     }
 
     pub fn cipher(&self) -> Result<&TokenCipher, ApiError> {

@@ -49,6 +49,8 @@ impl Store {
 pub const TENANTS: &str = "tenants";
 pub const TEMPLATES: &str = "templates";
 pub const FLOWS: &str = "flows";
+pub const MESSAGES: &str = "messages";
+pub const CUSTOMERS: &str = "customers";
 
 fn unique(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -59,6 +61,13 @@ fn unique(keys: Document, name: &str) -> IndexModel {
                 .name(name.to_owned())
                 .build(),
         )
+        .build()
+}
+
+fn plain(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
         .build()
 }
 
@@ -78,6 +87,25 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
         .await?;
     db.collection::<Document>(FLOWS)
         .create_indexes([unique(doc! { "tenantId": 1 }, "tenant_unique")])
+        .await?;
+    // Every message has an idempotency key (`in:<wamid>`, `auto-reply:<wamid>`, the caller's
+    // or a generated one) under one non-partial unique index: SecantusDB enforces partial
+    // indexes but never uses them for lookups.
+    db.collection::<Document>(MESSAGES)
+        .create_indexes([
+            unique(
+                doc! { "tenantId": 1, "idempotencyKey": 1 },
+                "tenant_idempotency_unique",
+            ),
+            plain(doc! { "tenantId": 1, "waMessageId": 1 }, "tenant_wamid"),
+            plain(doc! { "tenantId": 1, "createdAt": -1 }, "tenant_created"),
+        ])
+        .await?;
+    db.collection::<Document>(CUSTOMERS)
+        .create_indexes([unique(
+            doc! { "tenantId": 1, "waId": 1 },
+            "tenant_waid_unique",
+        )])
         .await?;
     Ok(())
 }

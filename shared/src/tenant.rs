@@ -306,6 +306,49 @@ pub async fn find(state: &AppState, id: &TenantId) -> Result<TenantView, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))
 }
 
+/// What the webhook needs of a tenant, cached by phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRef {
+    pub id: TenantId,
+    pub status: TenantStatus,
+}
+
+#[derive(Deserialize)]
+struct TenantRefDoc {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    status: TenantStatus,
+}
+
+/// The active tenant that owns `phone_number_id`, through the warm cache.
+pub async fn by_phone_number(
+    state: &AppState,
+    phone_number_id: &str,
+) -> Result<Option<TenantRef>, ApiError> {
+    let key = phone_number_id.to_owned();
+    let found = state
+        .tenants_by_number
+        .get_or_load(&key, async {
+            let doc = state
+                .store
+                .tenants()
+                .await?
+                .clone_with_type::<TenantRefDoc>()
+                .find_one(doc! { "phoneNumberId": phone_number_id })
+                .projection(doc! { "_id": 1, "status": 1 })
+                .await?;
+            Ok::<_, ApiError>(doc.map(|d| TenantRef {
+                id: d.id.into(),
+                status: d.status,
+            }))
+        })
+        .await?;
+    Ok(found
+        .as_ref()
+        .clone()
+        .filter(|t| t.status == TenantStatus::Active))
+}
+
 /// 404 unless the tenant exists.
 pub async fn ensure_exists(state: &AppState, id: &TenantId) -> Result<(), ApiError> {
     let found = state

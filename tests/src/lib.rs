@@ -16,6 +16,8 @@ use serde_json::Value;
 use shared::{AppState, config::Config, state};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,21 +51,52 @@ pub struct TestApp {
     pub aws: aws_config::SdkConfig,
 }
 
-/// Settings of the test stack with a fresh database.
-pub async fn test_state() -> (AppState, Database, aws_config::SdkConfig) {
+/// The stack's settings with the test credentials and a send queue of the test's own.
+pub async fn test_config(aws: &aws_config::SdkConfig) -> Config {
     let mut config = Config::from_env().expect("stack environment");
     config.admin_token = Some(shared::secret::Secret::new(ADMIN_TOKEN));
-    let client_db = state::connect_database(&stack_var("MONGO_URI"))
+    config.app_secret = Some(shared::secret::Secret::new(APP_SECRET));
+    config.verify_token = Some(shared::secret::Secret::new(VERIFY_TOKEN));
+    config.send_queue_url = Some(create_queue(aws, "send").await);
+    config
+}
+
+/// A fresh queue on the stack's SQS (long visibility: a test reads each job once).
+pub async fn create_queue(aws: &aws_config::SdkConfig, prefix: &str) -> String {
+    aws_sdk_sqs::Client::new(aws)
+        .create_queue()
+        .queue_name(format!("{prefix}-{}", random_hex(6)))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
+}
+
+/// A fresh database on the stack's MongoDB.
+pub async fn fresh_database() -> Database {
+    let db = state::connect_database(&stack_var("MONGO_URI"))
         .await
         .expect("mongo uri");
-    let db = client_db.client().database(&format!("t_{}", random_hex(6)));
+    db.client().database(&format!("t_{}", random_hex(6)))
+}
+
+/// Settings of the test stack with a fresh database.
+pub async fn test_state() -> (AppState, Database, aws_config::SdkConfig) {
     let aws = state::aws_config().await;
+    let config = test_config(&aws).await;
+    let db = fresh_database().await;
     (AppState::new(config, &aws, db.clone()), db, aws)
 }
 
 pub async fn spawn_app() -> TestApp {
-    capture_logs();
     let (state, db, aws) = test_state().await;
+    serve(state, db, aws).await
+}
+
+/// The whole app (every template.yaml route) for `state`, on its own port.
+pub async fn serve(state: AppState, db: Database, aws: aws_config::SdkConfig) -> TestApp {
+    capture_logs();
     let app = local_gateway::app(&state).expect("route table");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -112,9 +145,19 @@ impl TestApp {
 
     /// Registers a tenant as admin; returns (tenant id, api key, access token).
     pub async fn register_tenant(&self, name: &str) -> (String, String, String) {
+        let (id, key, token, _) = self.register_tenant_with_number(name).await;
+        (id, key, token)
+    }
+
+    /// As [`Self::register_tenant`], also returning the phone_number_id.
+    pub async fn register_tenant_with_number(
+        &self,
+        name: &str,
+    ) -> (String, String, String, String) {
         let token = format!("EAAtest{}", random_hex(16));
+        let number = phone_number_id();
         let body = serde_json::json!({
-            "name": name, "phoneNumberId": phone_number_id(), "accessToken": token,
+            "name": name, "phoneNumberId": number, "accessToken": token,
         })
         .to_string();
         let r = self
@@ -125,7 +168,79 @@ impl TestApp {
             r.body["tenant"]["id"].as_str().expect("id").to_owned(),
             r.body["apiKey"].as_str().expect("apiKey").to_owned(),
             token,
+            number,
         )
+    }
+
+    /// POSTs a webhook body signed with the test app secret, as Meta does.
+    pub async fn webhook(&self, body: &str) -> Reply {
+        let signature = shared::webhook::signature::sign(APP_SECRET.as_bytes(), body.as_bytes());
+        self.webhook_with(body, Some(&signature)).await
+    }
+
+    pub async fn webhook_with(&self, body: &str, signature: Option<&str>) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/whatsapp/webhook", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(s) = signature {
+            req = req.header("x-hub-signature-256", s);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    /// Every job now on this app's send queue (each is read once).
+    pub async fn queued_jobs(&self) -> Vec<Value> {
+        let url = self
+            .state
+            .config
+            .send_queue_url
+            .clone()
+            .expect("send queue");
+        drain_queue(&self.aws, &url).await
+    }
+
+    pub async fn messages(&self, filter: mongodb::bson::Document) -> Vec<mongodb::bson::Document> {
+        use futures::TryStreamExt;
+        self.db
+            .collection::<mongodb::bson::Document>("messages")
+            .find(filter)
+            .sort(mongodb::bson::doc! { "createdAt": 1 })
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("collect")
+    }
+}
+
+/// Receives until the queue is empty; the messages stay invisible long enough not to
+/// come back during the test.
+pub async fn drain_queue(aws: &aws_config::SdkConfig, url: &str) -> Vec<Value> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            return out;
+        }
+        for m in got {
+            out.push(serde_json::from_str(m.body.as_deref().unwrap_or("null")).expect("job json"));
+        }
     }
 }
 

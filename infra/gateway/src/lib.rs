@@ -18,6 +18,7 @@ pub fn function_router(binary: &str, state: &AppState) -> Option<Router> {
         "register" => Some(register::router(state.clone())),
         "templates" => Some(templates::router(state.clone())),
         "flows" => Some(flows::router(state.clone())),
+        "webhook" => Some(webhook::router(state.clone())),
         _ => None,
     }
 }

@@ -74,6 +74,7 @@ pub async fn save(
         .return_document(ReturnDocument::After)
         .await?
         .ok_or(ApiError::Internal)?;
+    state.bot_configs.invalidate(tenant);
     let created = saved.version == 1;
     Ok((saved, created))
 }

@@ -204,7 +204,7 @@ async fn update(
     }
     let mut set = spec_fields(spec)?;
     set.insert("updatedAt", DateTime::now());
-    collection(state)
+    let updated = collection(state)
         .await?
         .find_one_and_update(
             doc! { "_id": current.id, "tenantId": current.tenant_id },
@@ -212,7 +212,9 @@ async fn update(
         )
         .return_document(ReturnDocument::After)
         .await?
-        .ok_or_else(|| not_found(&current.key))
+        .ok_or_else(|| not_found(&current.key))?;
+    state.bot_configs.invalidate(&current.tenant_id.into());
+    Ok(updated)
 }
 
 async fn insert(
@@ -236,7 +238,9 @@ async fn insert(
         created_at: now,
         updated_at: now,
     };
-    Ok(collection(state).await?.insert_one(&doc).await.map(|_| doc))
+    let inserted = collection(state).await?.insert_one(&doc).await.map(|_| doc);
+    state.bot_configs.invalidate(tenant);
+    Ok(inserted)
 }
 
 /// `POST /templates`: no key → a new template under a generated key; an existing key →

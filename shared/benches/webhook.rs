@@ -1,0 +1,136 @@
+//! The webhook's CPU path for one ~3 KB Meta notification: verify the signature, parse,
+//! decide the reply. Run: `cargo bench -p shared --bench webhook`.
+
+use std::{collections::HashSet, hint::black_box};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mongodb::bson::{DateTime, oid::ObjectId};
+use serde_json::{Value, json};
+use shared::{
+    customer::Conversation,
+    engine::{BotConfig, Decision, Inbound, decide},
+    flow::FlowInput,
+    template::{TemplateDoc, TemplateInput, TemplateKey},
+    webhook::{changes, parse, signature},
+};
+
+const SECRET: &[u8] = b"bench-app-secret";
+
+fn payload() -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/meta/text-3kb.json");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let text = text
+        .replace("{{PHONE_NUMBER_ID}}", "106540352242922")
+        .replace(
+            "{{WAMID}}",
+            "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=",
+        )
+        .replace("{{FROM}}", "16505551234")
+        .replace("{{CUSTOMER_NAME}}", "Sheena Nelson");
+    serde_json::from_str::<Value>(&text)
+        .expect("json")
+        .to_string()
+        .into_bytes()
+}
+
+fn template(key: &str, spec: Value) -> TemplateDoc {
+    let input: TemplateInput = serde_json::from_value(spec).expect("template");
+    let k = TemplateKey::parse("key", key).expect("key");
+    let known: HashSet<TemplateKey> = ["menu", "prices", "delivery", "fallback"]
+        .iter()
+        .map(|k| TemplateKey::parse("k", k).expect("key"))
+        .collect();
+    let s = input.validate(&k, &known).expect("valid");
+    TemplateDoc {
+        id: ObjectId::new(),
+        tenant_id: ObjectId::new(),
+        key: k,
+        kind: s.kind,
+        body: s.body,
+        buttons: s.buttons,
+        variables: s.variables,
+        description: None,
+        is_active: true,
+        version: 1,
+        created_at: DateTime::now(),
+        updated_at: DateTime::now(),
+    }
+}
+
+/// A realistic tenant: 4 templates, 20 rules of every type, the match near the end.
+fn config() -> BotConfig {
+    let templates = vec![
+        template(
+            "menu",
+            json!({"body": "Hi {{customer_name}}!", "kind": "interactive_button", "buttons": [
+            {"title": "Prices", "nextTemplateKey": "prices"}, {"title": "Delivery", "nextTemplateKey": "delivery"}]}),
+        ),
+        template(
+            "prices",
+            json!({"body": "Latte 3.20, large 3.90. Oat milk +0.40, {{customer_name}}."}),
+        ),
+        template("delivery", json!({"body": "We deliver from 8:00."})),
+        template("fallback", json!({"body": "Sorry, {{customer_name}}?"})),
+    ];
+    let mut rules: Vec<Value> = (0..18)
+        .map(|i| {
+            let kind = ["equals", "starts_with", "contains", "regex"][i % 4];
+            json!({"id": format!("r{i}"), "match": {"type": kind,
+            "values": [format!("keyword{i}"), format!("other{i}")]}, "action": {"type": "send_template", "templateKey": "menu"}})
+        })
+        .collect();
+    rules.push(json!({"id": "deliver", "match": {"type": "regex", "values": [r"\bdeliver(y|ies)?\b.*\bbefore\b"]}, "action": {"type": "send_template", "templateKey": "delivery"}}));
+    rules.push(json!({"id": "price", "match": {"type": "contains", "values": ["price"]}, "action": {"type": "send_template", "templateKey": "prices"}}));
+    let flow: FlowInput =
+        serde_json::from_value(json!({"flows": rules, "fallbackTemplateKey": "fallback"}))
+            .expect("flow");
+    let known: HashSet<TemplateKey> = ["menu", "prices", "delivery", "fallback"]
+        .iter()
+        .map(|k| TemplateKey::parse("k", k).expect("key"))
+        .collect();
+    BotConfig::new(templates, Some(&flow.validate(&known).expect("valid flow")))
+}
+
+fn pipeline(body: &[u8], sig: &str, config: &BotConfig, conversation: &Conversation) -> usize {
+    signature::verify(SECRET, body, Some(sig)).expect("signed");
+    let notification = parse(body).expect("json").expect("known shape");
+    let (parsed, _) = changes(notification);
+    let mut replies = 0;
+    for change in &parsed {
+        for (m, name) in &change.messages {
+            let inbound = Inbound {
+                text: m.body.as_deref().unwrap_or_default(),
+                payload_id: m.payload_id.as_deref(),
+                customer_name: name.as_deref(),
+                wa_id: &m.from,
+            };
+            if let Decision::Reply(r) = decide(&inbound, conversation, config) {
+                replies += r.content.text.len();
+            }
+        }
+    }
+    replies
+}
+
+fn bench(c: &mut Criterion) {
+    let body = payload();
+    let sig = signature::sign(SECRET, &body);
+    let config = config();
+    let conversation = Conversation::default();
+    assert!(
+        pipeline(&body, &sig, &config, &conversation) > 0,
+        "the payload gets a reply"
+    );
+    let mut group = c.benchmark_group("webhook");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function(format!("verify+parse+decide {} B", body.len()), |b| {
+        b.iter(|| pipeline(black_box(&body), black_box(&sig), &config, &conversation))
+    });
+    group.bench_function("verify only", |b| {
+        b.iter(|| signature::verify(SECRET, black_box(&body), Some(&sig)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,416 @@
+//! The WhatsApp webhook: signature, tenant routing, storage, the engine, the reply queue.
+//!
+//! Exactly once, never lost: a Redis lock makes one delivery of a wamid do the work while
+//! duplicates answer 200 at once; the unique idempotency keys (`in:<wamid>`,
+//! `auto-reply:<wamid>`) are the guard when Redis is down. Anything that fails after the
+//! inbound is stored answers 5xx, so Meta retries, and the retry finishes what is missing.
+
+pub mod payload;
+pub mod signature;
+
+use std::time::Duration;
+
+use mongodb::bson::{self, DateTime, oid::ObjectId};
+
+use crate::{
+    config::AppEnv,
+    customer::{self, Conversation},
+    engine::{self, BotConfig, Decision, Inbound},
+    error::ApiError,
+    flow,
+    message::{self, Direction, MessageDoc, MessageError, Status},
+    state::AppState,
+    template,
+    tenant::{self, TenantId},
+};
+pub use payload::{InboundMessage, Notification};
+
+/// How long one delivery may hold a message before a duplicate may take over.
+const LOCK_TTL: Duration = Duration::from_secs(30);
+/// How long "done" is remembered in Redis (Meta retries for up to 7 days; past this the
+/// unique indexes answer).
+const DONE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// A stored reply still `queued` this long after creation is re-enqueued by a retry.
+const STALE_QUEUED: Duration = Duration::from_secs(30);
+
+/// Checks the signature (or the development exception) before anything is parsed.
+pub fn authenticate(
+    state: &AppState,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    match &state.config.app_secret {
+        Some(secret) => {
+            signature::verify(secret.expose().as_bytes(), body, signature).map_err(|e| {
+                tracing::warn!(
+                    metric = "webhook_signature_failure",
+                    reason = e.message(),
+                    "webhook refused"
+                );
+                ApiError::Unauthorized(e.message().into())
+            })
+        }
+        None if state.config.app_env == AppEnv::Development => Ok(()),
+        // Refused with a 5xx: Meta keeps retrying, so nothing is lost once it is configured.
+        None => Err(ApiError::unavailable(
+            "webhook",
+            "APP_SECRET is not set: unsigned webhooks are accepted only with APP_ENV=development",
+        )),
+    }
+}
+
+/// `GET /whatsapp/webhook`: Meta's subscription challenge.
+pub fn verify_subscription(
+    state: &AppState,
+    mode: Option<&str>,
+    token: Option<&str>,
+    challenge: Option<&str>,
+) -> Result<String, ApiError> {
+    let ok = mode == Some("subscribe")
+        && token.is_some_and(|t| {
+            state
+                .config
+                .verify_token
+                .as_ref()
+                .is_some_and(|v| v.matches(t))
+        });
+    if ok {
+        Ok(challenge.unwrap_or_default().to_owned())
+    } else {
+        Err(ApiError::Forbidden("verification failed".into()))
+    }
+}
+
+/// What one delivery contained.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub messages: usize,
+    pub duplicates: usize,
+    pub replies: usize,
+    pub statuses: usize,
+    pub ignored_changes: usize,
+}
+
+/// Parses a verified body: malformed JSON is a 400; JSON of an unknown shape is logged and
+/// acknowledged (Meta would retry it forever otherwise).
+pub fn parse(body: &[u8]) -> Result<Option<Notification>, ApiError> {
+    match serde_json::from_slice::<Notification>(body) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            Err(ApiError::bad_request(format!("malformed JSON: {e}")))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook body of an unknown shape acknowledged");
+            Ok(None)
+        }
+    }
+}
+
+/// One `messages` change of a notification, read: its number, statuses and messages (with
+/// the sender's profile name). Pure, so the bench measures exactly what `handle` runs.
+#[derive(Debug)]
+pub struct ParsedChange {
+    pub phone_number_id: String,
+    pub statuses: Vec<payload::StatusValue>,
+    pub messages: Vec<(InboundMessage, Option<String>)>,
+}
+
+/// The changes of a notification that concern messages; the rest is counted as ignored.
+pub fn changes(notification: Notification) -> (Vec<ParsedChange>, usize) {
+    let mut ignored = 0;
+    let mut out = Vec::new();
+    for change in notification.entry.into_iter().flat_map(|e| e.changes) {
+        if change.field.as_deref() != Some("messages") {
+            ignored += 1;
+            continue;
+        }
+        let value: payload::ChangeValue = match serde_json::from_value(change.value) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook change of an unknown shape skipped");
+                ignored += 1;
+                continue;
+            }
+        };
+        let Some(number) = value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.phone_number_id.clone())
+        else {
+            tracing::warn!("webhook change without metadata.phone_number_id skipped");
+            ignored += 1;
+            continue;
+        };
+        let contacts = value.contacts;
+        let messages = value
+            .messages
+            .into_iter()
+            .filter_map(|raw| match InboundMessage::parse(raw) {
+                Ok(m) => {
+                    let name = contacts
+                        .iter()
+                        .find(|c| c.wa_id.as_deref() == Some(m.from.as_str()))
+                        .and_then(|c| c.profile.as_ref()?.name.clone());
+                    Some((m, name))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbound message without id/from skipped");
+                    None
+                }
+            })
+            .collect();
+        out.push(ParsedChange {
+            phone_number_id: number,
+            statuses: value.statuses,
+            messages,
+        });
+    }
+    (out, ignored)
+}
+
+/// Handles a parsed notification. Returns only once everything accepted is durable.
+pub async fn handle(state: &AppState, notification: Notification) -> Result<Summary, ApiError> {
+    let (changes, ignored) = changes(notification);
+    let mut summary = Summary {
+        ignored_changes: ignored,
+        ..Summary::default()
+    };
+    for change in changes {
+        let Some(tenant) = tenant::by_phone_number(state, &change.phone_number_id).await? else {
+            tracing::info!(phoneNumberId = %change.phone_number_id, "webhook for an unknown or disabled number ignored");
+            summary.ignored_changes += 1;
+            continue;
+        };
+        for status in &change.statuses {
+            apply_status(state, &tenant.id, status).await?;
+            summary.statuses += 1;
+        }
+        for (message, name) in &change.messages {
+            summary.messages += 1;
+            match receive(state, &tenant.id, message, name.as_deref()).await? {
+                Received::Duplicate => summary.duplicates += 1,
+                Received::Replied => summary.replies += 1,
+                Received::Stored => {}
+            }
+        }
+    }
+    Ok(summary)
+}
+
+async fn apply_status(
+    state: &AppState,
+    tenant: &TenantId,
+    s: &payload::StatusValue,
+) -> Result<(), ApiError> {
+    let Some(status) = Status::parse(&s.status) else {
+        tracing::info!(tenantId = %tenant, wamid = %s.id, status = %s.status, "unknown status ignored");
+        return Ok(());
+    };
+    let at = s
+        .timestamp
+        .as_deref()
+        .and_then(|t| t.parse::<i64>().ok())
+        .map(|secs| DateTime::from_millis(secs * 1000))
+        .unwrap_or_else(DateTime::now);
+    let error = s.errors.first().map(|e| MessageError {
+        code: match &e.code {
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            _ => "unknown".into(),
+        },
+        title: e
+            .title
+            .clone()
+            .or_else(|| e.message.clone())
+            .unwrap_or_default(),
+        details: e.error_data.as_ref().and_then(|d| d.details.clone()),
+    });
+    let changed = message::apply_status(state, tenant, &s.id, status, at, error).await?;
+    tracing::info!(tenantId = %tenant, wamid = %s.id, status = status.as_str(), changed, "status");
+    Ok(())
+}
+
+enum Received {
+    Stored,
+    Replied,
+    Duplicate,
+}
+
+async fn receive(
+    state: &AppState,
+    tenant: &TenantId,
+    message: &InboundMessage,
+    name: Option<&str>,
+) -> Result<Received, ApiError> {
+    let lock = format!("wa:in:{tenant}:{}", message.wamid);
+    let acquired = match state.locks.acquire(&lock, LOCK_TTL).await {
+        crate::locks::Acquire::Done | crate::locks::Acquire::Busy => {
+            tracing::info!(tenantId = %tenant, wamid = %message.wamid, "duplicate delivery skipped");
+            return Ok(Received::Duplicate);
+        }
+        crate::locks::Acquire::Acquired => true,
+        crate::locks::Acquire::Unavailable => false,
+    };
+    let result = process(state, tenant, message, name).await;
+    if acquired {
+        match &result {
+            Ok(_) => state.locks.finish(&lock, DONE_TTL).await,
+            Err(_) => state.locks.release(&lock).await,
+        }
+    }
+    result
+}
+
+fn inbound_doc(tenant: &TenantId, m: &InboundMessage) -> MessageDoc {
+    let now = DateTime::now();
+    MessageDoc {
+        id: ObjectId::new(),
+        tenant_id: tenant.object_id(),
+        direction: Direction::In,
+        kind: m.kind.clone(),
+        body: m.body.clone(),
+        payload_id: m.payload_id.clone(),
+        wa_message_id: Some(m.wamid.clone()),
+        customer_wa_id: m.from.clone(),
+        idempotency_key: format!("in:{}", m.wamid),
+        status: Status::Received,
+        status_rank: Status::Received.rank(),
+        raw: bson::to_document(&m.raw).ok(),
+        wa_timestamp: m.timestamp.map(|s| DateTime::from_millis(s * 1000)),
+        content: None,
+        template_key: None,
+        source: None,
+        in_reply_to: None,
+        state_update: None,
+        attempts: 0,
+        last_error: None,
+        enqueue_failed: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Budget on the first delivery of a text that triggers a reply (tenant and bot config
+/// warm): 4 MongoDB round trips (inbound, customer, reply, state), 1 SQS send.
+async fn process(
+    state: &AppState,
+    tenant: &TenantId,
+    message: &InboundMessage,
+    name: Option<&str>,
+) -> Result<Received, ApiError> {
+    let fresh = message::insert_inbound(state, &inbound_doc(tenant, message)).await?;
+    if fresh {
+        tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, metric = "inbound_message", "inbound stored");
+    } else {
+        // Stored by an earlier delivery: finish whatever that one did not.
+        let key = reply_key(message);
+        if let Some(existing) = message::find_by_key(state, tenant, &key).await? {
+            return resume(state, tenant, existing)
+                .await
+                .map(|_| Received::Duplicate);
+        }
+    }
+    let conversation = customer::touch(state, tenant, &message.from, name).await?;
+    if !message.is_conversational() {
+        return Ok(Received::Stored);
+    }
+    let config = bot_config(state, tenant).await?;
+    match reply_to(state, tenant, message, name, &conversation, &config).await? {
+        true => Ok(Received::Replied),
+        false => Ok(if fresh {
+            Received::Stored
+        } else {
+            Received::Duplicate
+        }),
+    }
+}
+
+fn reply_key(message: &InboundMessage) -> String {
+    format!("auto-reply:{}", message.wamid)
+}
+
+async fn reply_to(
+    state: &AppState,
+    tenant: &TenantId,
+    message: &InboundMessage,
+    name: Option<&str>,
+    conversation: &Conversation,
+    config: &BotConfig,
+) -> Result<bool, ApiError> {
+    let inbound = Inbound {
+        text: message.body.as_deref().unwrap_or_default(),
+        payload_id: message.payload_id.as_deref(),
+        customer_name: name,
+        wa_id: &message.from,
+    };
+    let Decision::Reply(reply) = engine::decide(&inbound, conversation, config) else {
+        return Ok(false);
+    };
+    let mut doc = MessageDoc::outbound(
+        tenant,
+        &message.from,
+        reply_key(message),
+        reply.content,
+        "auto_reply",
+    );
+    doc.template_key = Some(reply.template_key);
+    doc.in_reply_to = Some(message.wamid.clone());
+    doc.state_update = Some(reply.state_update.clone());
+    if let Err(existing) = message::insert(state, &doc).await? {
+        // A concurrent delivery stored the reply first; it enqueues it.
+        return resume(state, tenant, existing).await.map(|_| false);
+    }
+    customer::apply(state, tenant, &message.from, &reply.state_update).await?;
+    enqueue(state, &doc).await?;
+    tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, metric = "reply_queued", "reply queued");
+    Ok(true)
+}
+
+/// Finishes a reply stored by an earlier delivery: re-applies its state change and
+/// re-enqueues it when enqueueing failed or it has been queued for long (the sender is
+/// idempotent, so a second job for a message never sends it twice).
+async fn resume(state: &AppState, tenant: &TenantId, existing: MessageDoc) -> Result<(), ApiError> {
+    let age_ms = DateTime::now().timestamp_millis() - existing.created_at.timestamp_millis();
+    let stuck = existing.status == Status::Queued
+        && (existing.enqueue_failed || age_ms > STALE_QUEUED.as_millis() as i64);
+    if !stuck {
+        return Ok(());
+    }
+    if let Some(update) = &existing.state_update {
+        customer::apply(state, tenant, &existing.customer_wa_id, update).await?;
+    }
+    enqueue(state, &existing).await?;
+    if existing.enqueue_failed {
+        message::clear_enqueue_failed(state, &existing).await?;
+    }
+    tracing::info!(tenantId = %tenant, messageId = %existing.id, "stored reply re-enqueued");
+    Ok(())
+}
+
+async fn enqueue(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
+    let job = doc.job().ok_or(ApiError::Internal)?;
+    let sent = match state.queue() {
+        Ok(queue) => queue.send(&job).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        message::mark_enqueue_failed(state, doc, "could not enqueue the message").await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The tenant's active templates and flow, compiled, through the warm cache.
+pub async fn bot_config(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<std::sync::Arc<BotConfig>, ApiError> {
+    state
+        .bot_configs
+        .get_or_load(tenant, async {
+            let templates = template::load_active(state, tenant).await?;
+            let flow = flow::load(state, tenant).await?;
+            Ok::<_, ApiError>(BotConfig::new(templates, flow.as_ref().map(|f| &f.flow)))
+        })
+        .await
+}
