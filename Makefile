@@ -1,6 +1,6 @@
 # Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
 # against a throw-away local stack). See README.md.
-.PHONY: dev test lint build stack-up stack-down tools
+.PHONY: dev test lint build tools dlq redrive
 
 dev:
 	@infra/dev.sh
@@ -17,3 +17,10 @@ build:
 
 tools:
 	@infra/tools.sh all
+
+# The send DLQ: list it, or move it back to the send queue (local stack or AWS alike).
+dlq:
+	@infra/dlq.sh list
+
+redrive:
+	@infra/dlq.sh redrive

@@ -16,12 +16,15 @@ pub mod locks;
 pub mod message;
 pub mod queue;
 pub mod secret;
+pub mod send;
+pub mod sender;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod template;
 pub mod tenant;
 pub mod webhook;
+pub mod whatsapp;
 
 pub use error::ApiError;
 pub use state::AppState;

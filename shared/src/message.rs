@@ -125,11 +125,73 @@ pub struct MessageDoc {
     pub last_error: Option<MessageError>,
     #[serde(default)]
     pub enqueue_failed: bool,
+    /// When each status was reached (`statusAt.sent`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_at: Option<bson::Document>,
+    /// The sender's claim: no other delivery attempt starts before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
 
 impl MessageDoc {
+    fn new(
+        tenant: &TenantId,
+        direction: Direction,
+        kind: String,
+        customer: &str,
+        key: String,
+        status: Status,
+    ) -> Self {
+        let now = DateTime::now();
+        Self {
+            id: ObjectId::new(),
+            tenant_id: tenant.object_id(),
+            direction,
+            kind,
+            body: None,
+            payload_id: None,
+            wa_message_id: None,
+            customer_wa_id: customer.to_owned(),
+            idempotency_key: key,
+            status,
+            status_rank: status.rank(),
+            raw: None,
+            wa_timestamp: None,
+            content: None,
+            template_key: None,
+            source: None,
+            in_reply_to: None,
+            state_update: None,
+            attempts: 0,
+            last_error: None,
+            enqueue_failed: false,
+            status_at: None,
+            lease_until: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// An inbound message, keyed `in:<wamid>`.
+    pub fn inbound(tenant: &TenantId, m: &crate::webhook::InboundMessage) -> Self {
+        let mut doc = Self::new(
+            tenant,
+            Direction::In,
+            m.kind.clone(),
+            &m.from,
+            format!("in:{}", m.wamid),
+            Status::Received,
+        );
+        doc.body = m.body.clone();
+        doc.payload_id = m.payload_id.clone();
+        doc.wa_message_id = Some(m.wamid.clone());
+        doc.raw = bson::to_document(&m.raw).ok();
+        doc.wa_timestamp = m.timestamp.map(|s| DateTime::from_millis(s * 1000));
+        doc
+    }
+
     pub fn outbound(
         tenant: &TenantId,
         to: &str,
@@ -137,36 +199,56 @@ impl MessageDoc {
         content: Content,
         source: &str,
     ) -> Self {
-        let now = DateTime::now();
         let kind = match content.kind {
             crate::queue::ContentKind::Text => "text",
             crate::queue::ContentKind::InteractiveButton => "interactive_button",
         };
-        Self {
-            id: ObjectId::new(),
-            tenant_id: tenant.object_id(),
-            direction: Direction::Out,
-            kind: kind.into(),
-            body: Some(content.text.clone()),
-            payload_id: None,
-            wa_message_id: None,
-            customer_wa_id: to.to_owned(),
+        let mut doc = Self::new(
+            tenant,
+            Direction::Out,
+            kind.into(),
+            to,
             idempotency_key,
-            status: Status::Queued,
-            status_rank: Status::Queued.rank(),
-            raw: None,
-            wa_timestamp: None,
-            content: Some(content),
-            template_key: None,
-            source: Some(source.into()),
-            in_reply_to: None,
-            state_update: None,
-            attempts: 0,
-            last_error: None,
-            enqueue_failed: false,
-            created_at: now,
-            updated_at: now,
+            Status::Queued,
+        );
+        doc.body = Some(content.text.clone());
+        doc.content = Some(content);
+        doc.source = Some(source.into());
+        doc
+    }
+
+    /// The API's view of a message.
+    pub fn view(&self) -> serde_json::Value {
+        let iso = |d: &DateTime| d.try_to_rfc3339_string().unwrap_or_default();
+        let status_at: serde_json::Map<String, serde_json::Value> = self
+            .status_at
+            .iter()
+            .flat_map(|d| d.iter())
+            .filter_map(|(k, v)| {
+                Some((k.clone(), serde_json::Value::String(iso(v.as_datetime()?))))
+            })
+            .collect();
+        let mut v = serde_json::json!({
+            "id": self.id.to_hex(),
+            "direction": self.direction,
+            "type": self.kind,
+            "customerWaId": self.customer_wa_id,
+            "body": self.body,
+            "status": self.status,
+            "attempts": self.attempts,
+            "lastError": self.last_error,
+            "waMessageId": self.wa_message_id,
+            "templateKey": self.template_key,
+            "source": self.source,
+            "idempotencyKey": self.idempotency_key.strip_prefix(API_KEY_PREFIX).unwrap_or(&self.idempotency_key),
+            "statusAt": status_at,
+            "createdAt": iso(&self.created_at),
+            "updatedAt": iso(&self.updated_at),
+        });
+        if let Some(payload) = &self.payload_id {
+            v["payloadId"] = serde_json::Value::String(payload.clone());
         }
+        v
     }
 
     /// The SQS job for an outbound message.
@@ -180,6 +262,10 @@ impl MessageDoc {
         })
     }
 }
+
+/// API sends store the caller's key under this prefix, so it can never collide with the
+/// keys the webhook derives from wamids.
+pub const API_KEY_PREFIX: &str = "api:";
 
 async fn collection(state: &AppState) -> Result<Collection<MessageDoc>, ApiError> {
     state.store.collection(MESSAGES).await
@@ -314,7 +400,238 @@ pub async fn mark_sent(
                 "waMessageId": wamid,
                 "updatedAt": DateTime::now(),
                 "statusAt.sent": DateTime::now(),
-            } },
+            }, "$unset": { "leaseUntil": "" } },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Sends the message's job to the queue; on failure records it (so a retry re-enqueues)
+/// and returns the 503.
+pub async fn enqueue(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
+    let job = doc.job().ok_or(ApiError::Internal)?;
+    let sent = match state.queue() {
+        Ok(queue) => queue.send(&job).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        mark_enqueue_failed(state, doc, "could not enqueue the message").await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Filters of `GET /messages`.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub to: Option<String>,
+    pub status: Option<Status>,
+    pub direction: Option<Direction>,
+    pub before: Option<DateTime>,
+    pub limit: i64,
+}
+
+/// `GET /messages` query parameters as sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub to: Option<String>,
+    pub status: Option<String>,
+    pub direction: Option<String>,
+    pub limit: Option<String>,
+    pub before: Option<String>,
+}
+
+impl ListFilter {
+    /// Validates `GET /messages` query parameters (422 naming the parameter).
+    pub fn parse(q: &ListQuery) -> Result<Self, ApiError> {
+        let status = match q.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(match s {
+                "received" => Status::Received,
+                "queued" => Status::Queued,
+                "sending" => Status::Sending,
+                other => Status::parse(other).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        "must be received, queued, sending, sent, delivered, read or failed",
+                    )
+                })?,
+            }),
+        };
+        let direction = match q
+            .direction
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("") => None,
+            Some("IN") => Some(Direction::In),
+            Some("OUT") => Some(Direction::Out),
+            Some(_) => return Err(ApiError::invalid("direction", "must be IN or OUT")),
+        };
+        let limit = match q.limit.as_deref() {
+            None | Some("") => 50,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=200).contains(l))
+                .ok_or_else(|| {
+                    ApiError::invalid("limit", "must be a whole number from 1 to 200")
+                })?,
+        };
+        let before = match q.before.as_deref() {
+            None | Some("") => None,
+            Some(b) => Some(DateTime::parse_rfc3339_str(b).map_err(|_| {
+                ApiError::invalid(
+                    "before",
+                    "must be an RFC 3339 timestamp (a message's createdAt)",
+                )
+            })?),
+        };
+        let to = match q.to.as_deref() {
+            None | Some("") => None,
+            Some(t) => Some(crate::send::Recipient::parse(t)?.as_str().to_owned()),
+        };
+        Ok(ListFilter {
+            to,
+            status,
+            direction,
+            before,
+            limit,
+        })
+    }
+}
+
+/// Newest first.
+pub async fn list(
+    state: &AppState,
+    tenant: &TenantId,
+    f: &ListFilter,
+) -> Result<Vec<MessageDoc>, ApiError> {
+    use futures::TryStreamExt;
+    let mut filter = doc! { "tenantId": tenant.object_id() };
+    if let Some(to) = &f.to {
+        filter.insert("customerWaId", to);
+    }
+    if let Some(s) = f.status {
+        filter.insert("status", s.as_str());
+    }
+    if let Some(d) = f.direction {
+        filter.insert(
+            "direction",
+            bson::to_bson(&d).map_err(|_| ApiError::Internal)?,
+        );
+    }
+    if let Some(b) = f.before {
+        filter.insert("createdAt", doc! { "$lt": b });
+    }
+    Ok(collection(state)
+        .await?
+        .find(filter)
+        .sort(doc! { "createdAt": -1, "_id": -1 })
+        .limit(f.limit)
+        .await?
+        .try_collect()
+        .await?)
+}
+
+/// How the sender's claim on a message ended.
+#[derive(Debug)]
+pub enum Claim {
+    /// Ours to send (attempts already incremented).
+    Claimed(Box<MessageDoc>),
+    /// Sent (or failed for good) already: acknowledge the job.
+    Finished,
+    /// Another attempt holds the lease: try again later.
+    Busy,
+    Missing,
+}
+
+/// Claims a queued message for one delivery attempt, atomically: the lease keeps
+/// concurrent or redelivered jobs of the same message from sending it twice.
+pub async fn claim(
+    state: &AppState,
+    tenant: &TenantId,
+    id: ObjectId,
+    lease: std::time::Duration,
+) -> Result<Claim, ApiError> {
+    let now = DateTime::now();
+    let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
+    let coll = collection(state).await?;
+    let claimed = coll
+        .find_one_and_update(
+            doc! {
+                "_id": id,
+                "tenantId": tenant.object_id(),
+                "direction": "OUT",
+                "statusRank": 0,
+                "$or": [ { "leaseUntil": null }, { "leaseUntil": { "$lt": now } } ],
+            },
+            doc! {
+                "$set": { "status": Status::Sending.as_str(), "leaseUntil": until, "updatedAt": now },
+                "$inc": { "attempts": 1 },
+            },
+        )
+        .return_document(mongodb::options::ReturnDocument::After)
+        .await?;
+    if let Some(doc) = claimed {
+        return Ok(Claim::Claimed(Box::new(doc)));
+    }
+    Ok(
+        match coll
+            .find_one(doc! { "_id": id, "tenantId": tenant.object_id() })
+            .await?
+        {
+            None => Claim::Missing,
+            Some(d) if d.status_rank > 0 => Claim::Finished,
+            Some(_) => Claim::Busy,
+        },
+    )
+}
+
+/// A failed attempt that will be retried: back to `queued`, lease released, error kept.
+pub async fn record_retry(
+    state: &AppState,
+    message: &MessageDoc,
+    error: &MessageError,
+) -> Result<(), ApiError> {
+    collection(state)
+        .await?
+        .update_one(
+            doc! { "_id": message.id, "tenantId": message.tenant_id, "statusRank": 0 },
+            doc! {
+                "$set": {
+                    "status": Status::Queued.as_str(),
+                    "lastError": bson::to_bson(error).map_err(|_| ApiError::Internal)?,
+                    "updatedAt": DateTime::now(),
+                },
+                "$unset": { "leaseUntil": "" },
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// A permanent failure: `failed` with Graph's error, never retried.
+pub async fn mark_failed(
+    state: &AppState,
+    message: &MessageDoc,
+    error: &MessageError,
+) -> Result<(), ApiError> {
+    collection(state)
+        .await?
+        .update_one(
+            doc! { "_id": message.id, "tenantId": message.tenant_id, "statusRank": 0 },
+            doc! {
+                "$set": {
+                    "status": Status::Failed.as_str(),
+                    "statusRank": Status::Failed.rank(),
+                    "lastError": bson::to_bson(error).map_err(|_| ApiError::Internal)?,
+                    "statusAt.failed": DateTime::now(),
+                    "updatedAt": DateTime::now(),
+                },
+                "$unset": { "leaseUntil": "" },
+            },
         )
         .await?;
     Ok(())

@@ -17,6 +17,8 @@ use crate::{
     tenant::{TenantId, TenantRef},
 };
 
+/// How long a warm sender reuses a decrypted token (a rotated token is picked up after).
+const CREDENTIALS_CACHE_TTL: Duration = Duration::from_secs(300);
 /// How long a warm function trusts its phone number → tenant mapping.
 const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
 
@@ -34,6 +36,8 @@ pub struct Inner {
     pub tenants_by_number: TtlCache<String, Option<TenantRef>>,
     /// Active templates + compiled flow per tenant; writes in this process invalidate it.
     pub bot_configs: TtlCache<TenantId, BotConfig>,
+    /// Decrypted sending credentials per tenant (the sender's KMS calls, amortised).
+    pub credentials: TtlCache<TenantId, crate::sender::Credentials>,
     cipher: Option<TokenCipher>,
     queue: Option<SendQueue>,
 }
@@ -87,6 +91,7 @@ impl AppState {
             locks: Locks::new(config.redis_url.as_ref()),
             tenants_by_number: TtlCache::new(TENANT_CACHE_TTL),
             bot_configs: TtlCache::new(config.config_cache_ttl),
+            credentials: TtlCache::new(CREDENTIALS_CACHE_TTL),
             sqs,
             cipher,
             queue,

@@ -94,6 +94,15 @@ pub async fn spawn_app() -> TestApp {
     serve(state, db, aws).await
 }
 
+/// As [`spawn_app`], with settings changed first (Graph mock URL, queues, ...).
+pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
+    let aws = state::aws_config().await;
+    let mut config = test_config(&aws).await;
+    change(&mut config);
+    let db = fresh_database().await;
+    serve(AppState::new(config, &aws, db.clone()), db, aws).await
+}
+
 /// The whole app (every template.yaml route) for `state`, on its own port.
 pub async fn serve(state: AppState, db: Database, aws: aws_config::SdkConfig) -> TestApp {
     capture_logs();

@@ -19,6 +19,7 @@ pub fn function_router(binary: &str, state: &AppState) -> Option<Router> {
         "templates" => Some(templates::router(state.clone())),
         "flows" => Some(flows::router(state.clone())),
         "webhook" => Some(webhook::router(state.clone())),
+        "send" => Some(send::router(state.clone())),
         _ => None,
     }
 }

@@ -10,6 +10,22 @@ async fn main() -> Result<(), BoxError> {
     telemetry::init();
     let state = AppState::from_env().await?;
     let app = local_gateway::app(&state)?;
+    // The SQS event source mapping, locally: the send queue feeds the sender function.
+    let (stop_shim, shim_stopped) = tokio::sync::oneshot::channel::<()>();
+    let shim = match &state.config.send_queue_url {
+        Some(url) => {
+            let shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.clone()).await?;
+            let handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler> =
+                std::sync::Arc::new(sender::handler(state.clone()));
+            Some(tokio::spawn(shim.run(handler, async {
+                let _ = shim_stopped.await;
+            })))
+        }
+        None => {
+            tracing::warn!("SEND_QUEUE_URL is not set: queued messages are not delivered");
+            None
+        }
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], state.config.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -18,6 +34,10 @@ async fn main() -> Result<(), BoxError> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
+    let _ = stop_shim.send(());
+    if let Some(task) = shim {
+        let _ = task.await;
+    }
     Ok(())
 }
 

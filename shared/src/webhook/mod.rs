@@ -10,7 +10,7 @@ pub mod signature;
 
 use std::time::Duration;
 
-use mongodb::bson::{self, DateTime, oid::ObjectId};
+use mongodb::bson::DateTime;
 
 use crate::{
     config::AppEnv,
@@ -18,7 +18,7 @@ use crate::{
     engine::{self, BotConfig, Decision, Inbound},
     error::ApiError,
     flow,
-    message::{self, Direction, MessageDoc, MessageError, Status},
+    message::{self, MessageDoc, MessageError, Status},
     state::AppState,
     template,
     tenant::{self, TenantId},
@@ -261,35 +261,6 @@ async fn receive(
     result
 }
 
-fn inbound_doc(tenant: &TenantId, m: &InboundMessage) -> MessageDoc {
-    let now = DateTime::now();
-    MessageDoc {
-        id: ObjectId::new(),
-        tenant_id: tenant.object_id(),
-        direction: Direction::In,
-        kind: m.kind.clone(),
-        body: m.body.clone(),
-        payload_id: m.payload_id.clone(),
-        wa_message_id: Some(m.wamid.clone()),
-        customer_wa_id: m.from.clone(),
-        idempotency_key: format!("in:{}", m.wamid),
-        status: Status::Received,
-        status_rank: Status::Received.rank(),
-        raw: bson::to_document(&m.raw).ok(),
-        wa_timestamp: m.timestamp.map(|s| DateTime::from_millis(s * 1000)),
-        content: None,
-        template_key: None,
-        source: None,
-        in_reply_to: None,
-        state_update: None,
-        attempts: 0,
-        last_error: None,
-        enqueue_failed: false,
-        created_at: now,
-        updated_at: now,
-    }
-}
-
 /// Budget on the first delivery of a text that triggers a reply (tenant and bot config
 /// warm): 4 MongoDB round trips (inbound, customer, reply, state), 1 SQS send.
 async fn process(
@@ -298,7 +269,7 @@ async fn process(
     message: &InboundMessage,
     name: Option<&str>,
 ) -> Result<Received, ApiError> {
-    let fresh = message::insert_inbound(state, &inbound_doc(tenant, message)).await?;
+    let fresh = message::insert_inbound(state, &MessageDoc::inbound(tenant, message)).await?;
     if fresh {
         tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, metric = "inbound_message", "inbound stored");
     } else {
@@ -361,7 +332,7 @@ async fn reply_to(
         return resume(state, tenant, existing).await.map(|_| false);
     }
     customer::apply(state, tenant, &message.from, &reply.state_update).await?;
-    enqueue(state, &doc).await?;
+    message::enqueue(state, &doc).await?;
     tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, metric = "reply_queued", "reply queued");
     Ok(true)
 }
@@ -379,24 +350,11 @@ async fn resume(state: &AppState, tenant: &TenantId, existing: MessageDoc) -> Re
     if let Some(update) = &existing.state_update {
         customer::apply(state, tenant, &existing.customer_wa_id, update).await?;
     }
-    enqueue(state, &existing).await?;
+    message::enqueue(state, &existing).await?;
     if existing.enqueue_failed {
         message::clear_enqueue_failed(state, &existing).await?;
     }
     tracing::info!(tenantId = %tenant, messageId = %existing.id, "stored reply re-enqueued");
-    Ok(())
-}
-
-async fn enqueue(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
-    let job = doc.job().ok_or(ApiError::Internal)?;
-    let sent = match state.queue() {
-        Ok(queue) => queue.send(&job).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = sent {
-        message::mark_enqueue_failed(state, doc, "could not enqueue the message").await;
-        return Err(e);
-    }
     Ok(())
 }
 

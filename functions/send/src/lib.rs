@@ -1,0 +1,77 @@
+//! `send` function: API sends (text and templates) and the message log.
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde_json::{Value, json};
+use shared::{
+    ApiError, AppState,
+    auth::TenantAccess,
+    http::{ApiJson, finish},
+    message::{self, ListFilter, ListQuery, MessageDoc},
+    send::{self, Accepted, SendTemplateRequest, SendTextRequest},
+};
+
+pub fn router(state: AppState) -> Router {
+    finish(
+        Router::new()
+            .route("/tenants/{tenantId}/send", post(send_text))
+            .route("/tenants/{tenantId}/send/template", post(send_template))
+            .route("/tenants/{tenantId}/messages", get(messages))
+            .with_state(state),
+    )
+}
+
+fn accepted(a: Accepted) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "ok": true,
+            "messageId": a.message_id,
+            "idempotency_key": a.idempotency_key,
+            "status": "queued",
+        })),
+    )
+}
+
+async fn send_text(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(req): ApiJson<SendTextRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok(accepted(
+        send::send_text(&state, &access.tenant, &req).await?,
+    ))
+}
+
+async fn send_template(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(req): ApiJson<SendTemplateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok(accepted(
+        send::send_template(&state, &access.tenant, &req).await?,
+    ))
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let f = ListFilter::parse(&q)?;
+    let docs = message::list(&state, &access.tenant, &f).await?;
+    let next = (docs.len() as i64 == f.limit)
+        .then(|| {
+            docs.last()
+                .and_then(|m| m.created_at.try_to_rfc3339_string().ok())
+        })
+        .flatten();
+    let messages: Vec<Value> = docs.iter().map(MessageDoc::view).collect();
+    Ok(Json(
+        json!({ "ok": true, "messages": messages, "nextBefore": next }),
+    ))
+}

@@ -1,0 +1,304 @@
+//! The send API: validated requests become a stored `queued` message (the outbox) and a
+//! job on the send queue, exactly once per idempotency key.
+
+use std::{collections::HashMap, time::Duration};
+
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    customer::{self, StateUpdate},
+    engine,
+    error::ApiError,
+    locks::Acquire,
+    message::{self, API_KEY_PREFIX, MessageDoc, Status},
+    queue::{Content, ContentKind},
+    state::AppState,
+    template::{self, TemplateKey, TemplateKind},
+    tenant::TenantId,
+};
+
+pub const TEXT_MAX: usize = 4096;
+pub const IDEMPOTENCY_KEY_MAX: usize = 200;
+const LOCK_TTL: Duration = Duration::from_secs(30);
+const DONE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A WhatsApp recipient: E.164, 7–15 digits, stored without the `+`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient(String);
+
+impl Recipient {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let s = s.trim();
+        let digits = s.strip_prefix('+').unwrap_or(s);
+        if (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+        {
+            Ok(Self(digits.to_owned()))
+        } else {
+            Err(ApiError::invalid(
+                "to",
+                "must be an E.164 number: optional '+' then 7–15 digits, no leading 0",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The caller's idempotency key, or a generated one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        match s {
+            None => {
+                let mut b = [0u8; 16];
+                rand::rng().fill_bytes(&mut b);
+                Ok(Self(format!("gen_{}", hex::encode(b))))
+            }
+            Some(k)
+                if (1..=IDEMPOTENCY_KEY_MAX).contains(&k.len())
+                    && k.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Ok(Self(k.to_owned()))
+            }
+            Some(_) => Err(ApiError::invalid(
+                "idempotency_key",
+                "must be 1–200 printable ASCII characters without spaces",
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SendTextRequest {
+    pub to: String,
+    pub text: String,
+    #[serde(default, alias = "idempotencyKey")]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SendTemplateRequest {
+    pub to: String,
+    #[serde(rename = "templateKey")]
+    pub template_key: String,
+    #[serde(default)]
+    pub variables: HashMap<String, Value>,
+    #[serde(default, alias = "idempotencyKey")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A 202's content.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub message_id: String,
+    pub idempotency_key: String,
+}
+
+pub async fn send_text(
+    state: &AppState,
+    tenant: &TenantId,
+    req: &SendTextRequest,
+) -> Result<Accepted, ApiError> {
+    let to = Recipient::parse(&req.to)?;
+    let text = req.text.trim();
+    let len = text.chars().count();
+    if len == 0 {
+        return Err(ApiError::invalid("text", "must not be empty"));
+    }
+    if len > TEXT_MAX {
+        return Err(ApiError::invalid(
+            "text",
+            format!("must be at most {TEXT_MAX} characters (has {len})"),
+        ));
+    }
+    let key = IdempotencyKey::parse(req.idempotency_key.as_deref())?;
+    let content = Content {
+        kind: ContentKind::Text,
+        text: text.to_owned(),
+        buttons: Vec::new(),
+    };
+    submit(state, tenant, &to, key, content, None).await
+}
+
+fn variable_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+pub async fn send_template(
+    state: &AppState,
+    tenant: &TenantId,
+    req: &SendTemplateRequest,
+) -> Result<Accepted, ApiError> {
+    let to = Recipient::parse(&req.to)?;
+    let key = TemplateKey::parse("templateKey", &req.template_key)?;
+    let idempotency = IdempotencyKey::parse(req.idempotency_key.as_deref())?;
+    for (name, value) in &req.variables {
+        if variable_text(value).is_none() {
+            return Err(ApiError::invalid(
+                format!("variables.{name}"),
+                "must be a string, number or boolean",
+            ));
+        }
+    }
+    let t = template::get(state, tenant, &key).await?;
+    if !t.is_active {
+        return Err(ApiError::not_found(format!("template {key} is inactive")));
+    }
+    let missing: Vec<String> = template::placeholders(&t.body)
+        .into_iter()
+        .filter(|name| !req.variables.contains_key(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(
+            "variables",
+            format!("missing values for: {}", missing.join(", ")),
+        ));
+    }
+    let content = engine::content_of(&t, |name| req.variables.get(name).and_then(variable_text));
+    if content.text.chars().count() > t.kind.body_max() {
+        return Err(ApiError::invalid(
+            "variables",
+            format!(
+                "the rendered body is longer than {} characters",
+                t.kind.body_max()
+            ),
+        ));
+    }
+    // A sent menu must branch when the customer taps it, as if the bot had sent it.
+    let state_update = (t.kind == TemplateKind::InteractiveButton).then(|| StateUpdate {
+        last_template_key: t.key.clone(),
+        state: None,
+    });
+    let mut accepted = submit(state, tenant, &to, idempotency, content, state_update).await;
+    if let Ok(a) = &mut accepted {
+        tracing::info!(tenantId = %tenant, messageId = %a.message_id, templateKey = %key, "template send queued");
+    }
+    accepted
+}
+
+fn already_processed(existing: Option<&MessageDoc>) -> ApiError {
+    let mut extra = serde_json::Map::new();
+    if let Some(m) = existing {
+        extra.insert("messageId".into(), Value::String(m.id.to_hex()));
+    }
+    ApiError::Conflict {
+        message: "Request with the given idempotency_key already processed".into(),
+        extra,
+    }
+}
+
+/// Stores the message, then enqueues it. A reused key is a 409 naming the original
+/// message; a key whose message could not be enqueued is re-enqueued (202), not refused.
+async fn submit(
+    state: &AppState,
+    tenant: &TenantId,
+    to: &Recipient,
+    key: IdempotencyKey,
+    content: Content,
+    state_update: Option<StateUpdate>,
+) -> Result<Accepted, ApiError> {
+    let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
+    let lock = format!("wa:send:{tenant}:{}", key.as_str());
+    let acquired = match state.locks.acquire(&lock, LOCK_TTL).await {
+        Acquire::Busy | Acquire::Done => {
+            let existing = message::find_by_key(state, tenant, &stored_key).await?;
+            return Err(already_processed(existing.as_ref()));
+        }
+        Acquire::Acquired => true,
+        Acquire::Unavailable => false,
+    };
+    let result = store_and_enqueue(state, tenant, to, &stored_key, content, state_update).await;
+    if acquired {
+        match &result {
+            Ok(_) => state.locks.finish(&lock, DONE_TTL).await,
+            Err(_) => state.locks.release(&lock).await,
+        }
+    }
+    result.map(|id| Accepted {
+        message_id: id,
+        idempotency_key: key.0,
+    })
+}
+
+async fn store_and_enqueue(
+    state: &AppState,
+    tenant: &TenantId,
+    to: &Recipient,
+    stored_key: &str,
+    content: Content,
+    state_update: Option<StateUpdate>,
+) -> Result<String, ApiError> {
+    let mut doc = MessageDoc::outbound(tenant, to.as_str(), stored_key.to_owned(), content, "api");
+    doc.template_key = state_update.as_ref().map(|u| u.last_template_key.clone());
+    doc.state_update = state_update;
+    if let Err(existing) = message::insert(state, &doc).await? {
+        if existing.enqueue_failed && existing.status == Status::Queued {
+            if let Some(update) = &existing.state_update {
+                customer::apply(state, tenant, &existing.customer_wa_id, update).await?;
+            }
+            message::enqueue(state, &existing).await?;
+            message::clear_enqueue_failed(state, &existing).await?;
+            return Ok(existing.id.to_hex());
+        }
+        return Err(already_processed(Some(&existing)));
+    }
+    if let Some(update) = &doc.state_update {
+        customer::apply(state, tenant, to.as_str(), update).await?;
+    }
+    message::enqueue(state, &doc).await?;
+    Ok(doc.id.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_are_e164_normalised() {
+        assert_eq!(
+            Recipient::parse("+34600111222").expect("valid").0,
+            "34600111222"
+        );
+        assert!(Recipient::parse("1234567").is_ok());
+        assert!(Recipient::parse("123456789012345").is_ok());
+        for bad in [
+            "123456",
+            "1234567890123456",
+            "+34 600 111 222",
+            "abc",
+            "",
+            "0034600111222",
+            "++34600111222",
+        ] {
+            assert!(Recipient::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded() {
+        assert!(IdempotencyKey::parse(Some("order-123")).is_ok());
+        assert!(IdempotencyKey::parse(Some("")).is_err());
+        assert!(IdempotencyKey::parse(Some("has space")).is_err());
+        assert!(IdempotencyKey::parse(Some(&"k".repeat(201))).is_err());
+        let a = IdempotencyKey::parse(None).expect("generated");
+        let b = IdempotencyKey::parse(None).expect("generated");
+        assert_ne!(a, b);
+    }
+}
