@@ -1,6 +1,6 @@
 # Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
 # against a throw-away local stack). See README.md.
-.PHONY: dev test lint build tools dlq redrive
+.PHONY: dev test lint build tools dlq redrive bench
 
 dev:
 	@infra/dev.sh
@@ -24,3 +24,7 @@ dlq:
 
 redrive:
 	@infra/dlq.sh redrive
+
+# Benchmarks (not tests): webhook CPU path (criterion) and sender throughput.
+bench:
+	@infra/bench.sh

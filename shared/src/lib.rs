@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod customer;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod flow;

@@ -141,6 +141,50 @@ impl Locks {
         }
     }
 
+    /// Takes many leases in one round trip (`SET key token NX PX ttl` each). `None` when
+    /// Redis is unavailable; otherwise whether each key was taken.
+    pub async fn acquire_many(
+        &self,
+        keys: &[String],
+        token: &str,
+        ttl: Duration,
+    ) -> Option<Vec<bool>> {
+        if keys.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64);
+        }
+        let result: redis::RedisResult<Vec<Option<String>>> = pipe.query_async(&mut conn).await;
+        match result {
+            Ok(replies) => Some(replies.into_iter().map(|r| r.is_some()).collect()),
+            Err(e) => {
+                self.mark_failed(&e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Releases many keys in one round trip (best effort: they expire anyway).
+    pub async fn release_many(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        if let Some(mut conn) = self.connection().await {
+            let r: redis::RedisResult<()> = conn.del(keys).await;
+            if let Err(e) = r {
+                self.mark_failed(&e.to_string());
+            }
+        }
+    }
+
     /// Gives the lock up after a failure, so Meta's retry can process the message at once.
     pub async fn release(&self, key: &str) {
         if let Some(mut conn) = self.connection().await {

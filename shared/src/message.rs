@@ -168,7 +168,7 @@ impl MessageDoc {
             last_error: None,
             enqueue_failed: false,
             status_at: None,
-            lease_until: None,
+            lease_until: Some(DateTime::from_millis(0)),
             created_at: now,
             updated_at: now,
         }
@@ -384,28 +384,6 @@ pub async fn apply_status(
     Ok(r.modified_count > 0)
 }
 
-/// The sender's record of a successful Graph API call.
-pub async fn mark_sent(
-    state: &AppState,
-    message: &MessageDoc,
-    wamid: &str,
-) -> Result<(), ApiError> {
-    collection(state)
-        .await?
-        .update_one(
-            doc! { "_id": message.id, "tenantId": message.tenant_id, "statusRank": { "$lt": Status::Sent.rank() } },
-            doc! { "$set": {
-                "status": Status::Sent.as_str(),
-                "statusRank": Status::Sent.rank(),
-                "waMessageId": wamid,
-                "updatedAt": DateTime::now(),
-                "statusAt.sent": DateTime::now(),
-            }, "$unset": { "leaseUntil": "" } },
-        )
-        .await?;
-    Ok(())
-}
-
 /// Sends the message's job to the queue; on failure records it (so a retry re-enqueues)
 /// and returns the 503.
 pub async fn enqueue(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
@@ -533,106 +511,4 @@ pub async fn list(
         .await?
         .try_collect()
         .await?)
-}
-
-/// How the sender's claim on a message ended.
-#[derive(Debug)]
-pub enum Claim {
-    /// Ours to send (attempts already incremented).
-    Claimed(Box<MessageDoc>),
-    /// Sent (or failed for good) already: acknowledge the job.
-    Finished,
-    /// Another attempt holds the lease: try again later.
-    Busy,
-    Missing,
-}
-
-/// Claims a queued message for one delivery attempt, atomically: the lease keeps
-/// concurrent or redelivered jobs of the same message from sending it twice.
-pub async fn claim(
-    state: &AppState,
-    tenant: &TenantId,
-    id: ObjectId,
-    lease: std::time::Duration,
-) -> Result<Claim, ApiError> {
-    let now = DateTime::now();
-    let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
-    let coll = collection(state).await?;
-    let claimed = coll
-        .find_one_and_update(
-            doc! {
-                "_id": id,
-                "tenantId": tenant.object_id(),
-                "direction": "OUT",
-                "statusRank": 0,
-                "$or": [ { "leaseUntil": null }, { "leaseUntil": { "$lt": now } } ],
-            },
-            doc! {
-                "$set": { "status": Status::Sending.as_str(), "leaseUntil": until, "updatedAt": now },
-                "$inc": { "attempts": 1 },
-            },
-        )
-        .return_document(mongodb::options::ReturnDocument::After)
-        .await?;
-    if let Some(doc) = claimed {
-        return Ok(Claim::Claimed(Box::new(doc)));
-    }
-    Ok(
-        match coll
-            .find_one(doc! { "_id": id, "tenantId": tenant.object_id() })
-            .await?
-        {
-            None => Claim::Missing,
-            Some(d) if d.status_rank > 0 => Claim::Finished,
-            Some(_) => Claim::Busy,
-        },
-    )
-}
-
-/// A failed attempt that will be retried: back to `queued`, lease released, error kept.
-pub async fn record_retry(
-    state: &AppState,
-    message: &MessageDoc,
-    error: &MessageError,
-) -> Result<(), ApiError> {
-    collection(state)
-        .await?
-        .update_one(
-            doc! { "_id": message.id, "tenantId": message.tenant_id, "statusRank": 0 },
-            doc! {
-                "$set": {
-                    "status": Status::Queued.as_str(),
-                    "lastError": bson::to_bson(error).map_err(|_| ApiError::Internal)?,
-                    "updatedAt": DateTime::now(),
-                },
-                "$unset": { "leaseUntil": "" },
-            },
-        )
-        .await?;
-    Ok(())
-}
-
-/// A permanent failure: `failed` with Graph's error, never retried.
-pub async fn mark_failed(
-    state: &AppState,
-    message: &MessageDoc,
-    error: &MessageError,
-) -> Result<(), ApiError> {
-    collection(state)
-        .await?
-        .update_one(
-            doc! { "_id": message.id, "tenantId": message.tenant_id, "statusRank": 0 },
-            doc! {
-                "$set": {
-                    "status": Status::Failed.as_str(),
-                    "statusRank": Status::Failed.rank(),
-                    "lastError": bson::to_bson(error).map_err(|_| ApiError::Internal)?,
-                    "statusAt.failed": DateTime::now(),
-                    "updatedAt": DateTime::now(),
-                },
-                "$unset": { "leaseUntil": "" },
-            },
-        )
-        .await?;
-    Ok(())
 }

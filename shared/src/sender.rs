@@ -1,10 +1,10 @@
 //! The sender: the SQS handler that delivers queued messages through the Graph API.
 //!
-//! Per job: claim the message (an atomic lease, so redeliveries and duplicate jobs never
-//! send twice; already-sent messages are acknowledged), decrypt the tenant's token (cached
-//! in the warm function), call Graph, then record `sent` + wamid, or `failed` for a
-//! permanent error, or keep it `queued` with the error and report a batch item failure
-//! with an exponential, jittered visibility backoff. After the queue's maxReceiveCount the
+//! Per batch: claim the messages (an atomic lease, so redeliveries and duplicate jobs never
+//! send twice; already-sent messages are acknowledged), decrypt each tenant's token (cached
+//! in the warm function), call Graph for all of them concurrently, then record `sent` +
+//! wamid, or `failed` for a permanent error, or `queued` with the error and a batch item
+//! failure with an exponential, jittered visibility backoff. After the queue's maxReceiveCount the
 //! redrive policy moves the job to the DLQ; the message keeps its last error.
 
 use std::{sync::Arc, time::Duration};
@@ -15,13 +15,14 @@ use rand::Rng;
 use serde::Deserialize;
 
 use crate::{
+    delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
-    message::{self, Claim, MessageError},
+    message::MessageError,
     queue::SendJob,
     secret::Secret,
     state::AppState,
     tenant::TenantId,
-    whatsapp::{ErrorClass, GraphClient, SendError},
+    whatsapp::{ErrorClass, GraphClient},
 };
 
 /// Longer than a Graph call can take (its timeout is 10 s).
@@ -70,21 +71,80 @@ impl Sender {
         self
     }
 
-    /// The Lambda handler: every record concurrently; failures reported per item.
+    /// The Lambda handler: one claim for the batch, every send concurrently, one write
+    /// for all outcomes; failures reported per item.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes =
-            futures::future::join_all(event.records.iter().map(|r| self.deliver(r))).await;
+        let jobs: Vec<Option<(TenantId, ObjectId, SendJob)>> =
+            event.records.iter().map(read_job).collect();
+        let ids: Vec<ObjectId> = jobs.iter().flatten().map(|(_, id, _)| *id).collect();
+        let mut outcomes = vec![Outcome::Retry; event.records.len()];
+        match delivery::claim_batch(&self.state, &ids, LEASE).await {
+            Ok(delivery::Claims { mut claims, leases }) => {
+                let attempts = jobs.iter().enumerate().filter_map(|(i, job)| {
+                    let (tenant, id, _) = job.as_ref()?;
+                    Some((i, *tenant, claims.remove(id)?))
+                });
+                let results =
+                    futures::future::join_all(attempts.map(|(i, tenant, claim)| async move {
+                        (i, self.attempt(tenant, claim).await)
+                    }))
+                    .await;
+                let finishes: Vec<Finish> =
+                    results.iter().filter_map(|(_, (_, f))| f.clone()).collect();
+                let recorded = self.record(&finishes).await;
+                self.state.locks.release_many(&leases).await;
+                for (i, (outcome, finish)) in results {
+                    outcomes[i] = match (finish, recorded) {
+                        // Sent but not recorded: acknowledge anyway, a retry would send twice.
+                        (
+                            Some(Finish {
+                                attempt: Attempt::Sent { .. },
+                                ..
+                            }),
+                            false,
+                        ) => Outcome::Done,
+                        (Some(_), false) => Outcome::Retry,
+                        _ => outcome,
+                    };
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim the batch: it will be redelivered")
+            }
+        }
+        for (record, job) in event.records.iter().zip(&jobs) {
+            if job.is_none() {
+                tracing::error!(sqsMessageId = ?record.message_id, "unreadable send job: left for the DLQ");
+            }
+        }
         let mut response = SqsBatchResponse::default();
         for (record, outcome) in event.records.iter().zip(outcomes) {
             if outcome == Outcome::Retry {
-                let id = record.message_id.clone().unwrap_or_default();
                 self.back_off(record).await;
                 let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
+                failure.item_identifier = record.message_id.clone().unwrap_or_default();
                 response.batch_item_failures.push(failure);
             }
         }
         response
+    }
+
+    /// Writes the batch's outcomes, retrying briefly: after Graph accepted a message,
+    /// losing its record is worse than a short wait.
+    async fn record(&self, finishes: &[Finish]) -> bool {
+        for wait in [0, 100, 500] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match delivery::finish_batch(&self.state, finishes).await {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!(error = %e, "could not record delivery outcomes"),
+            }
+        }
+        for f in finishes {
+            if let Attempt::Sent { wamid } = &f.attempt {
+                tracing::error!(messageId = %f.id, wamid = %wamid, "sent but not recorded: reconcile this message");
+            }
+        }
+        false
     }
 
     async fn back_off(&self, record: &SqsMessage) {
@@ -112,44 +172,33 @@ impl Sender {
         }
     }
 
-    async fn deliver(&self, record: &SqsMessage) -> Outcome {
-        let job: SendJob = match serde_json::from_str(record.body.as_deref().unwrap_or_default()) {
-            Ok(j) => j,
-            Err(e) => {
-                // Never dropped silently: it goes to the DLQ after the last receive.
-                tracing::error!(sqsMessageId = ?record.message_id, error = %e, "unreadable send job");
-                return Outcome::Retry;
-            }
-        };
-        match self.deliver_job(&job).await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(tenantId = %job.tenant_id, messageId = %job.message_id, error = %e, "send attempt failed on a dependency");
-                Outcome::Retry
-            }
-        }
-    }
-
-    async fn deliver_job(&self, job: &SendJob) -> Result<Outcome, ApiError> {
-        let (Ok(tenant), Ok(id)) = (
-            TenantId::parse(&job.tenant_id),
-            ObjectId::parse_str(&job.message_id),
-        ) else {
-            tracing::error!(tenantId = %job.tenant_id, messageId = %job.message_id, "send job with invalid ids acknowledged");
-            return Ok(Outcome::Done);
-        };
-        let message = match message::claim(&self.state, &tenant, id, LEASE).await? {
+    /// One message's attempt; the `Finish` (if any) is what to record.
+    async fn attempt(&self, tenant: TenantId, claim: Claim) -> (Outcome, Option<Finish>) {
+        let message = match claim {
             Claim::Claimed(m) => m,
-            Claim::Finished => {
-                tracing::info!(tenantId = %tenant, messageId = %id, "already sent: redelivery acknowledged");
-                return Ok(Outcome::Done);
-            }
-            Claim::Busy => return Ok(Outcome::Retry),
+            Claim::Finished => return (Outcome::Done, None),
+            Claim::Busy => return (Outcome::Retry, None),
             Claim::Missing => {
-                tracing::error!(tenantId = %tenant, messageId = %id, "send job for an unknown message acknowledged");
-                return Ok(Outcome::Done);
+                tracing::error!(tenantId = %tenant, "send job for an unknown message acknowledged");
+                return (Outcome::Done, None);
             }
         };
+        let finish = |attempt| Finish {
+            id: message.id,
+            tenant_id: message.tenant_id,
+            attempt,
+        };
+        if message.tenant_id != tenant.object_id() {
+            tracing::error!(tenantId = %tenant, messageId = %message.id, "send job names another tenant's message");
+            return (
+                Outcome::Retry,
+                Some(finish(Attempt::Retry(MessageError {
+                    code: "tenant_mismatch".into(),
+                    title: "job tenant does not own the message".into(),
+                    details: None,
+                }))),
+            );
+        }
         let credentials = match credentials(&self.state, &tenant).await {
             Ok(c) => c,
             Err(e) => {
@@ -158,11 +207,17 @@ impl Sender {
                     title: e.to_string(),
                     details: None,
                 };
-                message::record_retry(&self.state, &message, &error).await?;
-                return Ok(Outcome::Retry);
+                return (Outcome::Retry, Some(finish(Attempt::Retry(error))));
             }
         };
-        let content = message.content.as_ref().ok_or(ApiError::Internal)?;
+        let Some(content) = message.content.as_ref() else {
+            let error = MessageError {
+                code: "no_content".into(),
+                title: "message has no content".into(),
+                details: None,
+            };
+            return (Outcome::Done, Some(finish(Attempt::Failed(error))));
+        };
         match self
             .graph
             .send(
@@ -174,38 +229,35 @@ impl Sender {
             .await
         {
             Ok(wamid) => {
-                message::mark_sent(&self.state, &message, &wamid).await?;
-                tracing::info!(tenantId = %tenant, messageId = %id, wamid = %wamid, attempts = message.attempts, metric = "send_ok", "sent");
-                Ok(Outcome::Done)
+                tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempts = message.attempts, metric = "send_ok", "sent");
+                (Outcome::Done, Some(finish(Attempt::Sent { wamid })))
             }
-            Err(e) => self.failed(&tenant, &message, e).await,
+            Err(e) => {
+                let error = MessageError {
+                    code: e.code.clone(),
+                    title: e.title.clone(),
+                    details: e.details.clone(),
+                };
+                match e.class {
+                    ErrorClass::Retry => {
+                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempts = message.attempts, metric = "send_failed", class = "retry", "send will be retried");
+                        (Outcome::Retry, Some(finish(Attempt::Retry(error))))
+                    }
+                    ErrorClass::Permanent => {
+                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, metric = "send_failed", class = "permanent", "send failed permanently");
+                        (Outcome::Done, Some(finish(Attempt::Failed(error))))
+                    }
+                }
+            }
         }
     }
+}
 
-    async fn failed(
-        &self,
-        tenant: &TenantId,
-        message: &message::MessageDoc,
-        e: SendError,
-    ) -> Result<Outcome, ApiError> {
-        let error = MessageError {
-            code: e.code.clone(),
-            title: e.title.clone(),
-            details: e.details.clone(),
-        };
-        match e.class {
-            ErrorClass::Retry => {
-                message::record_retry(&self.state, message, &error).await?;
-                tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempts = message.attempts, metric = "send_failed", class = "retry", "send will be retried");
-                Ok(Outcome::Retry)
-            }
-            ErrorClass::Permanent => {
-                message::mark_failed(&self.state, message, &error).await?;
-                tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, metric = "send_failed", class = "permanent", "send failed permanently");
-                Ok(Outcome::Done)
-            }
-        }
-    }
+fn read_job(record: &SqsMessage) -> Option<(TenantId, ObjectId, SendJob)> {
+    let job: SendJob = serde_json::from_str(record.body.as_deref()?).ok()?;
+    let tenant = TenantId::parse(&job.tenant_id).ok()?;
+    let id = ObjectId::parse_str(&job.message_id).ok()?;
+    Some((tenant, id, job))
 }
 
 /// `base · 2^(receives-1)`, capped, plus up to one `base` of jitter.

@@ -38,6 +38,10 @@ fn graph_error(code: i64, title: &str) -> Value {
 /// A queue with the production redrive policy (DLQ after 5 receives) feeding a sender
 /// whose retry backoff is zero, so retries happen within the test.
 async fn rig(access_token: Option<&str>) -> Rig {
+    rig_with(access_token, None).await
+}
+
+async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
     let graph = MockServer::start().await;
     let aws = shared::state::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -66,7 +70,11 @@ async fn rig(access_token: Option<&str>) -> Rig {
         .expect("url");
     let base = graph.uri();
     let (q, d) = (queue.clone(), dlq.clone());
+    let redis = redis_url.map(shared::secret::Secret::new);
     let app = spawn_with(move |c| {
+        if redis.is_some() {
+            c.redis_url = redis;
+        }
         c.whatsapp_api_base = base;
         c.send_queue_url = Some(q);
         c.send_dlq_url = Some(d);
@@ -138,7 +146,8 @@ impl Rig {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("condition not reached in 30 s");
+        let docs = self.app.messages(doc! {"direction": "OUT"}).await;
+        panic!("condition not reached in 30 s: {docs:?}");
     }
 
     async fn message(&self, id: &str) -> Document {
@@ -477,5 +486,57 @@ async fn mock_tokens_simulate_delivery_without_http() {
             .await
             .expect("recorded")
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn leases_fall_back_to_the_database_when_redis_is_down() {
+    let rig = rig_with(None, Some("redis://127.0.0.1:1")).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&rig.graph)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_body("wamid.noredis")))
+        .with_priority(2)
+        .expect(2)
+        .mount(&rig.graph)
+        .await;
+    let id = rig
+        .send(json!({"to": "34600111222", "text": "Still once"}))
+        .await;
+    let queue = rig.app.state.config.send_queue_url.clone().expect("queue");
+    let job = json!({"tenantId": rig.tenant, "messageId": id, "to": "34600111222", "content": {"kind": "text", "text": "Still once"}, "idempotencyKey": "x"});
+    // The job three more times at once: one 500 then one send, never a second send.
+    for _ in 0..3 {
+        rig.app
+            .state
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(job.to_string())
+            .send()
+            .await
+            .expect("send");
+    }
+    rig.pump_until(async |r: &Rig| r.status(&id).await == "sent" && r.depth(&queue).await == 0)
+        .await;
+    assert_eq!(
+        rig.message(&id)
+            .await
+            .get_i32("attempts")
+            .expect("attempts"),
+        2
+    );
+    let second = rig
+        .send(json!({"to": "34600111222", "text": "Another"}))
+        .await;
+    rig.pump_until(async |r: &Rig| r.status(&second).await == "sent")
+        .await;
+    assert_eq!(
+        rig.graph.received_requests().await.expect("recorded").len(),
+        3
     );
 }

@@ -1,0 +1,234 @@
+//! Delivery state of outbound messages, handled by the sender a batch at a time.
+//!
+//! Claim: a lease per message, so concurrent or redelivered jobs of a message never send
+//! it twice. Leases live in Redis (one pipelined round trip, no database write); when
+//! Redis is down, in the message documents (one `updateMany` with a batch token). Then one
+//! read of the batch, and one `update` command recording every outcome, grouped by kind
+//! (per-document values picked with `$indexOfArray`), so the database sees three round
+//! trips per batch whatever its size.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::TryStreamExt;
+use mongodb::bson::{self, Bson, DateTime, Document, doc, oid::ObjectId};
+
+use crate::{
+    error::ApiError,
+    message::{MessageDoc, MessageError, Status},
+    state::AppState,
+    store::MESSAGES,
+};
+
+/// How the claim on one message ended.
+#[derive(Debug)]
+pub enum Claim {
+    /// Ours to send.
+    Claimed(Box<MessageDoc>),
+    /// Sent (or failed for good) already: acknowledge the job.
+    Finished,
+    /// Another attempt holds the lease: try again later.
+    Busy,
+    Missing,
+}
+
+/// The claims of a batch and the Redis leases to release once it is recorded.
+pub struct Claims {
+    pub claims: HashMap<ObjectId, Claim>,
+    pub leases: Vec<String>,
+}
+
+fn epoch() -> DateTime {
+    DateTime::from_millis(0)
+}
+
+fn lease_key(id: &ObjectId) -> String {
+    format!("wa:lease:{}", id.to_hex())
+}
+
+pub async fn claim_batch(
+    state: &AppState,
+    ids: &[ObjectId],
+    lease: Duration,
+) -> Result<Claims, ApiError> {
+    let token = ObjectId::new();
+    let keys: Vec<String> = ids.iter().map(lease_key).collect();
+    let redis = state
+        .locks
+        .acquire_many(&keys, &token.to_hex(), lease)
+        .await;
+    if redis.is_none() {
+        // Leases in the documents instead.
+        let now = DateTime::now();
+        let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
+        state
+            .store
+            .collection::<Document>(MESSAGES)
+            .await?
+            .update_many(
+                doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
+                doc! { "$set": { "status": Status::Sending.as_str(), "leaseUntil": until, "leaseToken": token } },
+            )
+            .await?;
+    }
+    let taken: HashMap<ObjectId, bool> = match &redis {
+        Some(flags) => ids.iter().copied().zip(flags.iter().copied()).collect(),
+        None => HashMap::new(),
+    };
+    let docs: Vec<Document> = state
+        .store
+        .collection::<Document>(MESSAGES)
+        .await?
+        .find(doc! { "_id": { "$in": ids }, "direction": "OUT" })
+        .await?
+        .try_collect()
+        .await?;
+    let mut claims: HashMap<ObjectId, Claim> = ids.iter().map(|id| (*id, Claim::Missing)).collect();
+    for raw in docs {
+        let in_document = raw.get_object_id("leaseToken").is_ok_and(|t| t == token);
+        let Ok(message) = bson::from_document::<MessageDoc>(raw) else {
+            continue;
+        };
+        let ours = in_document || taken.get(&message.id).copied().unwrap_or(false);
+        let claim = if message.status_rank > 0 {
+            Claim::Finished
+        } else if ours {
+            Claim::Claimed(Box::new(message.clone()))
+        } else {
+            Claim::Busy
+        };
+        claims.insert(message.id, claim);
+    }
+    let leases = match redis {
+        Some(flags) => keys
+            .into_iter()
+            .zip(flags)
+            .filter(|(_, t)| *t)
+            .map(|(k, _)| k)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Claims { claims, leases })
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Sent {
+        wamid: String,
+    },
+    /// Back to `queued` with the error, for the queue to redeliver.
+    Retry(MessageError),
+    /// Permanent: `failed` with Graph's error.
+    Failed(MessageError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub id: ObjectId,
+    pub tenant_id: ObjectId,
+    pub attempt: Attempt,
+}
+
+/// `{$arrayElemAt: [values, {$indexOfArray: [ids, "$_id"]}]}`: this document's value.
+fn pick(ids: &[Bson], values: Vec<Bson>) -> Document {
+    doc! { "$arrayElemAt": [values, { "$indexOfArray": [ids, "$_id"] }] }
+}
+
+/// One pipeline update for every finish of one kind.
+fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, ApiError> {
+    let Some(first) = finishes.first() else {
+        return Ok(None);
+    };
+    let ids: Vec<Bson> = finishes.iter().map(|f| Bson::ObjectId(f.id)).collect();
+    let tenants: Vec<Bson> = finishes
+        .iter()
+        .map(|f| Bson::ObjectId(f.tenant_id))
+        .collect();
+    let errors = || -> Result<Vec<Bson>, ApiError> {
+        finishes
+            .iter()
+            .map(|f| match &f.attempt {
+                Attempt::Retry(e) | Attempt::Failed(e) => {
+                    bson::to_bson(e).map_err(|_| ApiError::Internal)
+                }
+                Attempt::Sent { .. } => Ok(Bson::Null),
+            })
+            .collect()
+    };
+    let mut set = doc! {
+        "leaseUntil": epoch(),
+        "updatedAt": now,
+        "attempts": { "$add": [{ "$ifNull": ["$attempts", 0] }, 1] },
+    };
+    let mut unset = vec!["leaseToken"];
+    match &first.attempt {
+        Attempt::Sent { .. } => {
+            let wamids: Vec<Bson> = finishes
+                .iter()
+                .map(|f| match &f.attempt {
+                    Attempt::Sent { wamid } => Bson::String(wamid.clone()),
+                    _ => Bson::Null,
+                })
+                .collect();
+            set.insert("status", Status::Sent.as_str());
+            set.insert("statusRank", Status::Sent.rank());
+            set.insert("waMessageId", pick(&ids, wamids));
+            set.insert("statusAt.sent", now);
+            unset.push("lastError");
+        }
+        Attempt::Retry(_) => {
+            set.insert("status", Status::Queued.as_str());
+            set.insert("lastError", pick(&ids, errors()?));
+        }
+        Attempt::Failed(_) => {
+            set.insert("status", Status::Failed.as_str());
+            set.insert("statusRank", Status::Failed.rank());
+            set.insert("lastError", pick(&ids, errors()?));
+            set.insert("statusAt.failed", now);
+        }
+    }
+    Ok(Some(doc! {
+        // Each id with its own tenant, and only while still undelivered.
+        "q": { "_id": { "$in": ids }, "tenantId": { "$in": tenants }, "statusRank": 0 },
+        "u": [ { "$set": set }, { "$unset": unset } ],
+        "multi": true,
+    }))
+}
+
+/// Records every outcome of a batch in one `update` command (one round trip).
+pub async fn finish_batch(state: &AppState, finishes: &[Finish]) -> Result<(), ApiError> {
+    let now = DateTime::now();
+    let mut groups: [Vec<&Finish>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for f in finishes {
+        let slot = match f.attempt {
+            Attempt::Sent { .. } => 0,
+            Attempt::Retry(_) => 1,
+            Attempt::Failed(_) => 2,
+        };
+        groups[slot].push(f);
+    }
+    let mut updates = Vec::new();
+    for group in &groups {
+        if let Some(s) = statement(group, now)? {
+            updates.push(s);
+        }
+    }
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let reply = state
+        .store
+        .ready()
+        .await?
+        .run_command(doc! { "update": MESSAGES, "updates": updates, "ordered": false })
+        .await?;
+    if let Ok(errors) = reply.get_array("writeErrors")
+        && !errors.is_empty()
+    {
+        return Err(ApiError::unavailable(
+            "database",
+            format!("{} delivery updates failed", errors.len()),
+        ));
+    }
+    Ok(())
+}
