@@ -32,9 +32,34 @@ code="$(curl -s -o "$dir/reg.json" -w '%{http_code}' -X POST "http://127.0.0.1:$
   -d '{"name":"Smoke","phoneNumberId":"1555000111","accessToken":"EAAsmoke"}')"
 [ "$code" = 201 ] || fail "register answered $code: $(cat "$dir/reg.json")"
 
+# End to end through the queue shim and the sender (mock_ token: no Graph call).
+code="$(curl -s -o "$dir/reg2.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/tenants/register" \
+  -H 'Authorization: Bearer smoke-admin' -H 'Content-Type: application/json' \
+  -d '{"name":"Smoke mock","phoneNumberId":"1555000222","accessToken":"mock_smoke"}')"
+[ "$code" = 201 ] || fail "register (mock token) answered $code"
+tenant="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tenant"]["id"])' "$dir/reg2.json")"
+code="$(curl -s -o "$dir/send.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/tenants/$tenant/send" \
+  -H 'Authorization: Bearer smoke-admin' -H 'Content-Type: application/json' \
+  -d '{"to":"+15550001111","text":"hello from make dev"}')"
+[ "$code" = 202 ] || fail "send answered $code: $(cat "$dir/send.json")"
+delivered=""
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$port/tenants/$tenant/messages?status=sent" -H 'Authorization: Bearer smoke-admin' | grep -q '"status":"sent"'; then
+    delivered=1; break
+  fi
+  sleep 0.2
+done
+[ -n "$delivered" ] || fail "the queued message was not delivered by the sender"
+DEV_DIR="$dir/state" make --no-print-directory dlq >"$dir/dlq.log" 2>&1 || fail "make dlq: $(cat "$dir/dlq.log")"
+grep -q '^0 message(s)' "$dir/dlq.log" || fail "make dlq printed: $(cat "$dir/dlq.log")"
+
 stack_pids="$(cat "$dir"/state/*.pid)"
 kill -TERM -- "-$pid"
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "make dev did not stop on SIGTERM"
-for p in $stack_pids; do kill -0 "$p" 2>/dev/null && fail "stack process $p left running"; done
-echo "[smoke] make dev: ready, /health ok, register 201, clean stop" >&2
+# make itself exits at once; dev.sh's trap then stops the gateway and the stack.
+for p in $stack_pids; do
+  for _ in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && fail "stack process $p left running"
+done
+echo "[smoke] make dev: ready, /health ok, register 201, send delivered, make dlq ok, clean stop" >&2

@@ -229,7 +229,7 @@ impl Sender {
             .await
         {
             Ok(wamid) => {
-                tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempts = message.attempts, metric = "send_ok", "sent");
+                tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, metric = "send_ok", "sent");
                 (Outcome::Done, Some(finish(Attempt::Sent { wamid })))
             }
             Err(e) => {
@@ -240,7 +240,7 @@ impl Sender {
                 };
                 match e.class {
                     ErrorClass::Retry => {
-                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempts = message.attempts, metric = "send_failed", class = "retry", "send will be retried");
+                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempt = message.attempts + 1, metric = "send_failed", class = "retry", "send will be retried");
                         (Outcome::Retry, Some(finish(Attempt::Retry(error))))
                     }
                     ErrorClass::Permanent => {
