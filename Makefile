@@ -1,6 +1,6 @@
 # Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
 # against a throw-away local stack). See README.md.
-.PHONY: dev test lint build tools dlq redrive bench
+.PHONY: dev test lint build tools dlq redrive bench fuzz-api
 
 dev:
 	@infra/dev.sh
@@ -28,3 +28,7 @@ redrive:
 # Benchmarks (not tests): webhook CPU path (criterion) and sender throughput.
 bench:
 	@infra/bench.sh
+
+# schemathesis against the local gateway, from docs/openapi.yaml: no 5xx, no spec violation.
+fuzz-api:
+	@infra/fuzz-api.sh

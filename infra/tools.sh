@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the lint/build targets need, idempotently:
 # a project venv (git-ignored) with pinned Python tools, and redis-server from Debian.
-# Usage: infra/tools.sh [stack|lint|build|all]   (default: stack)
+# Usage: infra/tools.sh [stack|lint|build|fuzz|all]   (default: stack)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${TOOLS_VENV:-$root/.venv-tools}"
@@ -12,6 +12,7 @@ MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
 SAM_CLI_VERSION=1.170.0
 CARGO_LAMBDA_VERSION=1.9.2
+SCHEMATHESIS_VERSION=4.32.5
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -55,7 +56,8 @@ need_redis() {
 case "$want" in
   stack) pip_want "secantusdb==$SECANTUSDB_VERSION" "moto[server]==$MOTO_VERSION"; need_redis ;;
   lint)  pip_want "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" ;;
+  fuzz)  pip_want "schemathesis==$SCHEMATHESIS_VERSION" ;;
   build) pip_want "cargo-lambda==$CARGO_LAMBDA_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" ;;
-  all)   "$0" stack; "$0" lint; "$0" build ;;
+  all)   "$0" stack; "$0" lint; "$0" build; "$0" fuzz ;;
   *) log "unknown target $want"; exit 2 ;;
 esac

@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    extract::{FromRequestParts, Path},
-    http::request::Parts,
-};
+use axum::{extract::FromRequestParts, http::request::Parts};
 use mongodb::bson::{doc, oid::ObjectId};
 use rand::RngCore;
 use serde::Deserialize;
@@ -139,9 +136,9 @@ impl FromRequestParts<AppState> for TenantAccess {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let crate::http::ApiPath(params) =
+            crate::http::ApiPath::<HashMap<String, String>>::from_request_parts(parts, state)
+                .await?;
         let raw = params
             .get("tenantId")
             .ok_or_else(|| ApiError::bad_request("tenantId is missing from the path"))?;

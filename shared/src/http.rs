@@ -6,8 +6,11 @@ use std::time::Instant;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, rejection::BytesRejection},
-    http::StatusCode,
+    extract::{
+        DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
+        rejection::BytesRejection,
+    },
+    http::{StatusCode, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -31,6 +34,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(body_rejection)?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Query parameters; a query that does not deserialize (e.g. a repeated parameter) is a
+/// JSON 400 like every other error, not axum's plain-text one.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+/// Path parameters, with the same JSON 400 on failure.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| ApiPath(p))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
     }
 }
 

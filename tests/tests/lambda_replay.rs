@@ -218,4 +218,12 @@ async fn template_and_flow_fixtures_replay_through_lambda_http() {
     );
     let all = invoke_lambda(templates(), &fixture("templates/list-all.json", &with("-"))).await;
     assert_eq!(all["statusCode"], 200, "{all}");
+    // Found by schemathesis: a repeated query parameter was a text/plain 400.
+    let repeated = invoke_lambda(
+        templates(),
+        &fixture("templates/list-repeated-query.json", &with("-")),
+    )
+    .await;
+    assert_eq!(repeated["statusCode"], 400, "{repeated}");
+    assert_eq!(lambda_body(&repeated)["error"], "Bad Request", "{repeated}");
 }

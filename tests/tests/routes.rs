@@ -80,3 +80,28 @@ fn every_function_in_the_template_has_a_crate() {
         );
     }
 }
+
+/// docs/openapi.yaml documents exactly the routes of template.yaml.
+#[test]
+fn the_openapi_spec_lists_exactly_the_template_routes() {
+    let text = std::fs::read_to_string(e2e::repo_root().join("docs/openapi.yaml")).expect("spec");
+    let spec: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().expect("paths") {
+        for (method, _) in item.as_mapping().expect("path item") {
+            let method = method.as_str().expect("key");
+            if ["get", "post", "put", "patch", "delete"].contains(&method) {
+                documented.insert((
+                    method.to_ascii_uppercase(),
+                    path.as_str().expect("path").to_owned(),
+                ));
+            }
+        }
+    }
+    let routed: BTreeSet<(String, String)> = parse_template(TEMPLATE_YAML)
+        .expect("parses")
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(documented, routed);
+}

@@ -2,7 +2,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     routing::{get, post},
 };
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use shared::{
     ApiError, AppState,
     auth::Caller,
-    http::{ApiJson, finish, health},
+    http::{ApiJson, ApiPath, finish, health},
     tenant::{self, RegisterRequest, TenantId},
 };
 
@@ -47,7 +47,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Valu
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = TenantId::parse(&id)?;
     caller.require_tenant(&id)?;

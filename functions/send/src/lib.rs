@@ -2,7 +2,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
+    extract::State,
     http::StatusCode,
     routing::{get, post},
 };
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use shared::{
     ApiError, AppState,
     auth::TenantAccess,
-    http::{ApiJson, finish},
+    http::{ApiJson, ApiQuery, finish},
     message::{self, ListFilter, ListQuery, MessageDoc},
     send::{self, Accepted, SendTemplateRequest, SendTextRequest},
 };
@@ -60,7 +60,7 @@ async fn send_template(
 async fn messages(
     State(state): State<AppState>,
     access: TenantAccess,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let f = ListFilter::parse(&q)?;
     let docs = message::list(&state, &access.tenant, &f).await?;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::State,
     http::StatusCode,
     routing::{get, post},
 };
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use shared::{
     ApiError, AppState,
     auth::TenantAccess,
-    http::{ApiJson, finish},
+    http::{ApiJson, ApiPath, ApiQuery, finish},
     template::{self, TemplateDoc, TemplateInput, TemplateKey},
 };
 
@@ -63,7 +63,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let all = matches!(q.all.as_deref(), Some("true" | "1" | "yes"));
     let docs = template::list(&state, &access.tenant, all).await?;
@@ -74,7 +74,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(params): Path<HashMap<String, String>>,
+    ApiPath(params): ApiPath<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let key = path_key(&params)?;
     Ok(one(&template::get(&state, &access.tenant, &key).await?))
@@ -83,7 +83,7 @@ async fn show(
 async fn replace(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(params): Path<HashMap<String, String>>,
+    ApiPath(params): ApiPath<HashMap<String, String>>,
     ApiJson(input): ApiJson<TemplateInput>,
 ) -> Result<Json<Value>, ApiError> {
     let key = path_key(&params)?;
@@ -99,7 +99,7 @@ async fn replace(
 async fn deactivate(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(params): Path<HashMap<String, String>>,
+    ApiPath(params): ApiPath<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let key = path_key(&params)?;
     Ok(one(

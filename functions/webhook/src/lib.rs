@@ -3,7 +3,7 @@
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Query, State, rejection::BytesRejection},
+    extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -13,7 +13,7 @@ use serde_json::json;
 use shared::{
     ApiError, AppState,
     config::AppEnv,
-    http::{body_rejection, finish},
+    http::{ApiQuery, body_rejection, finish},
     webhook,
 };
 
@@ -46,7 +46,7 @@ struct Challenge {
 
 async fn subscribe(
     State(state): State<AppState>,
-    Query(q): Query<Challenge>,
+    ApiQuery(q): ApiQuery<Challenge>,
 ) -> Result<Response, ApiError> {
     let challenge = webhook::verify_subscription(
         &state,
