@@ -16,6 +16,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 
@@ -127,7 +128,28 @@ pub fn finish(router: Router) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
+/// API Gateway's request id when behind it (Lambda), else a fresh one (local gateway).
+fn request_id(req: &Request) -> String {
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
+        req.extensions()
+            .get::<lambda_http::request::RequestContext>()
+        && let Some(id) = &ctx.request_id
+    {
+        return id.clone();
+    }
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| mongodb::bson::oid::ObjectId::new().to_hex())
+}
+
 async fn access_log(req: Request, next: Next) -> Response {
+    let span = tracing::info_span!("request", requestId = %request_id(&req));
+    access_log_in(req, next).instrument(span).await
+}
+
+async fn access_log_in(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod http;
 pub mod locks;
 pub mod message;
+pub mod metrics;
 pub mod queue;
 pub mod secret;
 pub mod send;

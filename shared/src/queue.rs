@@ -165,7 +165,8 @@ pub async fn redrive(
                     .await?;
             }
             moved += 1;
-            tracing::info!(metric = "dlq_redrive", sqsMessageId = ?m.message_id, "redriven");
+            tracing::info!(sqsMessageId = ?m.message_id, "redriven");
+            crate::metrics::count(crate::metrics::Metric::DlqRedrive, &[]);
         }
     }
 }

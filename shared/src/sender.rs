@@ -18,6 +18,7 @@ use crate::{
     delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
     message::MessageError,
+    metrics::{self, Metric},
     queue::SendJob,
     secret::Secret,
     state::AppState,
@@ -229,7 +230,8 @@ impl Sender {
             .await
         {
             Ok(wamid) => {
-                tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, metric = "send_ok", "sent");
+                tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, "sent");
+                metrics::count(Metric::SendOk, &[]);
                 (Outcome::Done, Some(finish(Attempt::Sent { wamid })))
             }
             Err(e) => {
@@ -240,11 +242,13 @@ impl Sender {
                 };
                 match e.class {
                     ErrorClass::Retry => {
-                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempt = message.attempts + 1, metric = "send_failed", class = "retry", "send will be retried");
+                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempt = message.attempts + 1, "send will be retried");
+                        metrics::count(Metric::SendFailed, &[("ErrorClass", "retry")]);
                         (Outcome::Retry, Some(finish(Attempt::Retry(error))))
                     }
                     ErrorClass::Permanent => {
-                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, metric = "send_failed", class = "permanent", "send failed permanently");
+                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, "send failed permanently");
+                        metrics::count(Metric::SendFailed, &[("ErrorClass", "permanent")]);
                         (Outcome::Done, Some(finish(Attempt::Failed(error))))
                     }
                 }

@@ -15,7 +15,8 @@ pub fn init() {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
+            .with_span_list(false)
             .without_time() // CloudWatch stamps every line itself
             .try_init()
     } else {

@@ -85,7 +85,10 @@ async fn register_fixtures_replay_through_lambda_http() {
     let denied = invoke_lambda(router(), &fixture("register/get-tenant.json", &foreign)).await;
     assert_eq!(denied["statusCode"], 403, "{denied}");
 
-    assert!(!e2e::logs().contains(&token));
+    let logs = e2e::logs();
+    assert!(!logs.contains(&token));
+    // Log lines carry API Gateway's request id (the fixtures' requestContext.requestId).
+    assert!(logs.contains("\"requestId\":\"JKJaXmPLvHcESHA=\""), "request id in logs");
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use crate::{
     error::ApiError,
     flow,
     message::{self, MessageDoc, MessageError, Status},
+    metrics::{self, Metric},
     state::AppState,
     template,
     tenant::{self, TenantId},
@@ -42,11 +43,8 @@ pub fn authenticate(
     match &state.config.app_secret {
         Some(secret) => {
             signature::verify(secret.expose().as_bytes(), body, signature).map_err(|e| {
-                tracing::warn!(
-                    metric = "webhook_signature_failure",
-                    reason = e.message(),
-                    "webhook refused"
-                );
+                tracing::warn!(reason = e.message(), "webhook refused");
+                metrics::count(Metric::WebhookSignatureFailure, &[]);
                 ApiError::Unauthorized(e.message().into())
             })
         }
@@ -271,7 +269,8 @@ async fn process(
 ) -> Result<Received, ApiError> {
     let fresh = message::insert_inbound(state, &MessageDoc::inbound(tenant, message)).await?;
     if fresh {
-        tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, metric = "inbound_message", "inbound stored");
+        tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, "inbound stored");
+        metrics::count(Metric::InboundMessage, &[("Type", message.kind.as_str())]);
     } else {
         // Stored by an earlier delivery: finish whatever that one did not.
         let key = reply_key(message);
@@ -333,7 +332,8 @@ async fn reply_to(
     }
     customer::apply(state, tenant, &message.from, &reply.state_update).await?;
     message::enqueue(state, &doc).await?;
-    tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, metric = "reply_queued", "reply queued");
+    tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, "reply queued");
+    metrics::count(Metric::ReplyQueued, &[]);
     Ok(true)
 }
 
