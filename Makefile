@@ -1,6 +1,6 @@
 # Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
 # against a throw-away local stack). See README.md.
-.PHONY: dev test lint build tools dlq redrive bench fuzz-api
+.PHONY: dev test lint build tools dlq redrive bench fuzz-api postman
 
 dev:
 	@infra/dev.sh
@@ -32,3 +32,7 @@ bench:
 # schemathesis against the local gateway, from docs/openapi.yaml: no 5xx, no spec violation.
 fuzz-api:
 	@infra/fuzz-api.sh
+
+# docs/postman_collection.json from docs/openapi.yaml (a test keeps them in sync).
+postman:
+	@infra/tools.sh stack && .venv-tools/bin/python infra/postman.py

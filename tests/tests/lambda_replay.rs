@@ -88,7 +88,10 @@ async fn register_fixtures_replay_through_lambda_http() {
     let logs = e2e::logs();
     assert!(!logs.contains(&token));
     // Log lines carry API Gateway's request id (the fixtures' requestContext.requestId).
-    assert!(logs.contains("\"requestId\":\"JKJaXmPLvHcESHA=\""), "request id in logs");
+    assert!(
+        logs.contains("\"requestId\":\"JKJaXmPLvHcESHA=\""),
+        "request id in logs"
+    );
 }
 
 #[tokio::test]
