@@ -13,7 +13,7 @@ lint:
 
 build:
 	@infra/tools.sh build
-	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" cargo lambda build --release --arm64 --workspace --exclude local-gateway --exclude e2e --exclude shared
+	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip --workspace --exclude local-gateway --exclude e2e --exclude shared
 
 tools:
 	@infra/tools.sh all

@@ -22,6 +22,8 @@ cargo build --workspace --all-targets --quiet
 
 echo "[test] make dev smoke test" >&2
 infra/smoke-dev.sh
+echo "[test] cargo lambda watch + invoke" >&2
+infra/lambda-dev-smoke.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
