@@ -73,6 +73,74 @@ pub async fn create_queue(aws: &aws_config::SdkConfig, prefix: &str) -> String {
         .expect("queue url")
 }
 
+/// Two apps on one fresh database: the first with its send queue pointing nowhere (every
+/// enqueue fails), the second healthy, as before and after a queue outage.
+pub async fn queue_outage_then_recovery() -> (TestApp, TestApp) {
+    let aws = state::aws_config().await;
+    let good = test_config(&aws).await;
+    let mut broken = good.clone();
+    broken.send_queue_url = good.send_queue_url.as_ref().map(|u| format!("{u}-missing"));
+    let db = fresh_database().await;
+    let down = serve(
+        AppState::new(broken, &aws, db.clone()),
+        db.clone(),
+        aws.clone(),
+    )
+    .await;
+    let up = serve(AppState::new(good, &aws, db.clone()), db, aws).await;
+    (down, up)
+}
+
+/// A queue whose redrive policy moves a message to a fresh DLQ after `max_receive`
+/// receives; returns (queue url, dlq url).
+pub async fn queue_with_dlq(
+    aws: &aws_config::SdkConfig,
+    max_receive: u32,
+    visibility_secs: Option<u32>,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let dlq = create_queue(aws, "dlq").await;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    let mut create = sqs
+        .create_queue()
+        .queue_name(format!("send-{}", random_hex(6)))
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive}"}}"#),
+        );
+    if let Some(v) = visibility_secs {
+        create = create.attributes(QueueAttributeName::VisibilityTimeout, v.to_string());
+    }
+    let queue = create.send().await.expect("queue").queue_url.expect("url");
+    (queue, dlq)
+}
+
+/// Visible + in-flight messages of a queue.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .unwrap_or_default();
+    attrs.values().filter_map(|v| v.parse::<usize>().ok()).sum()
+}
+
 /// A fresh database on the stack's MongoDB.
 pub async fn fresh_database() -> Database {
     let db = state::connect_database(&stack_var("MONGO_URI"))

@@ -9,70 +9,14 @@ use std::{
 };
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::{Client, types::QueueAttributeName};
+use aws_sdk_sqs::Client;
 use local_gateway::shim::{BoxError, Shim};
-
-async fn queue_pair(sqs: &Client, max_receive: u32) -> (String, String) {
-    let suffix = e2e::random_hex(4);
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("shim-dlq-{suffix}"))
-        .send()
-        .await
-        .expect("dlq")
-        .queue_url
-        .expect("url");
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("shim-{suffix}"))
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive}"}}"#),
-        )
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    (queue, dlq)
-}
-
-async fn depth(sqs: &Client, url: &str) -> usize {
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .unwrap_or_default();
-    [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-    ]
-    .iter()
-    .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<usize>().ok()))
-    .sum()
-}
 
 #[tokio::test]
 async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
     let aws = shared::state::aws_config().await;
     let sqs = Client::new(&aws);
-    let (queue, dlq) = queue_pair(&sqs, 2).await;
+    let (queue, dlq) = e2e::queue_with_dlq(&aws, 2, Some(1)).await;
     for body in ["ok-1", "poison", "ok-2"] {
         sqs.send_message()
             .queue_url(&queue)
@@ -113,7 +57,7 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         shim.poll_once(&handler).await.expect("poll");
-        if depth(&sqs, &queue).await == 0 && depth(&sqs, &dlq).await == 1 {
+        if e2e::queue_depth(&sqs, &queue).await == 0 && e2e::queue_depth(&sqs, &dlq).await == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -126,7 +70,7 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
         Some(&2),
         "delivered maxReceiveCount times: {seen:?}"
     );
-    assert_eq!(depth(&sqs, &queue).await, 0);
+    assert_eq!(e2e::queue_depth(&sqs, &queue).await, 0);
     let moved = sqs
         .receive_message()
         .queue_url(&dlq)
@@ -143,7 +87,7 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
 async fn a_failing_handler_leaves_the_whole_batch() {
     let aws = shared::state::aws_config().await;
     let sqs = Client::new(&aws);
-    let (queue, _dlq) = queue_pair(&sqs, 5).await;
+    let (queue, _dlq) = e2e::queue_with_dlq(&aws, 5, Some(1)).await;
     for body in ["a", "b"] {
         sqs.send_message()
             .queue_url(&queue)
@@ -163,5 +107,9 @@ async fn a_failing_handler_leaves_the_whole_batch() {
     }
     assert_eq!(outcome.received, 2);
     assert_eq!(outcome.deleted, 0);
-    assert_eq!(depth(&sqs, &queue).await, 2, "nothing was deleted");
+    assert_eq!(
+        e2e::queue_depth(&sqs, &queue).await,
+        2,
+        "nothing was deleted"
+    );
 }

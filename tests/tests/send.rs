@@ -239,20 +239,7 @@ async fn ten_concurrent_identical_sends_make_one_message() {
 
 #[tokio::test]
 async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
-    let aws = shared::state::aws_config().await;
-    let good = e2e::test_config(&aws).await;
-    let mut broken = good.clone();
-    broken.send_queue_url = Some(format!(
-        "{}-missing",
-        good.send_queue_url.clone().expect("url")
-    ));
-    let db = e2e::fresh_database().await;
-    let down = e2e::serve(
-        shared::AppState::new(broken, &aws, db.clone()),
-        db.clone(),
-        aws.clone(),
-    )
-    .await;
+    let (down, up) = e2e::queue_outage_then_recovery().await;
     let (tenant, key, _) = down.register_tenant("Shop").await;
     let body = json!({"to": "34600111222", "text": "Important", "idempotency_key": "k1"});
     let r = send(&down, &tenant, &key, body.clone()).await;
@@ -261,7 +248,6 @@ async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
     assert_eq!(stored.len(), 1, "stored before enqueueing");
     assert!(stored[0].get_bool("enqueueFailed").expect("flag"));
 
-    let up = e2e::serve(shared::AppState::new(good, &aws, db.clone()), db, aws).await;
     let r = send(&up, &tenant, &key, body.clone()).await;
     assert_eq!(
         r.status, 202,

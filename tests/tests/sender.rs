@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::types::QueueAttributeName;
 use e2e::{ADMIN_TOKEN, TestApp, spawn_with};
 use local_gateway::shim::{BoxError, Shim, SqsHandler};
 use mongodb::bson::{Document, doc};
@@ -45,29 +44,7 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
     let graph = MockServer::start().await;
     let aws = shared::state::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let dlq = e2e::create_queue(&aws, "dlq").await;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("send-{}", e2e::random_hex(6)))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#),
-        )
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
+    let (queue, dlq) = e2e::queue_with_dlq(&aws, 5, None).await;
     let base = graph.uri();
     let (q, d) = (queue.clone(), dlq.clone());
     let redis = redis_url.map(shared::secret::Secret::new);
@@ -164,20 +141,7 @@ impl Rig {
     }
 
     async fn depth(&self, url: &str) -> usize {
-        let attrs = self
-            .app
-            .state
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .expect("attrs")
-            .attributes
-            .unwrap_or_default();
-        attrs.values().filter_map(|v| v.parse::<usize>().ok()).sum()
+        e2e::queue_depth(&self.app.state.sqs, url).await
     }
 }
 

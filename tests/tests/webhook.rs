@@ -418,20 +418,7 @@ async fn exactly_once_holds_with_redis_down() {
 
 #[tokio::test]
 async fn a_failed_enqueue_is_a_5xx_and_the_retry_completes_it_once() {
-    let aws = shared::state::aws_config().await;
-    let good = e2e::test_config(&aws).await;
-    let mut broken = good.clone();
-    broken.send_queue_url = Some(format!(
-        "{}-missing",
-        good.send_queue_url.clone().expect("url")
-    ));
-    let db = e2e::fresh_database().await;
-    let down = e2e::serve(
-        shared::AppState::new(broken, &aws, db.clone()),
-        db.clone(),
-        aws.clone(),
-    )
-    .await;
+    let (down, up) = e2e::queue_outage_then_recovery().await;
     let b = bot(&down, "Shop").await;
     let id = wamid();
     let body = meta(
@@ -445,7 +432,6 @@ async fn a_failed_enqueue_is_a_5xx_and_the_retry_completes_it_once() {
     assert!(out[0].get_bool("enqueueFailed").expect("flag"));
 
     // Meta retries against a healthy queue: the stored reply is enqueued, not re-decided.
-    let up = e2e::serve(shared::AppState::new(good, &aws, db.clone()), db, aws).await;
     let r = up.webhook(&body).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let jobs = up.queued_jobs().await;
