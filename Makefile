@@ -1,12 +1,16 @@
 # Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
 # against a throw-away local stack). See README.md.
-.PHONY: dev test lint build tools dlq redrive bench fuzz-api postman
+.PHONY: dev test test-ui lint build tools dlq redrive bench fuzz-api postman
 
 dev:
 	@infra/dev.sh
 
 test:
 	@infra/test.sh
+
+# The admin UI in headless Chromium (playwright-core).
+test-ui:
+	@infra/test-ui.sh
 
 lint:
 	@infra/lint.sh

@@ -8,7 +8,7 @@ import re
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-VARIABLES = {"baseUrl": "http://127.0.0.1:3000", "adminToken": "", "apiKey": "", "tenantId": "", "templateKey": ""}
+VARIABLES = {"baseUrl": "http://127.0.0.1:3000", "adminToken": "", "apiKey": "", "tenantId": "", "templateKey": "", "asset": "app.js"}
 PARAM_VARIABLE = {"tenantId": "tenantId", "key": "templateKey"}
 
 

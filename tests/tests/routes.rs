@@ -12,6 +12,7 @@ use tower::ServiceExt;
 fn concrete(path: &str) -> String {
     path.replace("{tenantId}", "65f0c0ffee0000000000beef")
         .replace("{key}", "tmpl_0badf00d")
+        .replace("{asset}", "app.js")
 }
 
 async fn send(router: axum::Router, method: &str, path: &str) -> (u16, String) {
@@ -133,7 +134,8 @@ fn the_postman_collection_matches_the_spec() {
             let path = raw
                 .trim_start_matches("{{baseUrl}}")
                 .replace("{{tenantId}}", "{tenantId}")
-                .replace("{{templateKey}}", "{key}");
+                .replace("{{templateKey}}", "{key}")
+                .replace("{{asset}}", "{asset}");
             (
                 i["request"]["method"].as_str().expect("method").to_owned(),
                 path,

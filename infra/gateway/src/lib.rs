@@ -20,6 +20,7 @@ pub fn function_router(binary: &str, state: &AppState) -> Option<Router> {
         "flows" => Some(flows::router(state.clone())),
         "webhook" => Some(webhook::router(state.clone())),
         "send" => Some(send::router(state.clone())),
+        "admin" => Some(admin::router()),
         _ => None,
     }
 }
