@@ -17,8 +17,15 @@ export VERIFY_TOKEN="${VERIFY_TOKEN:-$(secret_file "$dir/verify-token")}"
 
 gateway_pid=""
 cleanup() {
-  trap - EXIT INT TERM
-  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
+  # A second Ctrl-C must not interrupt the clean-up half way.
+  trap '' INT TERM
+  trap - EXIT
+  if [ -n "$gateway_pid" ]; then
+    # Graceful first (it drains requests and the queue shim), then not longer than 5 s.
+    kill "$gateway_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$gateway_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$gateway_pid" 2>/dev/null || true
+  fi
   infra/stack.sh stop "$dir"
   echo "[dev] stopped" >&2
 }

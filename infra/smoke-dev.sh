@@ -59,7 +59,7 @@ for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "make dev did not stop on SIGTERM"
 # make itself exits at once; dev.sh's trap then stops the gateway and the stack.
 for p in $stack_pids; do
-  for _ in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$p" 2>/dev/null && fail "stack process $p left running"
 done
 echo "[smoke] make dev: ready, /health ok, register 201, send delivered, make dlq ok, clean stop" >&2

@@ -17,17 +17,22 @@ dir="$(cd "$dir" && pwd)"
 log() { printf '[stack] %s\n' "$*" >&2; }
 
 stop() {
-  local f pid
+  # TERM everything at once, then give them 5 s together before KILL.
+  local f pid pids=()
   for f in "$dir"/*.pid; do
     [ -e "$f" ] || continue
     pid="$(cat "$f")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    kill "$pid" 2>/dev/null && pids+=("$pid")
     rm -f "$f"
   done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
 }
 
 free_port() {

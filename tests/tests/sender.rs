@@ -504,3 +504,40 @@ async fn leases_fall_back_to_the_database_when_redis_is_down() {
         3
     );
 }
+
+#[tokio::test]
+async fn ten_concurrent_identical_sends_deliver_one_message() {
+    let rig = rig(None).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_body("wamid.single")))
+        .mount(&rig.graph)
+        .await;
+    let body = json!({"to": "34600111222", "text": "Exactly once", "idempotency_key": "burst-1"})
+        .to_string();
+    let path = format!("/tenants/{}/send", rig.tenant);
+    let replies = futures::future::join_all(
+        (0..10).map(|_| rig.app.call("POST", &path, Some(&rig.key), Some(&body))),
+    )
+    .await;
+    let accepted: Vec<&str> = replies
+        .iter()
+        .filter(|r| r.status == 202)
+        .filter_map(|r| r.body["messageId"].as_str())
+        .collect();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(replies.iter().filter(|r| r.status == 409).count(), 9);
+    let id = accepted[0].to_owned();
+    let queue = rig.app.state.config.send_queue_url.clone().expect("queue");
+    rig.pump_until(async |r: &Rig| r.status(&id).await == "sent" && r.depth(&queue).await == 0)
+        .await;
+    assert_eq!(
+        rig.graph.received_requests().await.expect("recorded").len(),
+        1,
+        "delivered once"
+    );
+}

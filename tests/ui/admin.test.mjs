@@ -2,12 +2,15 @@
 // infra/with-gateway.sh (BASE_URL, ADMIN_TOKEN, TENANT_ID).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL;
 const ADMIN = process.env.ADMIN_TOKEN;
-const SHOTS = new URL('../../docs/', import.meta.url).pathname;
+// Screenshots go to a temp dir; `SCREENSHOT_DIR=docs make test-ui` refreshes the README's.
+const REPO = new URL('../../', import.meta.url).pathname;
+const SHOTS = `${process.env.SCREENSHOT_DIR ? resolve(REPO, process.env.SCREENSHOT_DIR) : tmpdir()}/`;
 let browser;
 let page;
 
