@@ -4,12 +4,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-stack="$(mktemp -d "${TMPDIR:-/tmp}/wa-bench-stack.XXXXXX")"
-cleanup() { infra/stack.sh stop "$stack"; rm -rf "$stack"; }
-trap cleanup EXIT
-unset MONGO_URI REDIS_URL AWS_ENDPOINT_URL AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-  SEND_QUEUE_URL SEND_DLQ_URL KMS_KEY_ID
-STAGE=bench infra/stack.sh start "$stack" --ephemeral
-. "$stack/env"
+[ -n "${STACK_DIR:-}" ] || STAGE=bench exec infra/with-stack.sh "$0" "$@"
 cargo bench -p shared --bench webhook
 cargo bench -p e2e --bench sender

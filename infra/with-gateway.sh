@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
-# Runs a command against a local gateway on a throw-away stack, with BASE_URL and
+# Runs a command against a local gateway on a throw-away stack (infra/with-stack.sh), with BASE_URL and
 # ADMIN_TOKEN exported (and a registered tenant in TENANT_ID). Used by `make fuzz-api`
 # and `make test-ui`.   infra/with-gateway.sh CMD [ARGS...]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-work="$(mktemp -d "${TMPDIR:-/tmp}/wa-gateway.XXXXXX")"
+[ -n "${STACK_DIR:-}" ] || STAGE=gw exec infra/with-stack.sh "$0" "$@"
+work="$STACK_DIR"
 gateway=""
-cleanup() { [ -n "$gateway" ] && kill "$gateway" 2>/dev/null; infra/stack.sh stop "$work"; rm -rf "$work"; }
-trap cleanup EXIT
-unset MONGO_URI REDIS_URL AWS_ENDPOINT_URL AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-  SEND_QUEUE_URL SEND_DLQ_URL KMS_KEY_ID
-STAGE=gw infra/stack.sh start "$work" --ephemeral
-. "$work/env"
+trap '[ -n "$gateway" ] && kill "$gateway" 2>/dev/null; true' EXIT
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export PORT="$port" ADMIN_TOKEN=local-admin-token APP_SECRET=local-app-secret VERIFY_TOKEN=local-verify \
   APP_ENV=production LOG_LEVEL=warn
