@@ -399,6 +399,20 @@ pub async fn enqueue(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError>
     Ok(())
 }
 
+/// The last steps of accepting an outbound message: apply the conversation change it
+/// carries, then enqueue it. Also how a retry completes a stored message whose enqueue
+/// failed (the flag is cleared once the queue took it).
+pub async fn dispatch(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
+    if let Some(update) = &doc.state_update {
+        crate::customer::apply(state, &doc.tenant_id.into(), &doc.customer_wa_id, update).await?;
+    }
+    enqueue(state, doc).await?;
+    if doc.enqueue_failed {
+        clear_enqueue_failed(state, doc).await?;
+    }
+    Ok(())
+}
+
 /// Filters of `GET /messages`.
 #[derive(Debug, Default)]
 pub struct ListFilter {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    customer::{self, StateUpdate},
+    customer::StateUpdate,
     engine,
     error::ApiError,
     locks::Acquire,
@@ -250,19 +250,12 @@ async fn store_and_enqueue(
     doc.state_update = state_update;
     if let Err(existing) = message::insert(state, &doc).await? {
         if existing.enqueue_failed && existing.status == Status::Queued {
-            if let Some(update) = &existing.state_update {
-                customer::apply(state, tenant, &existing.customer_wa_id, update).await?;
-            }
-            message::enqueue(state, &existing).await?;
-            message::clear_enqueue_failed(state, &existing).await?;
+            message::dispatch(state, &existing).await?;
             return Ok(existing.id.to_hex());
         }
         return Err(already_processed(Some(&existing)));
     }
-    if let Some(update) = &doc.state_update {
-        customer::apply(state, tenant, to.as_str(), update).await?;
-    }
-    message::enqueue(state, &doc).await?;
+    message::dispatch(state, &doc).await?;
     Ok(doc.id.to_hex())
 }
 

@@ -330,8 +330,7 @@ async fn reply_to(
         // A concurrent delivery stored the reply first; it enqueues it.
         return resume(state, tenant, existing).await.map(|_| false);
     }
-    customer::apply(state, tenant, &message.from, &reply.state_update).await?;
-    message::enqueue(state, &doc).await?;
+    message::dispatch(state, &doc).await?;
     tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, "reply queued");
     metrics::count(Metric::ReplyQueued, &[]);
     Ok(true)
@@ -347,13 +346,7 @@ async fn resume(state: &AppState, tenant: &TenantId, existing: MessageDoc) -> Re
     if !stuck {
         return Ok(());
     }
-    if let Some(update) = &existing.state_update {
-        customer::apply(state, tenant, &existing.customer_wa_id, update).await?;
-    }
-    message::enqueue(state, &existing).await?;
-    if existing.enqueue_failed {
-        message::clear_enqueue_failed(state, &existing).await?;
-    }
+    message::dispatch(state, &existing).await?;
     tracing::info!(tenantId = %tenant, messageId = %existing.id, "stored reply re-enqueued");
     Ok(())
 }
