@@ -132,6 +132,13 @@ impl Rig {
         self.app.messages(doc! {"_id": oid}).await.remove(0)
     }
 
+    async fn attempts(&self, id: &str) -> i32 {
+        self.message(id)
+            .await
+            .get_i32("attempts")
+            .expect("attempts")
+    }
+
     async fn status(&self, id: &str) -> String {
         self.message(id)
             .await
@@ -284,13 +291,7 @@ async fn pair_rate_limits_are_retried_and_undeliverable_fails_at_once() {
         .await;
     rig.pump_until(async |r: &Rig| r.status(&retried).await == "sent")
         .await;
-    assert_eq!(
-        rig.message(&retried)
-            .await
-            .get_i32("attempts")
-            .expect("attempts"),
-        2
-    );
+    assert_eq!(rig.attempts(&retried).await, 2);
 
     let failing = rig
         .send(json!({"to": "34600111222", "text": "Second"}))
@@ -487,13 +488,7 @@ async fn leases_fall_back_to_the_database_when_redis_is_down() {
     }
     rig.pump_until(async |r: &Rig| r.status(&id).await == "sent" && r.depth(&queue).await == 0)
         .await;
-    assert_eq!(
-        rig.message(&id)
-            .await
-            .get_i32("attempts")
-            .expect("attempts"),
-        2
-    );
+    assert_eq!(rig.attempts(&id).await, 2);
     let second = rig
         .send(json!({"to": "34600111222", "text": "Another"}))
         .await;

@@ -14,6 +14,22 @@ struct Bot {
     number: String,
 }
 
+impl Bot {
+    /// A customer message from `events/meta/<fixture>.json` to this bot's number, with a
+    /// fresh wamid, signed and posted.
+    async fn say(
+        &self,
+        app: &TestApp,
+        fixture: &str,
+        pairs: &[(&'static str, &str)],
+    ) -> e2e::Reply {
+        let id = wamid();
+        let mut v = vars(&[("PHONE_NUMBER_ID", &self.number), ("WAMID", &id)]);
+        v.extend(pairs.iter().map(|(k, val)| (*k, val.to_string())));
+        app.webhook(&meta(fixture, &v)).await
+    }
+}
+
 fn vars(pairs: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
     let mut v: HashMap<&'static str, String> =
         pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
@@ -260,31 +276,23 @@ async fn branching_conversation_from_rule_to_button_to_fallback() {
     assert_eq!(tapped[0].get_str("body").expect("body"), "Prices");
 
     // A button with no next template: its title goes through the rules, then fallback.
-    let r = app
-        .webhook(&meta(
+    let r = b
+        .say(
+            &app,
             "button_reply",
-            &vars(&[
-                ("PHONE_NUMBER_ID", &b.number),
-                ("WAMID", &wamid()),
-                ("PAYLOAD_ID", "b_other"),
-                ("TEXT", "Other"),
-            ]),
-        ))
+            &[("PAYLOAD_ID", "b_other"), ("TEXT", "Other")],
+        )
         .await;
     assert_eq!(r.status, 200);
     let jobs = app.queued_jobs().await;
     assert_eq!(jobs[0]["content"]["text"], "Shop: sorry?");
     // An unknown payload whose title matches a rule takes that rule.
-    let r = app
-        .webhook(&meta(
+    let r = b
+        .say(
+            &app,
             "button_legacy",
-            &vars(&[
-                ("PHONE_NUMBER_ID", &b.number),
-                ("WAMID", &wamid()),
-                ("PAYLOAD_ID", "nope"),
-                ("TEXT", "price list"),
-            ]),
-        ))
+            &[("PAYLOAD_ID", "nope"), ("TEXT", "price list")],
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -292,26 +300,14 @@ async fn branching_conversation_from_rule_to_button_to_fallback() {
         "Shop: coffee 3€"
     );
     // Back to the menu, then a list reply with a menu button's id branches like a tap.
-    app.webhook(&meta(
-        "text",
-        &vars(&[
-            ("PHONE_NUMBER_ID", &b.number),
-            ("WAMID", &wamid()),
-            ("TEXT", "hi"),
-        ]),
-    ))
-    .await;
+    b.say(&app, "text", &[("TEXT", "hi")]).await;
     app.queued_jobs().await;
-    let r = app
-        .webhook(&meta(
+    let r = b
+        .say(
+            &app,
             "list_reply",
-            &vars(&[
-                ("PHONE_NUMBER_ID", &b.number),
-                ("WAMID", &wamid()),
-                ("PAYLOAD_ID", "b_hours"),
-                ("TEXT", "Hours"),
-            ]),
-        ))
+            &[("PAYLOAD_ID", "b_hours"), ("TEXT", "Hours")],
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -451,11 +447,7 @@ async fn a_failed_enqueue_is_a_5xx_and_the_retry_completes_it_once() {
 async fn statuses_only_move_forward_even_without_messages() {
     let app = spawn_app().await;
     let b = bot(&app, "Shop").await;
-    app.webhook(&meta(
-        "text",
-        &vars(&[("PHONE_NUMBER_ID", &b.number), ("WAMID", &wamid())]),
-    ))
-    .await;
+    b.say(&app, "text", &[]).await;
     let job = app.queued_jobs().await.remove(0);
     // What the sender records after Graph accepts the message.
     let out_wamid = wamid();
@@ -492,11 +484,7 @@ async fn statuses_only_move_forward_even_without_messages() {
     }
 
     // Another message: delivered (statuses only, no contacts) then failed is ignored after delivered.
-    app.webhook(&meta(
-        "text",
-        &vars(&[("PHONE_NUMBER_ID", &b.number), ("WAMID", &wamid())]),
-    ))
-    .await;
+    b.say(&app, "text", &[]).await;
     let job = app.queued_jobs().await.remove(0);
     let second = shared::message::find_by_key(
         &app.state,
