@@ -1,7 +1,7 @@
 //! Settings, read once from the environment. A `.env` file may supply defaults; a variable
 //! already in the environment always wins.
 
-use std::{env, fs, path::Path};
+use std::{env, fs, path::Path, time::Duration};
 
 use crate::secret::Secret;
 
@@ -27,7 +27,25 @@ pub struct Config {
     pub whatsapp_api_base: String,
     pub whatsapp_api_version: String,
     /// How long a warm function reuses a tenant's templates and flow (`CONFIG_CACHE_TTL_SECS`).
-    pub config_cache_ttl: std::time::Duration,
+    pub config_cache_ttl: Duration,
+    /// How long one request may hold an idempotency lock (`IDEMPOTENCY_LOCK_MS`, default
+    /// 8000). Must stay below the HTTP functions' timeout (10 s in template.yaml), so a
+    /// request cut off at its timeout never leaves a lock that outlives it.
+    pub idempotency_lock: Duration,
+    /// The sender's first retry delay; doubles per receive (`SEND_RETRY_BASE_MS`, 2000).
+    pub send_retry_base: Duration,
+    /// How long the sender's claim on a message lasts (`SEND_LEASE_MS`, 40000): longer than
+    /// the sender's timeout (30 s), so no other attempt starts while one may still run.
+    pub send_lease: Duration,
+    /// The relay re-enqueues an outbound message stored but not enqueued this long ago
+    /// (`RELAY_GRACE_SECS`, 60).
+    pub relay_grace: Duration,
+    /// ... or enqueued but never attempted this long ago: its job was lost
+    /// (`RELAY_STALE_SECS`, 900).
+    pub relay_stale: Duration,
+    /// How often the local gateway runs the relay, as the SAM schedule does in AWS
+    /// (`RELAY_INTERVAL_SECS`, 60; 0 turns it off).
+    pub relay_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,14 +106,29 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             whatsapp_api_version: get("WHATSAPP_API_VERSION").unwrap_or_else(|| "v20.0".into()),
-            config_cache_ttl: std::time::Duration::from_secs(match get("CONFIG_CACHE_TTL_SECS") {
-                None => 10,
-                Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
-                    name: "CONFIG_CACHE_TTL_SECS",
-                    why: "expected whole seconds".into(),
-                })?,
-            }),
+            config_cache_ttl: Duration::from_secs(number(&get, "CONFIG_CACHE_TTL_SECS", 10)?),
+            idempotency_lock: Duration::from_millis(number(&get, "IDEMPOTENCY_LOCK_MS", 8000)?),
+            send_retry_base: Duration::from_millis(number(&get, "SEND_RETRY_BASE_MS", 2000)?),
+            send_lease: Duration::from_millis(number(&get, "SEND_LEASE_MS", 40000)?),
+            relay_grace: Duration::from_secs(number(&get, "RELAY_GRACE_SECS", 60)?),
+            relay_stale: Duration::from_secs(number(&get, "RELAY_STALE_SECS", 900)?),
+            relay_interval: Duration::from_secs(number(&get, "RELAY_INTERVAL_SECS", 60)?),
         })
+    }
+}
+
+/// A whole, non-negative number setting, or its default.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+            name,
+            why: "expected a whole number".into(),
+        }),
     }
 }
 

@@ -9,7 +9,8 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::ApiError, state::AppState, store::CUSTOMERS, template::TemplateKey, tenant::TenantId,
+    error::ApiError,
+    store::{CUSTOMERS, Store}, template::TemplateKey, tenant::TenantId,
 };
 
 /// Where a customer is in the tenant's conversation.
@@ -32,14 +33,14 @@ pub struct StateUpdate {
     pub state: Option<String>,
 }
 
-async fn collection(state: &AppState) -> Result<Collection<Document>, ApiError> {
-    state.store.collection(CUSTOMERS).await
+async fn collection(store: &Store) -> Result<Collection<Document>, ApiError> {
+    store.collection(CUSTOMERS).await
 }
 
 /// Records that the customer wrote (and their profile name, when Meta sent it) and returns
 /// their conversation. One round trip.
 pub async fn touch(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     wa_id: &str,
     name: Option<&str>,
@@ -49,7 +50,7 @@ pub async fn touch(
     if let Some(name) = name {
         set.insert("name", name);
     }
-    let doc = collection(state)
+    let doc = collection(store)
         .await?
         .find_one_and_update(
             doc! { "tenantId": tenant.object_id(), "waId": wa_id },
@@ -65,7 +66,7 @@ pub async fn touch(
 
 /// Persists a state change atomically (upsert: an API send may reach a new customer).
 pub async fn apply(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     wa_id: &str,
     update: &StateUpdate,
@@ -75,7 +76,7 @@ pub async fn apply(
     if let Some(s) = &update.state {
         set.insert("state", s.as_str());
     }
-    collection(state)
+    collection(store)
         .await?
         .update_one(
             doc! { "tenantId": tenant.object_id(), "waId": wa_id },

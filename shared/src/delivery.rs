@@ -1,11 +1,11 @@
 //! Delivery state of outbound messages, handled by the sender a batch at a time.
 //!
-//! Claim: a lease per message, so concurrent or redelivered jobs of a message never send
-//! it twice. Leases live in Redis (one pipelined round trip, no database write); when
-//! Redis is down, in the message documents (one `updateMany` with a batch token). Then one
-//! read of the batch, and one `update` command recording every outcome, grouped by kind
-//! (per-document values picked with `$indexOfArray`), so the database sees three round
-//! trips per batch whatever its size.
+//! Claim: a lease per message in its document (one `updateMany` with a batch token, then one
+//! `find`), so every sender instance sees every lease and concurrent or redelivered jobs of
+//! a message never send it twice. The lease outlives the sender's timeout and is released
+//! only by the write that records the attempt's outcome: a `sent` is recorded as soon as its
+//! Graph call returns; retries and failures of a batch in one `update` command (per-document
+//! values picked with `$indexOfArray`).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -15,8 +15,7 @@ use mongodb::bson::{self, Bson, DateTime, Document, doc, oid::ObjectId};
 use crate::{
     error::ApiError,
     message::{MessageDoc, MessageError, Status},
-    state::AppState,
-    store::MESSAGES,
+    store::{MESSAGES, Store},
 };
 
 /// How the claim on one message ended.
@@ -26,88 +25,55 @@ pub enum Claim {
     Claimed(Box<MessageDoc>),
     /// Sent (or failed for good) already: acknowledge the job.
     Finished,
-    /// Another attempt holds the lease: try again later.
-    Busy,
+    /// Another attempt holds the lease until then: try again after it.
+    Busy { until: DateTime },
     Missing,
-}
-
-/// The claims of a batch and the Redis leases to release once it is recorded.
-pub struct Claims {
-    pub claims: HashMap<ObjectId, Claim>,
-    pub leases: Vec<String>,
 }
 
 fn epoch() -> DateTime {
     DateTime::from_millis(0)
 }
 
-fn lease_key(id: &ObjectId) -> String {
-    format!("wa:lease:{}", id.to_hex())
-}
-
+/// Claims every message of a batch that is undelivered and not leased by another attempt.
 pub async fn claim_batch(
-    state: &AppState,
+    store: &Store,
     ids: &[ObjectId],
     lease: Duration,
-) -> Result<Claims, ApiError> {
+) -> Result<HashMap<ObjectId, Claim>, ApiError> {
     let token = ObjectId::new();
-    let keys: Vec<String> = ids.iter().map(lease_key).collect();
-    let redis = state
-        .locks
-        .acquire_many(&keys, &token.to_hex(), lease)
-        .await;
-    if redis.is_none() {
-        // Leases in the documents instead.
-        let now = DateTime::now();
-        let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
-        state
-            .store
-            .collection::<Document>(MESSAGES)
-            .await?
-            .update_many(
-                doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
-                doc! { "$set": { "status": Status::Sending.as_str(), "leaseUntil": until, "leaseToken": token } },
-            )
-            .await?;
-    }
-    let taken: HashMap<ObjectId, bool> = match &redis {
-        Some(flags) => ids.iter().copied().zip(flags.iter().copied()).collect(),
-        None => HashMap::new(),
-    };
-    let docs: Vec<Document> = state
-        .store
-        .collection::<Document>(MESSAGES)
-        .await?
+    let now = DateTime::now();
+    let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
+    let messages = store.collection::<Document>(MESSAGES).await?;
+    messages
+        .update_many(
+            doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
+            // A job reached the sender, so it was enqueued whatever the outbox recorded.
+            doc! { "$set": { "status": Status::Sending.as_str(), "leaseUntil": until, "leaseToken": token, "enqueued": true } },
+        )
+        .await?;
+    let docs: Vec<Document> = messages
         .find(doc! { "_id": { "$in": ids }, "direction": "OUT" })
         .await?
         .try_collect()
         .await?;
     let mut claims: HashMap<ObjectId, Claim> = ids.iter().map(|id| (*id, Claim::Missing)).collect();
     for raw in docs {
-        let in_document = raw.get_object_id("leaseToken").is_ok_and(|t| t == token);
+        let ours = raw.get_object_id("leaseToken").is_ok_and(|t| t == token);
         let Ok(message) = bson::from_document::<MessageDoc>(raw) else {
             continue;
         };
-        let ours = in_document || taken.get(&message.id).copied().unwrap_or(false);
         let claim = if message.status_rank > 0 {
             Claim::Finished
         } else if ours {
             Claim::Claimed(Box::new(message.clone()))
         } else {
-            Claim::Busy
+            Claim::Busy {
+                until: message.lease_until.unwrap_or(until),
+            }
         };
         claims.insert(message.id, claim);
     }
-    let leases = match redis {
-        Some(flags) => keys
-            .into_iter()
-            .zip(flags)
-            .filter(|(_, t)| *t)
-            .map(|(k, _)| k)
-            .collect(),
-        None => Vec::new(),
-    };
-    Ok(Claims { claims, leases })
+    Ok(claims)
 }
 
 /// The outcome of one attempt.
@@ -149,7 +115,7 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
             .iter()
             .map(|f| match &f.attempt {
                 Attempt::Retry(e) | Attempt::Failed(e) => {
-                    bson::to_bson(e).map_err(|_| ApiError::Internal)
+                    bson::to_bson(e).map_err(|e| ApiError::unavailable("database", e))
                 }
                 Attempt::Sent { .. } => Ok(Bson::Null),
             })
@@ -196,7 +162,7 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
 }
 
 /// Records every outcome of a batch in one `update` command (one round trip).
-pub async fn finish_batch(state: &AppState, finishes: &[Finish]) -> Result<(), ApiError> {
+pub async fn finish_batch(store: &Store, finishes: &[Finish]) -> Result<(), ApiError> {
     let now = DateTime::now();
     let mut groups: [Vec<&Finish>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for f in finishes {
@@ -216,8 +182,7 @@ pub async fn finish_batch(state: &AppState, finishes: &[Finish]) -> Result<(), A
     if updates.is_empty() {
         return Ok(());
     }
-    let reply = state
-        .store
+    let reply = store
         .ready()
         .await?
         .run_command(doc! { "update": MESSAGES, "updates": updates, "ordered": false })

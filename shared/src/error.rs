@@ -1,8 +1,9 @@
 //! The one error type of the HTTP API and its one mapping to status codes.
 //!
 //! Body shape: `{"error": "<Reason Phrase>", "message": "<what and which field>"}` plus
-//! `field` when one field is to blame. Dependency failures are 503 (retryable) and are
-//! logged here, once, without their details reaching the caller.
+//! `field` when one field is to blame. Dependency failures are 503 (retryable): the error
+//! keeps its cause, which is logged once, when the response is made, and never reaches the
+//! caller.
 
 use axum::{
     Json,
@@ -33,7 +34,14 @@ pub enum ApiError {
     Unprocessable { field: String, message: String },
     /// A dependency (database, KMS, queue, ...) failed; the caller should retry.
     #[error("{dependency} is unavailable")]
-    Unavailable { dependency: &'static str },
+    Unavailable {
+        dependency: &'static str,
+        /// What went wrong (may name hosts, never credentials); logged, never answered.
+        cause: String,
+    },
+    /// Another request is still doing this work (same wamid or idempotency key): retry.
+    #[error("{0}")]
+    InProgress(String),
     /// A bug: never used for bad input.
     #[error("internal error")]
     Internal,
@@ -62,10 +70,24 @@ impl ApiError {
         }
     }
 
-    /// Logs the cause (which may mention hosts, never credentials) and hides it from the caller.
+    /// A failed dependency; the cause is kept for the one log line at the HTTP boundary.
     pub fn unavailable(dependency: &'static str, cause: impl std::fmt::Display) -> Self {
-        tracing::error!(dependency, error = %cause, "dependency failed");
-        Self::Unavailable { dependency }
+        Self::Unavailable {
+            dependency,
+            cause: cause.to_string(),
+        }
+    }
+
+    /// Logs what the caller is not told. Called once per error, where it becomes a response.
+    pub fn log(&self) {
+        match self {
+            Self::Unavailable { dependency, cause } => {
+                tracing::error!(dependency, error = %cause, "dependency failed")
+            }
+            Self::Internal => tracing::error!("internal error"),
+            Self::InProgress(why) => tracing::info!(reason = %why, "answered retry later"),
+            _ => {}
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -77,7 +99,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::InProgress(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,7 +107,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.log();
         let status = self.status();
+        let self_retry = matches!(self, Self::InProgress(_));
         let mut body = json!({
             "error": status.canonical_reason().unwrap_or("Error"),
             "message": self.to_string(),
@@ -111,7 +135,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from_static(match self_retry {
+                    true => "2",
+                    false => "1",
+                }),
             );
         }
         response

@@ -1,6 +1,6 @@
-//! Redis locks that make one request process one inbound message (or one send) while
-//! duplicates skip. Redis is an optimisation: when it is down, callers go on without the
-//! lock and unique indexes keep the outcome exactly-once.
+//! Redis: the locks of the [`idempotency`](crate::idempotency) protocol and small
+//! remembered values. `SET … NX PX … GET` needs Redis ≥ 7.0. Redis is an optimisation: when
+//! it is down, callers go on without it and unique indexes keep the outcome exactly-once.
 
 use std::{
     sync::Mutex,
@@ -141,46 +141,29 @@ impl Locks {
         }
     }
 
-    /// Takes many leases in one round trip (`SET key token NX PX ttl` each). `None` when
-    /// Redis is unavailable; otherwise whether each key was taken.
-    pub async fn acquire_many(
-        &self,
-        keys: &[String],
-        token: &str,
-        ttl: Duration,
-    ) -> Option<Vec<bool>> {
-        if keys.is_empty() {
-            return Some(Vec::new());
-        }
-        let mut conn = self.connection().await?;
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("SET")
-                .arg(key)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64);
-        }
-        let result: redis::RedisResult<Vec<Option<String>>> = pipe.query_async(&mut conn).await;
-        match result {
-            Ok(replies) => Some(replies.into_iter().map(|r| r.is_some()).collect()),
-            Err(e) => {
+    /// Remembers a value for `ttl` (best effort).
+    pub async fn remember(&self, key: &str, value: &str, ttl: Duration) {
+        if let Some(mut conn) = self.connection().await {
+            let r: redis::RedisResult<()> = conn.set_ex(key, value, ttl.as_secs().max(1)).await;
+            if let Err(e) = r {
                 self.mark_failed(&e.to_string());
-                None
             }
         }
     }
 
-    /// Releases many keys in one round trip (best effort: they expire anyway).
-    pub async fn release_many(&self, keys: &[String]) {
+    /// The values remembered under `keys`, in one round trip (`None`: Redis unavailable).
+    pub async fn recall(&self, keys: &[String]) -> Option<Vec<Option<String>>> {
         if keys.is_empty() {
-            return;
+            return Some(Vec::new());
         }
-        if let Some(mut conn) = self.connection().await {
-            let r: redis::RedisResult<()> = conn.del(keys).await;
-            if let Err(e) = r {
+        let mut conn = self.connection().await?;
+        let r: redis::RedisResult<Vec<Option<String>>> =
+            redis::cmd("MGET").arg(keys).query_async(&mut conn).await;
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
                 self.mark_failed(&e.to_string());
+                None
             }
         }
     }

@@ -20,6 +20,7 @@ pub enum Metric {
     SendFailed,
     WebhookSignatureFailure,
     DlqRedrive,
+    RelayRequeued,
 }
 
 impl Metric {
@@ -31,6 +32,7 @@ impl Metric {
             Metric::SendFailed => "SendsFailed",
             Metric::WebhookSignatureFailure => "WebhookSignatureFailures",
             Metric::DlqRedrive => "DlqRedriven",
+            Metric::RelayRequeued => "RelayRequeued",
         }
     }
 }

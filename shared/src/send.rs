@@ -1,7 +1,7 @@
 //! The send API: validated requests become a stored `queued` message (the outbox) and a
 //! job on the send queue, exactly once per idempotency key.
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use rand::RngCore;
 use serde::Deserialize;
@@ -11,8 +11,10 @@ use crate::{
     customer::StateUpdate,
     engine,
     error::ApiError,
-    locks::Acquire,
-    message::{self, API_KEY_PREFIX, MessageDoc, Status},
+    failpoint,
+    idempotency::{self, Begin},
+    message::{self, API_KEY_PREFIX, Inserted, MessageDoc},
+    outbox,
     queue::{Content, ContentKind},
     state::AppState,
     template::{self, TemplateKey, TemplateKind},
@@ -21,8 +23,6 @@ use crate::{
 
 pub const TEXT_MAX: usize = 4096;
 pub const IDEMPOTENCY_KEY_MAX: usize = 200;
-const LOCK_TTL: Duration = Duration::from_secs(30);
-const DONE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// A WhatsApp recipient: E.164, 7–15 digits, stored without the `+`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,19 +193,10 @@ pub async fn send_template(
     accepted
 }
 
-fn already_processed(existing: Option<&MessageDoc>) -> ApiError {
-    let mut extra = serde_json::Map::new();
-    if let Some(m) = existing {
-        extra.insert("messageId".into(), Value::String(m.id.to_hex()));
-    }
-    ApiError::Conflict {
-        message: "Request with the given idempotency_key already processed".into(),
-        extra,
-    }
-}
-
 /// Stores the message, then enqueues it. A reused key is a 409 naming the original
-/// message; a key whose message could not be enqueued is re-enqueued (202), not refused.
+/// message, but only once that message exists; a key whose message is stored but not yet
+/// enqueued (an earlier attempt failed or was cut off) is completed and answered 202; a key
+/// another request is still working on is a 503 to retry.
 async fn submit(
     state: &AppState,
     tenant: &TenantId,
@@ -216,25 +207,40 @@ async fn submit(
 ) -> Result<Accepted, ApiError> {
     let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
     let lock = format!("wa:send:{tenant}:{}", key.as_str());
-    let acquired = match state.locks.acquire(&lock, LOCK_TTL).await {
-        Acquire::Busy | Acquire::Done => {
-            let existing = message::find_by_key(state, tenant, &stored_key).await?;
-            return Err(already_processed(existing.as_ref()));
+    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await
+    {
+        Begin::Finished | Begin::InProgress => {
+            return match message::find_by_key(&state.store, tenant, &stored_key).await? {
+                Some(existing) => Err(already_processed(&existing)),
+                None => Err(ApiError::InProgress(format!(
+                    "a request with idempotency_key {} is still being processed",
+                    key.as_str()
+                ))),
+            };
         }
-        Acquire::Acquired => true,
-        Acquire::Unavailable => false,
+        Begin::Owner(held) => Some(held),
+        Begin::Unguarded => None,
     };
     let result = store_and_enqueue(state, tenant, to, &stored_key, content, state_update).await;
-    if acquired {
+    if let Some(held) = held {
         match &result {
-            Ok(_) => state.locks.finish(&lock, DONE_TTL).await,
-            Err(_) => state.locks.release(&lock).await,
+            Ok(_) => held.finish(&state.locks).await,
+            Err(_) => held.abandon(&state.locks).await,
         }
     }
     result.map(|id| Accepted {
         message_id: id,
         idempotency_key: key.0,
     })
+}
+
+fn already_processed(existing: &MessageDoc) -> ApiError {
+    let mut extra = serde_json::Map::new();
+    extra.insert("messageId".into(), Value::String(existing.id.to_hex()));
+    ApiError::Conflict {
+        message: "Request with the given idempotency_key already processed".into(),
+        extra,
+    }
 }
 
 async fn store_and_enqueue(
@@ -248,14 +254,16 @@ async fn store_and_enqueue(
     let mut doc = MessageDoc::outbound(tenant, to.as_str(), stored_key.to_owned(), content, "api");
     doc.template_key = state_update.as_ref().map(|u| u.last_template_key.clone());
     doc.state_update = state_update;
-    if let Err(existing) = message::insert(state, &doc).await? {
-        if existing.enqueue_failed && existing.status == Status::Queued {
-            message::dispatch(state, &existing).await?;
+    failpoint::hit("send.before_store").await?;
+    if let Inserted::Duplicate(existing) = message::insert(&state.store, &doc).await? {
+        if !existing.enqueued {
+            outbox::dispatch(state.outbox(), &existing).await?;
             return Ok(existing.id.to_hex());
         }
-        return Err(already_processed(Some(&existing)));
+        return Err(already_processed(&existing));
     }
-    message::dispatch(state, &doc).await?;
+    failpoint::hit("send.after_store").await?;
+    outbox::dispatch(state.outbox(), &doc).await?;
     Ok(doc.id.to_hex())
 }
 

@@ -1,23 +1,34 @@
 //! The sender: the SQS handler that delivers queued messages through the Graph API.
 //!
-//! Per batch: claim the messages (an atomic lease, so redeliveries and duplicate jobs never
-//! send twice; already-sent messages are acknowledged), decrypt each tenant's token (cached
-//! in the warm function), call Graph for all of them concurrently, then record `sent` +
-//! wamid, or `failed` for a permanent error, or `queued` with the error and a batch item
-//! failure with an exponential, jittered visibility backoff. After the queue's maxReceiveCount the
-//! redrive policy moves the job to the DLQ; the message keeps its last error.
+//! Per batch: claim the messages (a lease in each document, so redeliveries, duplicate jobs
+//! and other instances never send twice; already-sent messages are acknowledged), decrypt
+//! each tenant's token (cached in the warm function), call Graph for all of them
+//! concurrently. Each `sent` + wamid is recorded as soon as its call returns (then statuses
+//! Meta reported before that are applied); retries and permanent failures of the batch in
+//! one write. A retry is a batch item failure with an exponential, jittered visibility
+//! backoff; after the queue's maxReceiveCount the redrive policy moves the job to the DLQ
+//! and the message keeps its last error.
+//!
+//! A message Graph accepted but whose `sent` could not be recorded keeps its lease (no one
+//! else sends it) and its wamid is remembered (in this process and in Redis): the job's
+//! redelivery records it without calling Graph again.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use mongodb::bson::{doc, oid::ObjectId};
+use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use rand::Rng;
 use serde::Deserialize;
 
 use crate::{
     delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
-    message::MessageError,
+    failpoint,
+    message::{self, MessageError},
     metrics::{self, Metric},
     queue::SendJob,
     secret::Secret,
@@ -26,10 +37,10 @@ use crate::{
     whatsapp::{ErrorClass, GraphClient},
 };
 
-/// Longer than a Graph call can take (its timeout is 10 s).
-const LEASE: Duration = Duration::from_secs(60);
 /// SQS caps a visibility timeout at 12 h; backoff stops growing long before.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// How long a wamid of an unrecorded send is remembered in Redis.
+const UNRECORDED_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// A tenant's sending identity, decrypted.
 pub struct Credentials {
@@ -40,30 +51,57 @@ pub struct Credentials {
 pub struct Sender {
     state: AppState,
     graph: GraphClient,
-    /// First retry delay; doubles per receive (`SEND_RETRY_BASE_MS`, default 2000).
+    /// First retry delay; doubles per receive.
     retry_base: Duration,
+    /// Sent by Graph, not yet recorded: message → wamid.
+    unrecorded: Mutex<HashMap<ObjectId, String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Done,
-    Retry,
+    /// Redeliver, after this delay (default: the exponential backoff).
+    Retry(Option<Duration>),
+}
+
+/// What one message's attempt produced.
+struct Attempted {
+    outcome: Outcome,
+    /// A retry or permanent failure, recorded with the batch.
+    finish: Option<Finish>,
+    /// A recorded send: its statuses may be waiting.
+    sent: Option<(TenantId, String)>,
+}
+
+impl Attempted {
+    fn done() -> Self {
+        Self::of(Outcome::Done, None)
+    }
+
+    fn of(outcome: Outcome, finish: Option<Finish>) -> Self {
+        Self {
+            outcome,
+            finish,
+            sent: None,
+        }
+    }
+}
+
+fn unrecorded_key(id: &ObjectId) -> String {
+    format!("wa:sent:{}", id.to_hex())
 }
 
 impl Sender {
     pub fn new(state: AppState) -> Self {
-        let retry_base = std::env::var("SEND_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(Duration::from_secs(2), Duration::from_millis);
         let graph = GraphClient::new(
             &state.config.whatsapp_api_base,
             &state.config.whatsapp_api_version,
         );
         Self {
+            retry_base: state.config.send_retry_base,
             state,
             graph,
-            retry_base,
+            unrecorded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -72,46 +110,26 @@ impl Sender {
         self
     }
 
-    /// The Lambda handler: one claim for the batch, every send concurrently, one write
-    /// for all outcomes; failures reported per item.
+    /// The Lambda handler: one claim for the batch, every send concurrently; failures
+    /// reported per item.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let jobs: Vec<Option<(TenantId, ObjectId, SendJob)>> =
             event.records.iter().map(read_job).collect();
-        let ids: Vec<ObjectId> = jobs.iter().flatten().map(|(_, id, _)| *id).collect();
-        let mut outcomes = vec![Outcome::Retry; event.records.len()];
-        match delivery::claim_batch(&self.state, &ids, LEASE).await {
-            Ok(delivery::Claims { mut claims, leases }) => {
-                let attempts = jobs.iter().enumerate().filter_map(|(i, job)| {
-                    let (tenant, id, _) = job.as_ref()?;
-                    Some((i, *tenant, claims.remove(id)?))
-                });
-                let results =
-                    futures::future::join_all(attempts.map(|(i, tenant, claim)| async move {
-                        (i, self.attempt(tenant, claim).await)
-                    }))
-                    .await;
-                let finishes: Vec<Finish> =
-                    results.iter().filter_map(|(_, (_, f))| f.clone()).collect();
-                let recorded = self.record(&finishes).await;
-                self.state.locks.release_many(&leases).await;
-                for (i, (outcome, finish)) in results {
-                    outcomes[i] = match (finish, recorded) {
-                        // Sent but not recorded: acknowledge anyway, a retry would send twice.
-                        (
-                            Some(Finish {
-                                attempt: Attempt::Sent { .. },
-                                ..
-                            }),
-                            false,
-                        ) => Outcome::Done,
-                        (Some(_), false) => Outcome::Retry,
-                        _ => outcome,
-                    };
+        let mut outcomes = vec![Outcome::Retry(None); event.records.len()];
+        // The same message twice in a batch is attempted once; its other jobs are done.
+        let mut first: HashMap<ObjectId, usize> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if let Some((_, id, _)) = job {
+                if first.contains_key(id) {
+                    outcomes[i] = Outcome::Done;
+                } else {
+                    first.insert(*id, i);
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim the batch: it will be redelivered")
-            }
+        }
+        let ids: Vec<ObjectId> = first.keys().copied().collect();
+        if let Err(e) = self.run(&jobs, &ids, &first, &mut outcomes).await {
+            tracing::warn!(error = %e, "could not claim the batch: it will be redelivered");
         }
         for (record, job) in event.records.iter().zip(&jobs) {
             if job.is_none() {
@@ -120,8 +138,8 @@ impl Sender {
         }
         let mut response = SqsBatchResponse::default();
         for (record, outcome) in event.records.iter().zip(outcomes) {
-            if outcome == Outcome::Retry {
-                self.back_off(record).await;
+            if let Outcome::Retry(delay) = outcome {
+                self.back_off(record, delay).await;
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = record.message_id.clone().unwrap_or_default();
                 response.batch_item_failures.push(failure);
@@ -130,25 +148,127 @@ impl Sender {
         response
     }
 
-    /// Writes the batch's outcomes, retrying briefly: after Graph accepted a message,
-    /// losing its record is worse than a short wait.
-    async fn record(&self, finishes: &[Finish]) -> bool {
-        for wait in [0, 100, 500] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            match delivery::finish_batch(&self.state, finishes).await {
-                Ok(()) => return true,
-                Err(e) => tracing::warn!(error = %e, "could not record delivery outcomes"),
+    async fn run(
+        &self,
+        jobs: &[Option<(TenantId, ObjectId, SendJob)>],
+        ids: &[ObjectId],
+        first: &HashMap<ObjectId, usize>,
+        outcomes: &mut [Outcome],
+    ) -> Result<(), ApiError> {
+        failpoint::hit("sender.before_claim").await?;
+        let mut claims =
+            delivery::claim_batch(&self.state.store, ids, self.state.config.send_lease).await?;
+        let remembered = self.remembered(&claims).await;
+        let attempts = ids.iter().filter_map(|id| {
+            let i = *first.get(id)?;
+            let (tenant, _, _) = jobs.get(i)?.as_ref()?;
+            Some((i, *tenant, claims.remove(id)?))
+        });
+        let results = futures::future::join_all(attempts.map(|(i, tenant, claim)| {
+            let remembered = &remembered;
+            async move { (i, self.attempt(tenant, claim, remembered).await) }
+        }))
+        .await;
+        let finishes: Vec<Finish> = results
+            .iter()
+            .filter_map(|(_, a)| a.finish.clone())
+            .collect();
+        let recorded = self.record(&finishes).await;
+        let sent: Vec<(TenantId, String)> =
+            results.iter().filter_map(|(_, a)| a.sent.clone()).collect();
+        for (i, attempted) in results {
+            outcomes[i] = match (&attempted.finish, recorded) {
+                // Not recorded: the lease stays until it expires, then the job tries again.
+                (Some(_), false) => Outcome::Retry(None),
+                _ => attempted.outcome,
+            };
+        }
+        if let Err(e) = message::take_pending_statuses(&self.state.store, &sent).await {
+            // Kept statuses stay kept; the relay applies them on its next run.
+            e.log();
+        }
+        Ok(())
+    }
+
+    /// Wamids of claimed messages that an earlier attempt sent but could not record.
+    async fn remembered(&self, claims: &HashMap<ObjectId, Claim>) -> HashMap<ObjectId, String> {
+        let claimed: Vec<ObjectId> = claims
+            .iter()
+            .filter(|(_, c)| matches!(c, Claim::Claimed(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut found: HashMap<ObjectId, String> = match self.unrecorded.lock() {
+            Ok(map) => claimed
+                .iter()
+                .filter_map(|id| Some((*id, map.get(id)?.clone())))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        let unknown: Vec<ObjectId> = claimed
+            .into_iter()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        if unknown.is_empty() {
+            return found;
+        }
+        let keys: Vec<String> = unknown.iter().map(unrecorded_key).collect();
+        if let Some(values) = self.state.locks.recall(&keys).await {
+            for (id, wamid) in unknown.into_iter().zip(values) {
+                if let Some(wamid) = wamid {
+                    found.insert(id, wamid);
+                }
             }
         }
-        for f in finishes {
-            if let Attempt::Sent { wamid } = &f.attempt {
-                tracing::error!(messageId = %f.id, wamid = %wamid, "sent but not recorded: reconcile this message");
+        found
+    }
+
+    /// Writes the batch's retries and failures, retrying briefly.
+    async fn record(&self, finishes: &[Finish]) -> bool {
+        if finishes.is_empty() {
+            return true;
+        }
+        for wait in [0, 100, 500] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match delivery::finish_batch(&self.state.store, finishes).await {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!(error = %e, cause = ?e, "could not record delivery outcomes"),
             }
         }
         false
     }
 
-    async fn back_off(&self, record: &SqsMessage) {
+    /// Records one `sent` at once (retrying briefly); until it is recorded its wamid is
+    /// remembered, so a redelivery records it instead of sending again.
+    async fn record_sent(&self, finish: &Finish, wamid: &str) -> bool {
+        if let Ok(mut map) = self.unrecorded.lock() {
+            map.insert(finish.id, wamid.to_owned());
+        }
+        for wait in [0, 100, 500] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let written = async {
+                failpoint::hit("sender.before_record").await?;
+                delivery::finish_batch(&self.state.store, std::slice::from_ref(finish)).await
+            }
+            .await;
+            match written {
+                Ok(()) => {
+                    if let Ok(mut map) = self.unrecorded.lock() {
+                        map.remove(&finish.id);
+                    }
+                    return true;
+                }
+                Err(e) => tracing::warn!(messageId = %finish.id, error = %e, cause = ?e, "could not record a send"),
+            }
+        }
+        self.state
+            .locks
+            .remember(&unrecorded_key(&finish.id), wamid, UNRECORDED_TTL)
+            .await;
+        tracing::error!(messageId = %finish.id, wamid = %wamid, "sent but not yet recorded: the job's redelivery records it");
+        false
+    }
+
+    async fn back_off(&self, record: &SqsMessage, delay: Option<Duration>) {
         let (Ok(queue), Some(receipt)) = (self.state.queue(), record.receipt_handle.as_deref())
         else {
             return;
@@ -158,14 +278,14 @@ impl Sender {
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let delay = backoff(self.retry_base, receives);
+        let delay = delay.unwrap_or_else(|| backoff(self.retry_base, receives));
         let r = self
             .state
             .sqs
             .change_message_visibility()
             .queue_url(queue.url())
             .receipt_handle(receipt)
-            .visibility_timeout(delay.as_secs() as i32)
+            .visibility_timeout(delay.as_secs().min(MAX_BACKOFF.as_secs()) as i32)
             .send()
             .await;
         if let Err(e) = r {
@@ -173,15 +293,26 @@ impl Sender {
         }
     }
 
-    /// One message's attempt; the `Finish` (if any) is what to record.
-    async fn attempt(&self, tenant: TenantId, claim: Claim) -> (Outcome, Option<Finish>) {
+    /// One message's attempt.
+    async fn attempt(
+        &self,
+        tenant: TenantId,
+        claim: Claim,
+        remembered: &HashMap<ObjectId, String>,
+    ) -> Attempted {
         let message = match claim {
             Claim::Claimed(m) => m,
-            Claim::Finished => return (Outcome::Done, None),
-            Claim::Busy => return (Outcome::Retry, None),
+            Claim::Finished => return Attempted::done(),
+            Claim::Busy { until } => {
+                let wait = (until.timestamp_millis() - DateTime::now().timestamp_millis()).max(0);
+                return Attempted::of(
+                    Outcome::Retry(Some(Duration::from_millis(wait as u64 + 1000))),
+                    None,
+                );
+            }
             Claim::Missing => {
                 tracing::error!(tenantId = %tenant, "send job for an unknown message acknowledged");
-                return (Outcome::Done, None);
+                return Attempted::done();
             }
         };
         let finish = |attempt| Finish {
@@ -191,14 +322,23 @@ impl Sender {
         };
         if message.tenant_id != tenant.object_id() {
             tracing::error!(tenantId = %tenant, messageId = %message.id, "send job names another tenant's message");
-            return (
-                Outcome::Retry,
-                Some(finish(Attempt::Retry(MessageError {
-                    code: "tenant_mismatch".into(),
-                    title: "job tenant does not own the message".into(),
-                    details: None,
-                }))),
-            );
+            let error = MessageError {
+                code: "tenant_mismatch".into(),
+                title: "job tenant does not own the message".into(),
+                details: None,
+            };
+            return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
+        }
+        if let Some(wamid) = remembered.get(&message.id) {
+            return self.sent(tenant, finish(Attempt::Sent { wamid: wamid.clone() }), wamid).await;
+        }
+        if let Err(e) = failpoint::hit("sender.before_graph").await {
+            let error = MessageError {
+                code: "failpoint".into(),
+                title: e.to_string(),
+                details: None,
+            };
+            return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
         }
         let credentials = match credentials(&self.state, &tenant).await {
             Ok(c) => c,
@@ -208,7 +348,7 @@ impl Sender {
                     title: e.to_string(),
                     details: None,
                 };
-                return (Outcome::Retry, Some(finish(Attempt::Retry(error))));
+                return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
             }
         };
         let Some(content) = message.content.as_ref() else {
@@ -217,7 +357,7 @@ impl Sender {
                 title: "message has no content".into(),
                 details: None,
             };
-            return (Outcome::Done, Some(finish(Attempt::Failed(error))));
+            return Attempted::of(Outcome::Done, Some(finish(Attempt::Failed(error))));
         };
         match self
             .graph
@@ -232,7 +372,8 @@ impl Sender {
             Ok(wamid) => {
                 tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, "sent");
                 metrics::count(Metric::SendOk, &[]);
-                (Outcome::Done, Some(finish(Attempt::Sent { wamid })))
+                self.sent(tenant, finish(Attempt::Sent { wamid: wamid.clone() }), &wamid)
+                    .await
             }
             Err(e) => {
                 let error = MessageError {
@@ -244,15 +385,29 @@ impl Sender {
                     ErrorClass::Retry => {
                         tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempt = message.attempts + 1, "send will be retried");
                         metrics::count(Metric::SendFailed, &[("ErrorClass", "retry")]);
-                        (Outcome::Retry, Some(finish(Attempt::Retry(error))))
+                        Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))))
                     }
                     ErrorClass::Permanent => {
                         tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, "send failed permanently");
                         metrics::count(Metric::SendFailed, &[("ErrorClass", "permanent")]);
-                        (Outcome::Done, Some(finish(Attempt::Failed(error))))
+                        Attempted::of(Outcome::Done, Some(finish(Attempt::Failed(error))))
                     }
                 }
             }
+        }
+    }
+
+    async fn sent(&self, tenant: TenantId, finish: Finish, wamid: &str) -> Attempted {
+        if !self.record_sent(&finish, wamid).await {
+            return Attempted::of(Outcome::Retry(None), None);
+        }
+        if let Err(e) = failpoint::hit("sender.after_record").await {
+            e.log();
+        }
+        Attempted {
+            outcome: Outcome::Done,
+            finish: None,
+            sent: Some((tenant, wamid.to_owned())),
         }
     }
 }

@@ -19,8 +19,10 @@ use crate::{
 
 /// How long a warm sender reuses a decrypted token (a rotated token is picked up after).
 const CREDENTIALS_CACHE_TTL: Duration = Duration::from_secs(300);
-/// How long a warm function trusts its phone number → tenant mapping.
-const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a warm function trusts its phone number → tenant mapping, unknown numbers
+/// included: a number registered, enabled or disabled in another process is routed
+/// accordingly within this (this process's own changes invalidate it at once).
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(4);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -114,6 +116,14 @@ impl AppState {
         self.queue
             .as_ref()
             .ok_or_else(|| ApiError::unavailable("queue", "SEND_QUEUE_URL is not set"))
+    }
+
+    /// The outbox: the store and the send queue, for dispatching outbound messages.
+    pub fn outbox(&self) -> crate::outbox::Outbox<'_> {
+        crate::outbox::Outbox {
+            store: &self.store,
+            queue: self.queue.as_ref(),
+        }
     }
 
     pub fn cipher(&self) -> Result<&TokenCipher, ApiError> {

@@ -51,6 +51,8 @@ pub const TEMPLATES: &str = "templates";
 pub const FLOWS: &str = "flows";
 pub const MESSAGES: &str = "messages";
 pub const CUSTOMERS: &str = "customers";
+/// Statuses that arrived before the sender recorded their wamid (see `message::store`).
+pub const PENDING_STATUSES: &str = "pendingStatuses";
 
 fn unique(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -99,6 +101,23 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
             ),
             plain(doc! { "tenantId": 1, "waMessageId": 1 }, "tenant_wamid"),
             plain(doc! { "tenantId": 1, "createdAt": -1 }, "tenant_created"),
+            // The relay's look-up across tenants (a system job, not an API query).
+            plain(doc! { "status": 1, "enqueued": 1, "createdAt": 1 }, "relay"),
+        ])
+        .await?;
+    db.collection::<Document>(PENDING_STATUSES)
+        .create_indexes([
+            plain(doc! { "wamid": 1 }, "wamid"),
+            // Meta stops retrying after 7 days; so does our wait for the wamid.
+            IndexModel::builder()
+                .keys(doc! { "createdAt": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .name("ttl".to_owned())
+                        .expire_after(std::time::Duration::from_secs(7 * 24 * 3600))
+                        .build(),
+                )
+                .build(),
         ])
         .await?;
     db.collection::<Document>(CUSTOMERS)

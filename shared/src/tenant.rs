@@ -126,6 +126,11 @@ impl AccessToken {
     pub fn secret(&self) -> &Secret {
         &self.0
     }
+
+    /// A `mock_` token simulates delivery without calling Graph (local development only).
+    pub fn is_mock(&self) -> bool {
+        self.0.expose().starts_with(crate::whatsapp::MOCK_TOKEN_PREFIX)
+    }
 }
 
 /// `POST /tenants/register` body as sent.
@@ -244,6 +249,12 @@ fn duplicate_number(n: &PhoneNumberId) -> ApiError {
 /// is stored; the unique index on `phoneNumberId` decides concurrent registrations.
 pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registered, ApiError> {
     let new = req.parse()?;
+    if new.access_token.is_mock() && state.config.app_env != crate::config::AppEnv::Development {
+        return Err(ApiError::invalid(
+            "accessToken",
+            "mock_ tokens simulate delivery and are accepted only with APP_ENV=development",
+        ));
+    }
     let tenants = state.store.tenants().await?;
 
     // Saves a KMS call for the common duplicate; the index below is the real guard.
@@ -279,6 +290,10 @@ pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registe
         Err(e) if is_duplicate_key(&e) => return Err(duplicate_number(&new.phone_number_id)),
         Err(e) => return Err(e.into()),
     }
+    // This process routes the number at once (an unknown-number entry may be cached).
+    state
+        .tenants_by_number
+        .invalidate(&new.phone_number_id.as_str().to_owned());
     tracing::info!(tenantId = %id, phoneNumberId = new.phone_number_id.as_str(), "tenant registered");
     Ok(Registered {
         tenant: TenantView {

@@ -75,7 +75,10 @@ async fn main() {
                 content,
                 "api",
             );
-            assert!(message::insert(&state, &doc).await.expect("insert").is_ok());
+            assert!(matches!(
+                message::insert(&state.store, &doc).await.expect("insert"),
+                message::Inserted::Inserted
+            ));
             let mut record = SqsMessage::default();
             record.message_id = Some(format!("sqs-{b}-{i}"));
             record.body = Some(serde_json::to_string(&doc.job().expect("job")).expect("json"));

@@ -246,7 +246,7 @@ async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
     assert_eq!(r.status, 503, "{}", r.text);
     let stored = down.messages(doc! {}).await;
     assert_eq!(stored.len(), 1, "stored before enqueueing");
-    assert!(stored[0].get_bool("enqueueFailed").expect("flag"));
+    assert!(!stored[0].get_bool("enqueued").expect("flag"));
 
     let r = send(&up, &tenant, &key, body.clone()).await;
     assert_eq!(

@@ -116,7 +116,7 @@ async fn sent(
             wamid: wamid.to_owned(),
         },
     };
-    shared::delivery::finish_batch(&app.state, &[finish]).await
+    shared::delivery::finish_batch(&app.state.store, &[finish]).await
 }
 
 async fn customer(app: &TestApp, tenant: &str, wa_id: &str) -> mongodb::bson::Document {
@@ -425,7 +425,7 @@ async fn a_failed_enqueue_is_a_5xx_and_the_retry_completes_it_once() {
     assert_eq!(r.status, 503, "Meta must retry: {}", r.text);
     let out = down.messages(doc! {"direction": "OUT"}).await;
     assert_eq!(out.len(), 1, "the reply is stored");
-    assert!(out[0].get_bool("enqueueFailed").expect("flag"));
+    assert!(!out[0].get_bool("enqueued").expect("flag"));
 
     // Meta retries against a healthy queue: the stored reply is enqueued, not re-decided.
     let r = up.webhook(&body).await;
@@ -438,7 +438,7 @@ async fn a_failed_enqueue_is_a_5xx_and_the_retry_completes_it_once() {
     );
     let out = up.messages(doc! {"direction": "OUT"}).await;
     assert_eq!(out.len(), 1);
-    assert!(!out[0].get_bool("enqueueFailed").expect("flag"));
+    assert!(out[0].get_bool("enqueued").expect("flag"));
     assert_eq!(up.webhook(&body).await.status, 200);
     assert!(up.queued_jobs().await.is_empty(), "no second job");
 }
@@ -453,7 +453,7 @@ async fn statuses_only_move_forward_even_without_messages() {
     let out_wamid = wamid();
     let tenant = shared::tenant::TenantId::parse(&b.tenant).expect("id");
     let stored = shared::message::find_by_key(
-        &app.state,
+        &app.state.store,
         &tenant,
         job["idempotencyKey"].as_str().expect("key"),
     )
@@ -487,7 +487,7 @@ async fn statuses_only_move_forward_even_without_messages() {
     b.say(&app, "text", &[]).await;
     let job = app.queued_jobs().await.remove(0);
     let second = shared::message::find_by_key(
-        &app.state,
+        &app.state.store,
         &tenant,
         job["idempotencyKey"].as_str().expect("key"),
     )

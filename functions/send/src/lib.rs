@@ -63,7 +63,7 @@ async fn messages(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let f = ListFilter::parse(&q)?;
-    let docs = message::list(&state, &access.tenant, &f).await?;
+    let docs = message::list(&state.store, &access.tenant, &f).await?;
     let next = (docs.len() as i64 == f.limit)
         .then(|| {
             docs.last()

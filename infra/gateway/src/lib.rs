@@ -25,8 +25,49 @@ pub fn function_router(binary: &str, state: &AppState) -> Option<Router> {
     }
 }
 
-/// One router serving every route of `template.yaml`.
+/// One router serving every route of `template.yaml`, each function cut off at its
+/// `Timeout`.
 pub fn app(state: &AppState) -> Result<Router, routes::RouteError> {
+    app_scaled(state, 1.0)
+}
+
+/// As [`app`], with every function timeout multiplied by `scale` (tests use short ones).
+pub fn app_scaled(state: &AppState, scale: f64) -> Result<Router, routes::RouteError> {
     let table = routes::parse_template(TEMPLATE_YAML)?;
-    routes::build(&table, |binary| function_router(binary, state))
+    let timeouts = timeouts(scale)?;
+    routes::build(&table, &timeouts, |binary| function_router(binary, state))
+}
+
+/// Each function's timeout from `template.yaml`, scaled.
+pub fn timeouts(
+    scale: f64,
+) -> Result<std::collections::BTreeMap<String, std::time::Duration>, routes::RouteError> {
+    Ok(routes::function_timeouts(TEMPLATE_YAML)?
+        .into_iter()
+        .map(|(f, t)| (f, t.mul_f64(scale)))
+        .collect())
+}
+
+/// The EventBridge schedule, locally: runs the relay every `interval` until `shutdown`.
+pub async fn run_relay(
+    state: AppState,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {
+                match tokio::time::timeout(timeout, relay::run(&state)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => e.log(),
+                    Err(_) => tracing::error!("relay timed out"),
+                }
+            }
+        }
+    }
 }

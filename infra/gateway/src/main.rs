@@ -10,11 +10,32 @@ async fn main() -> Result<(), BoxError> {
     telemetry::init();
     let state = AppState::from_env().await?;
     let app = local_gateway::app(&state)?;
+    let timeouts = local_gateway::timeouts(1.0)?;
+    let timeout_of = |f: &str| {
+        timeouts
+            .get(f)
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(30))
+    };
+    // The relay's EventBridge schedule, locally.
+    let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = (!state.config.relay_interval.is_zero()).then(|| {
+        tokio::spawn(local_gateway::run_relay(
+            state.clone(),
+            state.config.relay_interval,
+            timeout_of("relay"),
+            async {
+                let _ = relay_stopped.await;
+            },
+        ))
+    });
     // The SQS event source mapping, locally: the send queue feeds the sender function.
     let (stop_shim, shim_stopped) = tokio::sync::oneshot::channel::<()>();
     let shim = match &state.config.send_queue_url {
         Some(url) => {
-            let shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.clone()).await?;
+            let mut shim =
+                local_gateway::shim::Shim::new(state.sqs.clone(), url.clone()).await?;
+            shim.timeout = timeout_of("sender");
             let handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler> =
                 std::sync::Arc::new(sender::handler(state.clone()));
             Some(tokio::spawn(shim.run(handler, async {
@@ -35,6 +56,10 @@ async fn main() -> Result<(), BoxError> {
         .with_graceful_shutdown(shutdown())
         .await?;
     let _ = stop_shim.send(());
+    let _ = stop_relay.send(());
+    if let Some(task) = relay {
+        let _ = task.await;
+    }
     if let Some(task) = shim {
         let _ = task.await;
     }

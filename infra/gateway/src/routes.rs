@@ -1,9 +1,18 @@
-//! `template.yaml` → routes → one axum router dispatching to the function routers.
+//! `template.yaml` → routes → one axum router dispatching to the function routers, each
+//! behind a Lambda-like boundary: cut off at the function's `Timeout`, a panic is a crash.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, panic::AssertUnwindSafe, time::Duration};
 
-use axum::{Router, routing::MethodFilter};
+use axum::{
+    Json, Router,
+    extract::Request,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::MethodFilter,
+};
+use futures::FutureExt;
 use serde_yaml::Value;
+use tower::ServiceExt;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {
@@ -27,6 +36,79 @@ pub enum RouteError {
     },
     #[error("unsupported method {0}")]
     Method(String),
+}
+
+/// `Globals.Function.Timeout` when a function sets none (SAM's own default is 3 s).
+const SAM_DEFAULT_TIMEOUT: u64 = 3;
+
+/// Each function's `Timeout` (its own, else `Globals.Function.Timeout`), by binary name.
+pub fn function_timeouts(yaml: &str) -> Result<BTreeMap<String, Duration>, RouteError> {
+    let doc: Value = serde_yaml::from_str(yaml)?;
+    let global = doc
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Timeout"))
+        .and_then(Value::as_u64)
+        .unwrap_or(SAM_DEFAULT_TIMEOUT);
+    let resources = doc
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| shape("no Resources"))?;
+    let mut out = BTreeMap::new();
+    for resource in resources.values() {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let Some(binary) = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let secs = resource
+            .get("Properties")
+            .and_then(|p| p.get("Timeout"))
+            .and_then(Value::as_u64)
+            .unwrap_or(global);
+        out.insert(binary.to_owned(), Duration::from_secs(secs));
+    }
+    Ok(out)
+}
+
+/// What API Gateway answers when the Lambda integration fails (crash or timeout).
+fn integration_failure() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({ "message": "Internal Server Error" })),
+    )
+        .into_response()
+}
+
+/// The function behind a Lambda-like boundary: cancelled at `timeout` (the handler's
+/// future is dropped mid-work, as Lambda stops a function), a panic is a crash.
+pub fn lambda_boundary(router: Router, function: String, timeout: Duration) -> Router {
+    let service = tower::service_fn(move |req: Request| {
+        let router = router.clone();
+        let function = function.clone();
+        async move {
+            let run = AssertUnwindSafe(router.oneshot(req)).catch_unwind();
+            Ok::<_, std::convert::Infallible>(match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(Ok(response))) => response,
+                Ok(Ok(Err(never))) => match never {},
+                Ok(Err(_)) => {
+                    tracing::error!(function, "function crashed (panic)");
+                    integration_failure()
+                }
+                Err(_) => {
+                    tracing::error!(function, timeout_ms = timeout.as_millis() as u64, "function timed out");
+                    integration_failure()
+                }
+            })
+        }
+    });
+    Router::new().fallback_service(service)
 }
 
 fn shape(msg: impl Into<String>) -> RouteError {
@@ -104,6 +186,7 @@ fn method_filter(method: &str) -> Result<MethodFilter, RouteError> {
 /// same path it sees behind API Gateway (SAM's `{param}` syntax is axum's too).
 pub fn build(
     routes: &[Route],
+    timeouts: &BTreeMap<String, Duration>,
     mut function_router: impl FnMut(&str) -> Option<Router>,
 ) -> Result<Router, RouteError> {
     let mut routers: BTreeMap<String, Router> = BTreeMap::new();
@@ -116,7 +199,14 @@ pub fn build(
                     path: route.path.clone(),
                     function: route.function.clone(),
                 })?;
-            routers.insert(route.function.clone(), router);
+            let timeout = timeouts
+                .get(&route.function)
+                .copied()
+                .unwrap_or(Duration::from_secs(SAM_DEFAULT_TIMEOUT));
+            routers.insert(
+                route.function.clone(),
+                lambda_boundary(router, route.function.clone(), timeout),
+            );
         }
         by_path.entry(&route.path).or_default().push(route);
     }

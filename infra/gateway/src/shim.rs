@@ -5,6 +5,8 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use futures::FutureExt;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::{
     Client,
@@ -44,6 +46,9 @@ pub struct Shim {
     /// Lambda's `BatchSize` (SQS allows at most 10 per receive).
     pub batch_size: i32,
     pub wait_seconds: i32,
+    /// The handler function's `Timeout`: a batch still running then is cut off and left
+    /// whole for redelivery, as Lambda does.
+    pub timeout: Duration,
 }
 
 impl Shim {
@@ -72,6 +77,7 @@ impl Shim {
             region,
             batch_size: 10,
             wait_seconds: 1,
+            timeout: Duration::from_secs(30),
         })
     }
 
@@ -103,7 +109,13 @@ impl Shim {
         let total = records.len();
         let mut event = SqsEvent::default();
         event.records = records;
-        let failed: Vec<String> = match handler.call(event).await {
+        let run = std::panic::AssertUnwindSafe(handler.call(event)).catch_unwind();
+        let result = match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the handler crashed (panic)".into()),
+            Err(_) => Err(format!("the handler timed out after {:?}", self.timeout).into()),
+        };
+        let failed: Vec<String> = match result {
             Ok(response) => response
                 .batch_item_failures
                 .into_iter()

@@ -1,14 +1,14 @@
 //! The WhatsApp webhook: signature, tenant routing, storage, the engine, the reply queue.
 //!
-//! Exactly once, never lost: a Redis lock makes one delivery of a wamid do the work while
-//! duplicates answer 200 at once; the unique idempotency keys (`in:<wamid>`,
+//! Exactly once, never lost: the [`idempotency`](crate::idempotency) lock makes one delivery
+//! of a wamid do the work; a duplicate answers 200 only once that work is durable, and 503
+//! (Meta retries) while it is still going on. The unique idempotency keys (`in:<wamid>`,
 //! `auto-reply:<wamid>`) are the guard when Redis is down. Anything that fails after the
-//! inbound is stored answers 5xx, so Meta retries, and the retry finishes what is missing.
+//! inbound is stored answers 5xx, so Meta retries, and the retry finishes what is missing
+//! (the [`outbox`](crate::outbox) relay is the backstop when no retry comes).
 
 pub mod payload;
 pub mod signature;
-
-use std::time::Duration;
 
 use mongodb::bson::DateTime;
 
@@ -17,22 +17,17 @@ use crate::{
     customer::{self, Conversation},
     engine::{self, BotConfig, Decision, Inbound},
     error::ApiError,
+    failpoint,
     flow,
-    message::{self, MessageDoc, MessageError, Status},
+    idempotency::{self, Begin},
+    message::{self, Inserted, MessageDoc, MessageError, Status, store::StatusUpdate},
     metrics::{self, Metric},
+    outbox,
     state::AppState,
     template,
     tenant::{self, TenantId},
 };
 pub use payload::{InboundMessage, Notification};
-
-/// How long one delivery may hold a message before a duplicate may take over.
-const LOCK_TTL: Duration = Duration::from_secs(30);
-/// How long "done" is remembered in Redis (Meta retries for up to 7 days; past this the
-/// unique indexes answer).
-const DONE_TTL: Duration = Duration::from_secs(24 * 3600);
-/// A stored reply still `queued` this long after creation is re-enqueued by a retry.
-const STALE_QUEUED: Duration = Duration::from_secs(30);
 
 /// Checks the signature (or the development exception) before anything is parsed.
 pub fn authenticate(
@@ -200,7 +195,7 @@ async fn apply_status(
     tenant: &TenantId,
     s: &payload::StatusValue,
 ) -> Result<(), ApiError> {
-    let Some(status) = Status::parse(&s.status) else {
+    let Some(status) = Status::from_meta(&s.status) else {
         tracing::info!(tenantId = %tenant, wamid = %s.id, status = %s.status, "unknown status ignored");
         return Ok(());
     };
@@ -223,8 +218,14 @@ async fn apply_status(
             .unwrap_or_default(),
         details: e.error_data.as_ref().and_then(|d| d.details.clone()),
     });
-    let changed = message::apply_status(state, tenant, &s.id, status, at, error).await?;
-    tracing::info!(tenantId = %tenant, wamid = %s.id, status = status.as_str(), changed, "status");
+    let update = StatusUpdate {
+        wamid: s.id.clone(),
+        status,
+        at,
+        error,
+    };
+    let applied = message::apply_status(&state.store, tenant, &update).await?;
+    tracing::info!(tenantId = %tenant, wamid = %s.id, status = status.as_str(), applied = ?applied, "status");
     Ok(())
 }
 
@@ -241,46 +242,56 @@ async fn receive(
     name: Option<&str>,
 ) -> Result<Received, ApiError> {
     let lock = format!("wa:in:{tenant}:{}", message.wamid);
-    let acquired = match state.locks.acquire(&lock, LOCK_TTL).await {
-        crate::locks::Acquire::Done | crate::locks::Acquire::Busy => {
+    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await
+    {
+        Begin::Finished => {
             tracing::info!(tenantId = %tenant, wamid = %message.wamid, "duplicate delivery skipped");
             return Ok(Received::Duplicate);
         }
-        crate::locks::Acquire::Acquired => true,
-        crate::locks::Acquire::Unavailable => false,
+        Begin::InProgress => {
+            return Err(ApiError::InProgress(format!(
+                "message {} is still being processed by another delivery",
+                message.wamid
+            )));
+        }
+        Begin::Owner(held) => Some(held),
+        Begin::Unguarded => None,
     };
     let result = process(state, tenant, message, name).await;
-    if acquired {
+    if let Some(held) = held {
         match &result {
-            Ok(_) => state.locks.finish(&lock, DONE_TTL).await,
-            Err(_) => state.locks.release(&lock).await,
+            Ok(_) => held.finish(&state.locks).await,
+            Err(_) => held.abandon(&state.locks).await,
         }
     }
     result
 }
 
 /// Budget on the first delivery of a text that triggers a reply (tenant and bot config
-/// warm): 4 MongoDB round trips (inbound, customer, reply, state), 1 SQS send.
+/// warm): 5 MongoDB round trips (inbound, customer, reply, state, enqueued mark), 1 SQS send.
 async fn process(
     state: &AppState,
     tenant: &TenantId,
     message: &InboundMessage,
     name: Option<&str>,
 ) -> Result<Received, ApiError> {
-    let fresh = message::insert_inbound(state, &MessageDoc::inbound(tenant, message)).await?;
+    failpoint::hit("webhook.before_store").await?;
+    let fresh =
+        message::insert_inbound(&state.store, &MessageDoc::inbound(tenant, message)).await?;
+    failpoint::hit("webhook.after_store").await?;
     if fresh {
         tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, "inbound stored");
         metrics::count(Metric::InboundMessage, &[("Type", message.kind.as_str())]);
     } else {
         // Stored by an earlier delivery: finish whatever that one did not.
         let key = reply_key(message);
-        if let Some(existing) = message::find_by_key(state, tenant, &key).await? {
+        if let Some(existing) = message::find_by_key(&state.store, tenant, &key).await? {
             return resume(state, tenant, existing)
                 .await
                 .map(|_| Received::Duplicate);
         }
     }
-    let conversation = customer::touch(state, tenant, &message.from, name).await?;
+    let conversation = customer::touch(&state.store, tenant, &message.from, name).await?;
     if !message.is_conversational() {
         return Ok(Received::Stored);
     }
@@ -326,28 +337,26 @@ async fn reply_to(
     doc.template_key = Some(reply.template_key);
     doc.in_reply_to = Some(message.wamid.clone());
     doc.state_update = Some(reply.state_update.clone());
-    if let Err(existing) = message::insert(state, &doc).await? {
-        // A concurrent delivery stored the reply first; it enqueues it.
-        return resume(state, tenant, existing).await.map(|_| false);
+    if let Inserted::Duplicate(existing) = message::insert(&state.store, &doc).await? {
+        // A concurrent delivery stored the reply first.
+        return resume(state, tenant, *existing).await.map(|_| false);
     }
-    message::dispatch(state, &doc).await?;
+    failpoint::hit("webhook.after_reply_stored").await?;
+    outbox::dispatch(state.outbox(), &doc).await?;
     tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, "reply queued");
     metrics::count(Metric::ReplyQueued, &[]);
     Ok(true)
 }
 
-/// Finishes a reply stored by an earlier delivery: re-applies its state change and
-/// re-enqueues it when enqueueing failed or it has been queued for long (the sender is
-/// idempotent, so a second job for a message never sends it twice).
+/// Finishes a reply stored by an earlier delivery that did not get it onto the queue:
+/// re-applies its state change and enqueues it. One that is enqueued is left to the sender
+/// (and to the relay, should its job be lost).
 async fn resume(state: &AppState, tenant: &TenantId, existing: MessageDoc) -> Result<(), ApiError> {
-    let age_ms = DateTime::now().timestamp_millis() - existing.created_at.timestamp_millis();
-    let stuck = existing.status == Status::Queued
-        && (existing.enqueue_failed || age_ms > STALE_QUEUED.as_millis() as i64);
-    if !stuck {
+    if existing.enqueued || existing.status != Status::Queued {
         return Ok(());
     }
-    message::dispatch(state, &existing).await?;
-    tracing::info!(tenantId = %tenant, messageId = %existing.id, "stored reply re-enqueued");
+    outbox::dispatch(state.outbox(), &existing).await?;
+    tracing::info!(tenantId = %tenant, messageId = %existing.id, "stored reply enqueued by a retry");
     Ok(())
 }
 

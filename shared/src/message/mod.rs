@@ -1,19 +1,22 @@
-//! Messages, inbound and outbound, in one collection. Every message carries an idempotency
-//! key under a unique `(tenantId, idempotencyKey)` index: `in:<wamid>` for inbound,
-//! `auto-reply:<inbound wamid>` for the engine's replies, the caller's key for API sends.
+//! Messages, inbound and outbound, in one collection: the document model here, its
+//! storage in [`store`], the path to the queue in [`crate::outbox`]. Every message carries
+//! an idempotency key under a unique `(tenantId, idempotencyKey)` index: `in:<wamid>` for
+//! inbound, `auto-reply:<inbound wamid>` for the engine's replies, the caller's key for
+//! API sends.
 
-use mongodb::{
-    Collection,
-    bson::{self, DateTime, doc, oid::ObjectId},
+pub mod store;
+
+pub use store::{
+    apply_status, find_by_key, insert, insert_inbound, list, take_pending_statuses, Inserted,
 };
+
+use mongodb::bson::{self, DateTime, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     customer::StateUpdate,
     error::ApiError,
     queue::{Content, SendJob},
-    state::AppState,
-    store::{MESSAGES, is_duplicate_key},
     template::TemplateKey,
     tenant::TenantId,
 };
@@ -51,7 +54,8 @@ impl Status {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    /// A status as Meta reports it in a status webhook.
+    pub fn from_meta(s: &str) -> Option<Self> {
         Some(match s {
             "sent" => Status::Sent,
             "delivered" => Status::Delivered,
@@ -123,8 +127,13 @@ pub struct MessageDoc {
     pub attempts: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<MessageError>,
-    #[serde(default)]
-    pub enqueue_failed: bool,
+    /// Outbound: whether SQS accepted this message's job. Stored `false`, set only after
+    /// the queue took it; the relay re-enqueues what stays `false` (older documents lack
+    /// the field and count as enqueued).
+    #[serde(default = "enqueued_default")]
+    pub enqueued: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enqueued_at: Option<DateTime>,
     /// When each status was reached (`statusAt.sent`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_at: Option<bson::Document>,
@@ -133,6 +142,10 @@ pub struct MessageDoc {
     pub lease_until: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+fn enqueued_default() -> bool {
+    true
 }
 
 impl MessageDoc {
@@ -166,7 +179,8 @@ impl MessageDoc {
             state_update: None,
             attempts: 0,
             last_error: None,
-            enqueue_failed: false,
+            enqueued: direction == Direction::In,
+            enqueued_at: None,
             status_at: None,
             lease_until: Some(DateTime::from_millis(0)),
             created_at: now,
@@ -238,6 +252,7 @@ impl MessageDoc {
             "attempts": self.attempts,
             "lastError": self.last_error,
             "waMessageId": self.wa_message_id,
+            "enqueued": self.enqueued,
             "templateKey": self.template_key,
             "source": self.source,
             "idempotencyKey": self.idempotency_key.strip_prefix(API_KEY_PREFIX).unwrap_or(&self.idempotency_key),
@@ -266,152 +281,6 @@ impl MessageDoc {
 /// API sends store the caller's key under this prefix, so it can never collide with the
 /// keys the webhook derives from wamids.
 pub const API_KEY_PREFIX: &str = "api:";
-
-async fn collection(state: &AppState) -> Result<Collection<MessageDoc>, ApiError> {
-    state.store.collection(MESSAGES).await
-}
-
-/// Inserts unless a message with the same idempotency key exists; then returns that one.
-pub async fn insert(
-    state: &AppState,
-    message: &MessageDoc,
-) -> Result<Result<(), MessageDoc>, ApiError> {
-    match collection(state).await?.insert_one(message).await {
-        Ok(_) => Ok(Ok(())),
-        Err(e) if is_duplicate_key(&e) => {
-            let tenant = TenantId::from(message.tenant_id);
-            match find_by_key(state, &tenant, &message.idempotency_key).await? {
-                Some(existing) => Ok(Err(existing)),
-                // Deleted in between: report as a conflict the caller can retry.
-                None => Err(ApiError::unavailable(
-                    "database",
-                    "duplicate key without a document",
-                )),
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Inserts an inbound message; `false` when this wamid is already stored. One round trip.
-pub async fn insert_inbound(state: &AppState, message: &MessageDoc) -> Result<bool, ApiError> {
-    match collection(state).await?.insert_one(message).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_duplicate_key(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub async fn find_by_key(
-    state: &AppState,
-    tenant: &TenantId,
-    key: &str,
-) -> Result<Option<MessageDoc>, ApiError> {
-    Ok(collection(state)
-        .await?
-        .find_one(doc! { "tenantId": tenant.object_id(), "idempotencyKey": key })
-        .await?)
-}
-
-/// Records that enqueueing failed, so a retry re-enqueues instead of trusting it.
-pub async fn mark_enqueue_failed(state: &AppState, message: &MessageDoc, why: &str) {
-    let r = async {
-        collection(state)
-            .await?
-            .update_one(
-                doc! { "_id": message.id, "tenantId": message.tenant_id },
-                doc! { "$set": {
-                    "enqueueFailed": true,
-                    "lastError": { "code": "enqueue", "title": why },
-                    "updatedAt": DateTime::now(),
-                } },
-            )
-            .await
-            .map_err(ApiError::from)
-    }
-    .await;
-    if r.is_err() {
-        tracing::error!(messageId = %message.id, "could not record the enqueue failure");
-    }
-}
-
-pub async fn clear_enqueue_failed(state: &AppState, message: &MessageDoc) -> Result<(), ApiError> {
-    collection(state)
-        .await?
-        .update_one(
-            doc! { "_id": message.id, "tenantId": message.tenant_id },
-            doc! { "$set": { "enqueueFailed": false, "updatedAt": DateTime::now() }, "$unset": { "lastError": "" } },
-        )
-        .await?;
-    Ok(())
-}
-
-/// A delivery status from Meta for an outbound message, applied only if it moves the
-/// message forward. Returns whether it changed anything.
-pub async fn apply_status(
-    state: &AppState,
-    tenant: &TenantId,
-    wamid: &str,
-    status: Status,
-    at: DateTime,
-    error: Option<MessageError>,
-) -> Result<bool, ApiError> {
-    let rank = status.rank();
-    let allowed = if status == Status::Failed {
-        doc! { "$lte": Status::Sent.rank() }
-    } else {
-        doc! { "$lt": rank }
-    };
-    let mut set = doc! {
-        "status": status.as_str(),
-        "statusRank": rank,
-        "updatedAt": DateTime::now(),
-        format!("statusAt.{}", status.as_str()): at,
-    };
-    if let Some(e) = error {
-        set.insert(
-            "lastError",
-            bson::to_bson(&e).map_err(|_| ApiError::Internal)?,
-        );
-    }
-    let r = collection(state)
-        .await?
-        .update_one(
-            doc! { "tenantId": tenant.object_id(), "waMessageId": wamid, "direction": "OUT", "statusRank": allowed },
-            doc! { "$set": set },
-        )
-        .await?;
-    Ok(r.modified_count > 0)
-}
-
-/// Sends the message's job to the queue; on failure records it (so a retry re-enqueues)
-/// and returns the 503.
-pub async fn enqueue(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
-    let job = doc.job().ok_or(ApiError::Internal)?;
-    let sent = match state.queue() {
-        Ok(queue) => queue.send(&job).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = sent {
-        mark_enqueue_failed(state, doc, "could not enqueue the message").await;
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// The last steps of accepting an outbound message: apply the conversation change it
-/// carries, then enqueue it. Also how a retry completes a stored message whose enqueue
-/// failed (the flag is cleared once the queue took it).
-pub async fn dispatch(state: &AppState, doc: &MessageDoc) -> Result<(), ApiError> {
-    if let Some(update) = &doc.state_update {
-        crate::customer::apply(state, &doc.tenant_id.into(), &doc.customer_wa_id, update).await?;
-    }
-    enqueue(state, doc).await?;
-    if doc.enqueue_failed {
-        clear_enqueue_failed(state, doc).await?;
-    }
-    Ok(())
-}
 
 /// Filters of `GET /messages`.
 #[derive(Debug, Default)]
@@ -442,7 +311,7 @@ impl ListFilter {
                 "received" => Status::Received,
                 "queued" => Status::Queued,
                 "sending" => Status::Sending,
-                other => Status::parse(other).ok_or_else(|| {
+                other => Status::from_meta(other).ok_or_else(|| {
                     ApiError::invalid(
                         "status",
                         "must be received, queued, sending, sent, delivered, read or failed",
@@ -494,35 +363,3 @@ impl ListFilter {
     }
 }
 
-/// Newest first.
-pub async fn list(
-    state: &AppState,
-    tenant: &TenantId,
-    f: &ListFilter,
-) -> Result<Vec<MessageDoc>, ApiError> {
-    use futures::TryStreamExt;
-    let mut filter = doc! { "tenantId": tenant.object_id() };
-    if let Some(to) = &f.to {
-        filter.insert("customerWaId", to);
-    }
-    if let Some(s) = f.status {
-        filter.insert("status", s.as_str());
-    }
-    if let Some(d) = f.direction {
-        filter.insert(
-            "direction",
-            bson::to_bson(&d).map_err(|_| ApiError::Internal)?,
-        );
-    }
-    if let Some(b) = f.before {
-        filter.insert("createdAt", doc! { "$lt": b });
-    }
-    Ok(collection(state)
-        .await?
-        .find(filter)
-        .sort(doc! { "createdAt": -1, "_id": -1 })
-        .limit(f.limit)
-        .await?
-        .try_collect()
-        .await?)
-}
