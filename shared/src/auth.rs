@@ -111,15 +111,27 @@ impl FromRequestParts<AppState> for Caller {
         if !token.starts_with(API_KEY_PREFIX) {
             return Err(bad());
         }
+        let hash = hash_key(token);
+        // A key refused a moment ago is refused again without a database lookup, so a
+        // flood of bad keys costs memory, not queries.
+        if state.rejected_keys.get(&hash).is_some() {
+            return Err(bad());
+        }
         let owner = state
             .store
             .tenants()
             .await?
             .clone_with_type::<KeyOwner>()
-            .find_one(doc! { "apiKeyHash": hash_key(token), "status": "active" })
+            .find_one(doc! { "apiKeyHash": &hash, "status": "active" })
             .projection(doc! { "_id": 1 })
             .await?;
-        owner.map(|o| Caller::Tenant(o.id.into())).ok_or_else(bad)
+        match owner {
+            Some(o) => Ok(Caller::Tenant(o.id.into())),
+            None => {
+                state.rejected_keys.insert(hash, ());
+                Err(bad())
+            }
+        }
     }
 }
 

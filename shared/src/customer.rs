@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ApiError,
-    store::{CUSTOMERS, Store}, template::TemplateKey, tenant::TenantId,
+    store::{CUSTOMERS, Store},
+    template::TemplateKey,
+    tenant::TenantId,
 };
 
 /// Where a customer is in the tenant's conversation.

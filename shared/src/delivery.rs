@@ -26,7 +26,9 @@ pub enum Claim {
     /// Sent (or failed for good) already: acknowledge the job.
     Finished,
     /// Another attempt holds the lease until then: try again after it.
-    Busy { until: DateTime },
+    Busy {
+        until: DateTime,
+    },
     Missing,
 }
 

@@ -20,8 +20,10 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 
-/// Largest body any route accepts (Meta's webhook posts are far smaller).
+/// Largest body an API route accepts.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest webhook body: Meta's own limit for one notification is 3 MB.
+pub const WEBHOOK_BODY_LIMIT: usize = 3 * 1024 * 1024;
 
 /// A JSON body. Syntax errors are 400; a well-formed body whose fields have the wrong type
 /// is 422 naming the field (path included, e.g. `buttons[1].title`).
@@ -122,10 +124,15 @@ pub async fn no_route(req: Request) -> Response {
 /// request. Only the matched route template is logged, never the raw path or query (the
 /// webhook's GET carries `hub.verify_token` in its query).
 pub fn finish(router: Router) -> Router {
+    finish_with_limit(router, BODY_LIMIT)
+}
+
+/// As [`finish`], with another body limit.
+pub fn finish_with_limit(router: Router, limit: usize) -> Router {
     router
         .fallback(no_route)
         .layer(middleware::from_fn(access_log))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// API Gateway's request id when behind it (Lambda), else a fresh one (local gateway).

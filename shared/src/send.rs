@@ -207,8 +207,7 @@ async fn submit(
 ) -> Result<Accepted, ApiError> {
     let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
     let lock = format!("wa:send:{tenant}:{}", key.as_str());
-    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await
-    {
+    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await {
         Begin::Finished | Begin::InProgress => {
             return match message::find_by_key(&state.store, tenant, &stored_key).await? {
                 Some(existing) => Err(already_processed(&existing)),

@@ -231,7 +231,9 @@ impl Sender {
             tokio::time::sleep(Duration::from_millis(wait)).await;
             match delivery::finish_batch(&self.state.store, finishes).await {
                 Ok(()) => return true,
-                Err(e) => tracing::warn!(error = %e, cause = ?e, "could not record delivery outcomes"),
+                Err(e) => {
+                    tracing::warn!(error = %e, cause = ?e, "could not record delivery outcomes")
+                }
             }
         }
         false
@@ -257,7 +259,9 @@ impl Sender {
                     }
                     return true;
                 }
-                Err(e) => tracing::warn!(messageId = %finish.id, error = %e, cause = ?e, "could not record a send"),
+                Err(e) => {
+                    tracing::warn!(messageId = %finish.id, error = %e, cause = ?e, "could not record a send")
+                }
             }
         }
         self.state
@@ -330,7 +334,15 @@ impl Sender {
             return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
         }
         if let Some(wamid) = remembered.get(&message.id) {
-            return self.sent(tenant, finish(Attempt::Sent { wamid: wamid.clone() }), wamid).await;
+            return self
+                .sent(
+                    tenant,
+                    finish(Attempt::Sent {
+                        wamid: wamid.clone(),
+                    }),
+                    wamid,
+                )
+                .await;
         }
         if let Err(e) = failpoint::hit("sender.before_graph").await {
             let error = MessageError {
@@ -372,8 +384,14 @@ impl Sender {
             Ok(wamid) => {
                 tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, "sent");
                 metrics::count(Metric::SendOk, &[]);
-                self.sent(tenant, finish(Attempt::Sent { wamid: wamid.clone() }), &wamid)
-                    .await
+                self.sent(
+                    tenant,
+                    finish(Attempt::Sent {
+                        wamid: wamid.clone(),
+                    }),
+                    &wamid,
+                )
+                .await
             }
             Err(e) => {
                 let error = MessageError {

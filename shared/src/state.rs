@@ -24,6 +24,10 @@ const CREDENTIALS_CACHE_TTL: Duration = Duration::from_secs(300);
 /// accordingly within this (this process's own changes invalidate it at once).
 pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(4);
 
+/// How long a refused API key is refused without a lookup (a tenant enabled again is
+/// reachable with its key after this).
+const REJECTED_KEY_TTL: Duration = Duration::from_secs(30);
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Clone)]
@@ -38,6 +42,8 @@ pub struct Inner {
     pub tenants_by_number: TtlCache<String, Option<TenantRef>>,
     /// Active templates + compiled flow per tenant; writes in this process invalidate it.
     pub bot_configs: TtlCache<TenantId, BotConfig>,
+    /// Hashes of API keys refused recently (see `auth`).
+    pub rejected_keys: TtlCache<String, ()>,
     /// Decrypted sending credentials per tenant (the sender's KMS calls, amortised).
     pub credentials: TtlCache<TenantId, crate::sender::Credentials>,
     cipher: Option<TokenCipher>,
@@ -77,6 +83,55 @@ pub async fn connect_database(uri: &str) -> Result<Database, mongodb::error::Err
     Ok(Client::with_options(options)?.database(&db_name))
 }
 
+/// Settings that hold secrets and may come from Secrets Manager.
+const SECRET_SETTINGS: [&str; 5] = [
+    "MONGO_URI",
+    "REDIS_URL",
+    "ADMIN_TOKEN",
+    "APP_SECRET",
+    "VERIFY_TOKEN",
+];
+
+/// Each secret setting unset in the environment whose `<NAME>_SECRET_ID` is set, read from
+/// Secrets Manager (concurrently: one round trip of cold start).
+async fn secret_settings(
+    aws: &SdkConfig,
+) -> Result<std::collections::HashMap<String, crate::secret::Secret>, BoxError> {
+    let wanted: Vec<(&str, String)> = SECRET_SETTINGS
+        .iter()
+        .filter(|name| std::env::var_os(name).is_none())
+        .filter_map(|name| {
+            let id = std::env::var(format!("{name}_SECRET_ID")).ok()?;
+            Some((*name, id))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Default::default());
+    }
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let reads = wanted.iter().map(|(name, id)| {
+        let client = client.clone();
+        async move {
+            let value = client
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{name}_SECRET_ID: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                    )
+                })?
+                .secret_string
+                .ok_or_else(|| format!("{name}_SECRET_ID: the secret has no string value"))?;
+            Ok::<_, String>((name.to_string(), crate::secret::Secret::new(value)))
+        }
+    });
+    let values = futures::future::try_join_all(reads).await?;
+    Ok(values.into_iter().collect())
+}
+
 impl AppState {
     pub fn new(config: Config, aws: &SdkConfig, db: Database) -> Self {
         let cipher = config
@@ -94,6 +149,7 @@ impl AppState {
             tenants_by_number: TtlCache::new(TENANT_CACHE_TTL),
             bot_configs: TtlCache::new(config.config_cache_ttl),
             credentials: TtlCache::new(CREDENTIALS_CACHE_TTL),
+            rejected_keys: TtlCache::new(REJECTED_KEY_TTL),
             sqs,
             cipher,
             queue,
@@ -102,9 +158,17 @@ impl AppState {
     }
 
     /// Everything from the environment; what a Lambda `main` calls once per cold start.
+    /// A secret setting `X` may instead name a Secrets Manager secret in `X_SECRET_ID`
+    /// (how template.yaml configures the functions): read once here and kept in memory
+    /// only, never in the function's environment.
     pub async fn from_env() -> Result<Self, BoxError> {
-        let config = Config::from_env()?;
         let aws = aws_config().await;
+        let secrets = secret_settings(&aws).await?;
+        let config = Config::from_lookup(|k| {
+            std::env::var(k)
+                .ok()
+                .or_else(|| secrets.get(k).map(|s| s.expose().to_owned()))
+        })?;
         let db = connect_database(config.mongo_uri.expose()).await?;
         if config.kms_key_id.is_none() {
             tracing::warn!("KMS_KEY_ID is not set: tenant registration will answer 503");

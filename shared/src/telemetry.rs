@@ -3,10 +3,19 @@
 
 use tracing_subscriber::{EnvFilter, fmt};
 
+/// Targets capped at info (appended last, so they win over the configured level).
+pub const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,\
+hyper=info,hyper_util=info,h2=info,reqwest=info,aws_smithy_runtime=info,\
+aws_smithy_http_client=info,aws_config=info,aws_sdk_sqs=info,aws_sdk_kms=info,\
+aws_sdk_secretsmanager=info,rustls=info,redis=info,mongodb=info";
+
 pub fn init() {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into());
+    // Whatever the level, the runtime and HTTP/SDK clients never log below info: at debug
+    // and trace they print raw events and headers (Authorization, access tokens).
+    let filter = format!("{filter},{QUIET}");
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
         || std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json");

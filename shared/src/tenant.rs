@@ -129,7 +129,9 @@ impl AccessToken {
 
     /// A `mock_` token simulates delivery without calling Graph (local development only).
     pub fn is_mock(&self) -> bool {
-        self.0.expose().starts_with(crate::whatsapp::MOCK_TOKEN_PREFIX)
+        self.0
+            .expose()
+            .starts_with(crate::whatsapp::MOCK_TOKEN_PREFIX)
     }
 }
 

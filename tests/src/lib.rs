@@ -15,6 +15,8 @@ use mongodb::Database;
 use serde_json::Value;
 use shared::{AppState, config::Config, state};
 
+pub mod faults;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -173,8 +175,18 @@ pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
 
 /// The whole app (every template.yaml route) for `state`, on its own port.
 pub async fn serve(state: AppState, db: Database, aws: aws_config::SdkConfig) -> TestApp {
+    serve_scaled(state, db, aws, 1.0).await
+}
+
+/// As [`serve`], with every function's timeout scaled (fault tests cut handlers off fast).
+pub async fn serve_scaled(
+    state: AppState,
+    db: Database,
+    aws: aws_config::SdkConfig,
+    scale: f64,
+) -> TestApp {
     capture_logs();
-    let app = local_gateway::app(&state).expect("route table");
+    let app = local_gateway::app_scaled(&state, scale).expect("route table");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -3,7 +3,7 @@
 //! queue or whose job was lost, and applies kept statuses whose message is now known.
 
 use shared::{
-    AppState, ApiError,
+    ApiError, AppState,
     outbox::{self, RelayReport},
 };
 

@@ -13,7 +13,7 @@ use serde_json::json;
 use shared::{
     ApiError, AppState,
     config::AppEnv,
-    http::{ApiQuery, body_rejection, finish},
+    http::{ApiQuery, WEBHOOK_BODY_LIMIT, body_rejection, finish_with_limit},
     webhook,
 };
 
@@ -27,10 +27,11 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("APP_SECRET is not set: every webhook will be refused with 503");
         }
     }
-    finish(
+    finish_with_limit(
         Router::new()
             .route("/whatsapp/webhook", get(subscribe).post(notify))
             .with_state(state),
+        WEBHOOK_BODY_LIMIT,
     )
 }
 
@@ -66,7 +67,12 @@ async fn notify(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let body = body.map_err(body_rejection)?;
+    let body = body.map_err(|e| match body_rejection(e) {
+        ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge {
+            limit: WEBHOOK_BODY_LIMIT,
+        },
+        other => other,
+    })?;
     let signature = headers
         .get(webhook::signature::HEADER)
         .and_then(|v| v.to_str().ok());

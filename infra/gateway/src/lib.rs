@@ -48,6 +48,19 @@ pub fn timeouts(
         .collect())
 }
 
+/// One scheduled invocation of the relay, Lambda-like: cut off at its timeout, a panic
+/// ends that invocation only.
+pub async fn invoke_relay(state: &AppState, timeout: std::time::Duration) {
+    use futures::FutureExt;
+    let run = std::panic::AssertUnwindSafe(relay::run(state)).catch_unwind();
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => e.log(),
+        Ok(Err(_)) => tracing::error!("relay crashed (panic)"),
+        Err(_) => tracing::error!("relay timed out"),
+    }
+}
+
 /// The EventBridge schedule, locally: runs the relay every `interval` until `shutdown`.
 pub async fn run_relay(
     state: AppState,
@@ -61,13 +74,7 @@ pub async fn run_relay(
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = tick.tick() => {
-                match tokio::time::timeout(timeout, relay::run(&state)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => e.log(),
-                    Err(_) => tracing::error!("relay timed out"),
-                }
-            }
+            _ = tick.tick() => invoke_relay(&state, timeout).await,
         }
     }
 }

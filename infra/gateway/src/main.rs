@@ -33,8 +33,7 @@ async fn main() -> Result<(), BoxError> {
     let (stop_shim, shim_stopped) = tokio::sync::oneshot::channel::<()>();
     let shim = match &state.config.send_queue_url {
         Some(url) => {
-            let mut shim =
-                local_gateway::shim::Shim::new(state.sqs.clone(), url.clone()).await?;
+            let mut shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.clone()).await?;
             shim.timeout = timeout_of("sender");
             let handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler> =
                 std::sync::Arc::new(sender::handler(state.clone()));

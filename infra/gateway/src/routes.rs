@@ -102,7 +102,11 @@ pub fn lambda_boundary(router: Router, function: String, timeout: Duration) -> R
                     integration_failure()
                 }
                 Err(_) => {
-                    tracing::error!(function, timeout_ms = timeout.as_millis() as u64, "function timed out");
+                    tracing::error!(
+                        function,
+                        timeout_ms = timeout.as_millis() as u64,
+                        "function timed out"
+                    );
                     integration_failure()
                 }
             })

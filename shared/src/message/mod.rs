@@ -7,7 +7,7 @@
 pub mod store;
 
 pub use store::{
-    apply_status, find_by_key, insert, insert_inbound, list, take_pending_statuses, Inserted,
+    Inserted, apply_status, find_by_key, insert, insert_inbound, list, take_pending_statuses,
 };
 
 use mongodb::bson::{self, DateTime, oid::ObjectId};
@@ -362,4 +362,3 @@ impl ListFilter {
         })
     }
 }
-

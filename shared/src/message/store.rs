@@ -204,7 +204,10 @@ pub async fn take_pending_statuses(
         let update = StatusUpdate {
             wamid: wamid.to_owned(),
             status,
-            at: p.get_datetime("at").copied().unwrap_or_else(|_| DateTime::now()),
+            at: p
+                .get_datetime("at")
+                .copied()
+                .unwrap_or_else(|_| DateTime::now()),
             error: p
                 .get_document("error")
                 .ok()
@@ -218,9 +221,7 @@ pub async fn take_pending_statuses(
         }
     }
     if !done.is_empty() {
-        pending
-            .delete_many(doc! { "_id": { "$in": done } })
-            .await?;
+        pending.delete_many(doc! { "_id": { "$in": done } }).await?;
     }
     Ok(applied)
 }
@@ -259,7 +260,7 @@ pub async fn list(
     tenant: &TenantId,
     f: &ListFilter,
 ) -> Result<Vec<MessageDoc>, ApiError> {
-        let mut filter = doc! { "tenantId": tenant.object_id() };
+    let mut filter = doc! { "tenantId": tenant.object_id() };
     if let Some(to) = &f.to {
         filter.insert("customerWaId", to);
     }

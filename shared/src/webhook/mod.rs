@@ -17,8 +17,7 @@ use crate::{
     customer::{self, Conversation},
     engine::{self, BotConfig, Decision, Inbound},
     error::ApiError,
-    failpoint,
-    flow,
+    failpoint, flow,
     idempotency::{self, Begin},
     message::{self, Inserted, MessageDoc, MessageError, Status, store::StatusUpdate},
     metrics::{self, Metric},
@@ -242,8 +241,7 @@ async fn receive(
     name: Option<&str>,
 ) -> Result<Received, ApiError> {
     let lock = format!("wa:in:{tenant}:{}", message.wamid);
-    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await
-    {
+    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await {
         Begin::Finished => {
             tracing::info!(tenantId = %tenant, wamid = %message.wamid, "duplicate delivery skipped");
             return Ok(Received::Duplicate);
