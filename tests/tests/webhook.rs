@@ -192,7 +192,7 @@ async fn signatures_are_checked_before_anything_is_stored() {
         .webhook("{\"object\": \"whatsapp_business_account\", \"entry\": \"not a list\"}")
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(3 * 1024 * 1024 + 10));
     let r = app.webhook(&big).await;
     assert_eq!(r.status, 413, "{}", r.text);
     let logs = e2e::logs();
