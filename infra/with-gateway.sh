@@ -11,7 +11,7 @@ gateway=""
 trap '[ -n "$gateway" ] && kill "$gateway" 2>/dev/null; true' EXIT
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export PORT="$port" ADMIN_TOKEN=local-admin-token APP_SECRET=local-app-secret VERIFY_TOKEN=local-verify \
-  APP_ENV=production LOG_LEVEL=warn
+  APP_ENV=development LOG_LEVEL=warn
 cargo build --quiet -p local-gateway
 "${CARGO_TARGET_DIR:-$root/target}/debug/local-gateway" >"$work/gateway.log" 2>&1 &
 gateway=$!
