@@ -232,6 +232,28 @@ impl TestApp {
         Reply { status, body, text }
     }
 
+    /// `POST /tenants/register` with this body, as admin.
+    pub async fn register(&self, body: &Value) -> Reply {
+        self.call(
+            "POST",
+            "/tenants/register",
+            Some(ADMIN_TOKEN),
+            Some(&body.to_string()),
+        )
+        .await
+    }
+
+    /// `POST /tenants/{tenant}/send` with this body and this key.
+    pub async fn send(&self, tenant: &str, key: &str, body: &Value) -> Reply {
+        self.call(
+            "POST",
+            &format!("/tenants/{tenant}/send"),
+            Some(key),
+            Some(&body.to_string()),
+        )
+        .await
+    }
+
     /// Registers a tenant as admin; returns (tenant id, api key, access token).
     pub async fn register_tenant(&self, name: &str) -> (String, String, String) {
         let (id, key, token, _) = self.register_tenant_with_number(name).await;
@@ -245,12 +267,10 @@ impl TestApp {
     ) -> (String, String, String, String) {
         let token = format!("EAAtest{}", random_hex(16));
         let number = phone_number_id();
-        let body = serde_json::json!({
-            "name": name, "phoneNumberId": number, "accessToken": token,
-        })
-        .to_string();
         let r = self
-            .call("POST", "/tenants/register", Some(ADMIN_TOKEN), Some(&body))
+            .register(&serde_json::json!({
+                "name": name, "phoneNumberId": number, "accessToken": token,
+            }))
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
         (

@@ -6,13 +6,7 @@ use mongodb::bson::doc;
 use serde_json::{Value, json};
 
 async fn send(app: &TestApp, tenant: &str, key: &str, body: Value) -> e2e::Reply {
-    app.call(
-        "POST",
-        &format!("/tenants/{tenant}/send"),
-        Some(key),
-        Some(&body.to_string()),
-    )
-    .await
+    app.send(tenant, key, &body).await
 }
 
 async fn send_template(app: &TestApp, tenant: &str, key: &str, body: Value) -> e2e::Reply {

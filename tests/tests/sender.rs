@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use e2e::{ADMIN_TOKEN, TestApp, spawn_with};
+use e2e::{TestApp, spawn_with};
 use local_gateway::shim::{BoxError, Shim, SqsHandler};
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
@@ -61,14 +61,7 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
     let token =
         access_token.map_or_else(|| format!("EAAsender{}", e2e::random_hex(8)), str::to_owned);
     let r = app
-        .call(
-            "POST",
-            "/tenants/register",
-            Some(ADMIN_TOKEN),
-            Some(
-                &json!({"name": "Shop", "phoneNumberId": number, "accessToken": token}).to_string(),
-            ),
-        )
+        .register(&json!({"name": "Shop", "phoneNumberId": number, "accessToken": token}))
         .await;
     assert_eq!(r.status, 201);
     let sender =
@@ -93,15 +86,7 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
 
 impl Rig {
     async fn send(&self, body: Value) -> String {
-        let r = self
-            .app
-            .call(
-                "POST",
-                &format!("/tenants/{}/send", self.tenant),
-                Some(&self.key),
-                Some(&body.to_string()),
-            )
-            .await;
+        let r = self.app.send(&self.tenant, &self.key, &body).await;
         assert_eq!(r.status, 202, "{}", r.text);
         r.body["messageId"].as_str().expect("id").to_owned()
     }
