@@ -4,41 +4,14 @@ use std::collections::HashMap;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use mongodb::bson::{doc, oid::ObjectId};
-use rand::RngCore;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::{error::ApiError, secret::Secret, state::AppState, tenant::TenantId};
-
-/// Prefix of tenant API keys, so a key is recognisable in a secret scanner.
-pub const API_KEY_PREFIX: &str = "wak_";
-
-/// A tenant API key: shown once at registration, stored only as its SHA-256.
-#[derive(Debug, Clone)]
-pub struct ApiKey(Secret);
-
-impl ApiKey {
-    pub fn generate(_tenant: &TenantId) -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        Self(Secret::new(format!(
-            "{API_KEY_PREFIX}{}",
-            hex::encode(bytes)
-        )))
-    }
-
-    pub fn hash(&self) -> String {
-        hash_key(self.0.expose())
-    }
-
-    pub fn expose(&self) -> &str {
-        self.0.expose()
-    }
-}
-
-fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
+use crate::{
+    api_key::{API_KEY_PREFIX, hash_key},
+    error::ApiError,
+    ids::TenantId,
+    state::AppState,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
@@ -167,17 +140,6 @@ impl FromRequestParts<AppState> for TenantAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_random_prefixed_and_hash_stably() {
-        let t = TenantId::generate();
-        let (a, b) = (ApiKey::generate(&t), ApiKey::generate(&t));
-        assert!(a.expose().starts_with(API_KEY_PREFIX));
-        assert_eq!(a.expose().len(), API_KEY_PREFIX.len() + 64);
-        assert_ne!(a.expose(), b.expose());
-        assert_eq!(a.hash(), hash_key(a.expose()));
-        assert!(!a.hash().contains(a.expose()));
-    }
 
     #[test]
     fn tenant_may_only_reach_itself() {

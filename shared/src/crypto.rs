@@ -3,7 +3,7 @@
 
 use aws_sdk_kms::{Client, primitives::Blob};
 
-use crate::{error::ApiError, secret::Secret, tenant::TenantId};
+use crate::{error::ApiError, ids::TenantId, secret::Secret};
 
 pub const CONTEXT_KEY: &str = "tenantId";
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::ApiError,
+    ids::TenantId,
     store::{CUSTOMERS, Store},
     template::TemplateKey,
-    tenant::TenantId,
 };
 
 /// Where a customer is in the tenant's conversation.

@@ -21,8 +21,12 @@ use crate::{
 /// How the claim on one message ended.
 #[derive(Debug)]
 pub enum Claim {
-    /// Ours to send.
-    Claimed(Box<MessageDoc>),
+    /// Ours to send. `interrupted`: an earlier attempt claimed it and never recorded an
+    /// outcome (cut off, crashed, or its write failed), so Graph may already have it.
+    Claimed {
+        message: Box<MessageDoc>,
+        interrupted: bool,
+    },
     /// Sent (or failed for good) already: acknowledge the job.
     Finished,
     /// Another attempt holds the lease until then: try again after it.
@@ -49,8 +53,16 @@ pub async fn claim_batch(
     messages
         .update_many(
             doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
-            // A job reached the sender, so it was enqueued whatever the outbox recorded.
-            doc! { "$set": { "status": Status::Sending.as_str(), "leaseUntil": until, "leaseToken": token, "enqueued": true } },
+            vec![doc! { "$set": {
+                // Recording an outcome removes the token: one still there is an attempt
+                // that never finished.
+                "interrupted": { "$ne": [{ "$ifNull": ["$leaseToken", null] }, null] },
+                "status": Status::Sending.as_str(),
+                "leaseUntil": until,
+                "leaseToken": token,
+                // A job reached the sender, so it was enqueued whatever the outbox recorded.
+                "enqueued": true,
+            } }],
         )
         .await?;
     let docs: Vec<Document> = messages
@@ -61,13 +73,17 @@ pub async fn claim_batch(
     let mut claims: HashMap<ObjectId, Claim> = ids.iter().map(|id| (*id, Claim::Missing)).collect();
     for raw in docs {
         let ours = raw.get_object_id("leaseToken").is_ok_and(|t| t == token);
+        let interrupted = raw.get_bool("interrupted").unwrap_or(false);
         let Ok(message) = bson::from_document::<MessageDoc>(raw) else {
             continue;
         };
         let claim = if message.status_rank > 0 {
             Claim::Finished
         } else if ours {
-            Claim::Claimed(Box::new(message.clone()))
+            Claim::Claimed {
+                message: Box::new(message.clone()),
+                interrupted,
+            }
         } else {
             Claim::Busy {
                 until: message.lease_until.unwrap_or(until),
@@ -128,7 +144,7 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
         "updatedAt": now,
         "attempts": { "$add": [{ "$ifNull": ["$attempts", 0] }, 1] },
     };
-    let mut unset = vec!["leaseToken"];
+    let mut unset = vec!["leaseToken", "interrupted"];
     match &first.attempt {
         Attempt::Sent { .. } => {
             let wamids: Vec<Bson> = finishes

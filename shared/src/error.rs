@@ -109,7 +109,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let status = self.status();
-        let self_retry = matches!(self, Self::InProgress(_));
+        // Seconds before a retry is worth it: the other request needs a moment to finish.
+        let retry_after = if matches!(self, Self::InProgress(_)) {
+            "2"
+        } else {
+            "1"
+        };
         let mut body = json!({
             "error": status.canonical_reason().unwrap_or("Error"),
             "message": self.to_string(),
@@ -135,10 +140,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(match self_retry {
-                    true => "2",
-                    false => "1",
-                }),
+                axum::http::HeaderValue::from_static(retry_after),
             );
         }
         response

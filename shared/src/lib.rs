@@ -3,6 +3,7 @@
 //!
 //! Function crates stay thin: they wire these pieces into an `axum::Router`.
 
+pub mod api_key;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod failpoint;
 pub mod flow;
 pub mod http;
 pub mod idempotency;
+pub mod ids;
 pub mod locks;
 pub mod message;
 pub mod metrics;

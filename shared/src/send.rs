@@ -13,42 +13,16 @@ use crate::{
     error::ApiError,
     failpoint,
     idempotency::{self, Begin},
+    ids::{Recipient, TenantId},
     message::{self, API_KEY_PREFIX, Inserted, MessageDoc},
     outbox,
     queue::{Content, ContentKind},
     state::AppState,
     template::{self, TemplateKey, TemplateKind},
-    tenant::TenantId,
 };
 
 pub const TEXT_MAX: usize = 4096;
 pub const IDEMPOTENCY_KEY_MAX: usize = 200;
-
-/// A WhatsApp recipient: E.164, 7–15 digits, stored without the `+`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient(String);
-
-impl Recipient {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let s = s.trim();
-        let digits = s.strip_prefix('+').unwrap_or(s);
-        if (7..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
-        {
-            Ok(Self(digits.to_owned()))
-        } else {
-            Err(ApiError::invalid(
-                "to",
-                "must be an E.164 number: optional '+' then 7–15 digits, no leading 0",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// The caller's idempotency key, or a generated one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +131,7 @@ pub async fn send_template(
             ));
         }
     }
-    let t = template::get(state, tenant, &key).await?;
+    let t = template::get(&state.store, tenant, &key).await?;
     if !t.is_active {
         return Err(ApiError::not_found(format!("template {key} is inactive")));
     }
@@ -269,27 +243,6 @@ async fn store_and_enqueue(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recipients_are_e164_normalised() {
-        assert_eq!(
-            Recipient::parse("+34600111222").expect("valid").0,
-            "34600111222"
-        );
-        assert!(Recipient::parse("1234567").is_ok());
-        assert!(Recipient::parse("123456789012345").is_ok());
-        for bad in [
-            "123456",
-            "1234567890123456",
-            "+34 600 111 222",
-            "abc",
-            "",
-            "0034600111222",
-            "++34600111222",
-        ] {
-            assert!(Recipient::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn idempotency_keys_are_bounded() {

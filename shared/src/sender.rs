@@ -28,25 +28,18 @@ use crate::{
     delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
     failpoint,
+    ids::TenantId,
     message::{self, MessageError},
     metrics::{self, Metric},
     queue::SendJob,
-    secret::Secret,
     state::AppState,
-    tenant::TenantId,
-    whatsapp::{ErrorClass, GraphClient},
+    whatsapp::{Credentials, ErrorClass, GraphClient},
 };
 
 /// SQS caps a visibility timeout at 12 h; backoff stops growing long before.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// How long a wamid of an unrecorded send is remembered in Redis.
 const UNRECORDED_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// A tenant's sending identity, decrypted.
-pub struct Credentials {
-    pub phone_number_id: String,
-    pub token: Secret,
-}
 
 pub struct Sender {
     state: AppState,
@@ -190,36 +183,47 @@ impl Sender {
         Ok(())
     }
 
-    /// Wamids of claimed messages that an earlier attempt sent but could not record.
+    /// Wamids of claimed messages that an earlier attempt sent but could not record: from
+    /// this process's memory, else (only for interrupted attempts, so the usual batch costs
+    /// no Redis call) from Redis.
     async fn remembered(&self, claims: &HashMap<ObjectId, Claim>) -> HashMap<ObjectId, String> {
-        let claimed: Vec<ObjectId> = claims
-            .iter()
-            .filter(|(_, c)| matches!(c, Claim::Claimed(_)))
-            .map(|(id, _)| *id)
-            .collect();
-        let mut found: HashMap<ObjectId, String> = match self.unrecorded.lock() {
-            Ok(map) => claimed
-                .iter()
-                .filter_map(|id| Some((*id, map.get(id)?.clone())))
-                .collect(),
-            Err(_) => HashMap::new(),
-        };
-        let unknown: Vec<ObjectId> = claimed
-            .into_iter()
-            .filter(|id| !found.contains_key(id))
-            .collect();
-        if unknown.is_empty() {
+        let (mut found, ask_redis) = self.in_memory(claims);
+        if ask_redis.is_empty() {
             return found;
         }
-        let keys: Vec<String> = unknown.iter().map(unrecorded_key).collect();
+        let keys: Vec<String> = ask_redis.iter().map(unrecorded_key).collect();
         if let Some(values) = self.state.locks.recall(&keys).await {
-            for (id, wamid) in unknown.into_iter().zip(values) {
+            for (id, wamid) in ask_redis.into_iter().zip(values) {
                 if let Some(wamid) = wamid {
                     found.insert(id, wamid);
                 }
             }
         }
         found
+    }
+
+    /// The claimed messages' wamids this process remembers, and the interrupted claims it
+    /// does not know about.
+    fn in_memory(
+        &self,
+        claims: &HashMap<ObjectId, Claim>,
+    ) -> (HashMap<ObjectId, String>, Vec<ObjectId>) {
+        let mut found = HashMap::new();
+        let mut unknown = Vec::new();
+        let memory = self.unrecorded.lock().ok();
+        for (id, claim) in claims {
+            let Claim::Claimed { interrupted, .. } = claim else {
+                continue;
+            };
+            match memory.as_ref().and_then(|m| m.get(id)) {
+                Some(wamid) => {
+                    found.insert(*id, wamid.clone());
+                }
+                None if *interrupted => unknown.push(*id),
+                None => {}
+            }
+        }
+        (found, unknown)
     }
 
     /// Writes the batch's retries and failures, retrying briefly.
@@ -305,7 +309,7 @@ impl Sender {
         remembered: &HashMap<ObjectId, String>,
     ) -> Attempted {
         let message = match claim {
-            Claim::Claimed(m) => m,
+            Claim::Claimed { message, .. } => message,
             Claim::Finished => return Attempted::done(),
             Claim::Busy { until } => {
                 let wait = (until.timestamp_millis() - DateTime::now().timestamp_millis()).max(0);

@@ -11,10 +11,10 @@ use crate::{
     crypto::TokenCipher,
     engine::BotConfig,
     error::ApiError,
+    ids::{TenantId, TenantRef},
     locks::Locks,
     queue::SendQueue,
     store::Store,
-    tenant::{TenantId, TenantRef},
 };
 
 /// How long a warm sender reuses a decrypted token (a rotated token is picked up after).
@@ -45,7 +45,7 @@ pub struct Inner {
     /// Hashes of API keys refused recently (see `auth`).
     pub rejected_keys: TtlCache<String, ()>,
     /// Decrypted sending credentials per tenant (the sender's KMS calls, amortised).
-    pub credentials: TtlCache<TenantId, crate::sender::Credentials>,
+    pub credentials: TtlCache<TenantId, crate::whatsapp::Credentials>,
     cipher: Option<TokenCipher>,
     queue: Option<SendQueue>,
 }

@@ -3,47 +3,17 @@
 //! Request bodies are parsed into types that can only hold valid values; everything after
 //! parsing works with those.
 
-use std::fmt;
-
 use mongodb::bson::{self, Binary, DateTime, Document, doc, oid::ObjectId, spec::BinarySubtype};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    auth::ApiKey, error::ApiError, secret::Secret, state::AppState, store::is_duplicate_key,
+    api_key::ApiKey,
+    error::ApiError,
+    ids::{TenantId, TenantRef, TenantStatus},
+    secret::Secret,
+    state::AppState,
+    store::is_duplicate_key,
 };
-
-/// A tenant's id: a MongoDB ObjectId, shown as 24 hex characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TenantId(ObjectId);
-
-impl TenantId {
-    pub fn generate() -> Self {
-        Self(ObjectId::new())
-    }
-
-    /// Path parameter → id; anything else is a 400 naming `tenantId`.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        ObjectId::parse_str(s)
-            .map(Self)
-            .map_err(|_| ApiError::bad_request("tenantId must be a 24-character hex id"))
-    }
-
-    pub fn object_id(&self) -> ObjectId {
-        self.0
-    }
-}
-
-impl From<ObjectId> for TenantId {
-    fn from(id: ObjectId) -> Self {
-        Self(id)
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.to_hex())
-    }
-}
 
 /// WhatsApp's id of a business phone number: digits only, 5–20 of them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -129,9 +99,7 @@ impl AccessToken {
 
     /// A `mock_` token simulates delivery without calling Graph (local development only).
     pub fn is_mock(&self) -> bool {
-        self.0
-            .expose()
-            .starts_with(crate::whatsapp::MOCK_TOKEN_PREFIX)
+        crate::whatsapp::is_mock_token(self.0.expose())
     }
 }
 
@@ -175,13 +143,6 @@ impl RegisterRequest {
             },
         })
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TenantStatus {
-    Active,
-    Disabled,
 }
 
 /// What the API shows of a tenant. Built from a projection that leaves the token ciphertext
@@ -321,13 +282,6 @@ pub async fn find(state: &AppState, id: &TenantId) -> Result<TenantView, ApiErro
     found
         .map(TenantView::from)
         .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))
-}
-
-/// What the webhook needs of a tenant, cached by phone number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantRef {
-    pub id: TenantId,
-    pub status: TenantStatus,
 }
 
 #[derive(Deserialize)]

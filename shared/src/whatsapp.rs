@@ -10,12 +10,23 @@ use crate::{
     secret::Secret,
 };
 
-/// Graph call timeout; the sender's lease (60 s) and the queue's visibility timeout are
-/// far longer, so a slow call never overlaps a redelivery.
+/// Graph call timeout; the sender's lease (`SEND_LEASE_MS`, 40 s) and the queue's
+/// visibility timeout are far longer, so a slow call never overlaps a redelivery.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Tokens with this prefix simulate a successful send without any HTTP (local development).
+/// Tokens with this prefix simulate a successful send without any HTTP (accepted at
+/// registration only with `APP_ENV=development`).
 pub const MOCK_TOKEN_PREFIX: &str = "mock_";
+
+pub fn is_mock_token(token: &str) -> bool {
+    token.starts_with(MOCK_TOKEN_PREFIX)
+}
+
+/// A tenant's sending identity, decrypted.
+pub struct Credentials {
+    pub phone_number_id: String,
+    pub token: Secret,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -125,7 +136,7 @@ impl GraphClient {
         to: &str,
         content: &Content,
     ) -> Result<String, SendError> {
-        if token.expose().starts_with(MOCK_TOKEN_PREFIX) {
+        if is_mock_token(token.expose()) {
             return Ok(format!("wamid.mock_{}", ulid_like()));
         }
         let url = format!(

@@ -9,10 +9,11 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use axum::{Json, Router, routing::post};
 use serde_json::json;
 use shared::{
+    ids::TenantId,
     message::{self, MessageDoc},
     queue::{Content, ContentKind},
     sender::Sender,
-    tenant::{self, RegisterRequest, TenantId},
+    tenant::{self, RegisterRequest},
 };
 
 const BATCH: usize = 10;

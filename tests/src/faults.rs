@@ -5,17 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use local_gateway::shim::{BoxError, Shim, SqsHandler};
+use local_gateway::shim::{Shim, SqsHandler};
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
-use shared::sender::Sender;
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
     matchers::{method, path_regex},
 };
 
-use crate::{ADMIN_TOKEN, TestApp};
+use crate::TestApp;
 
 /// Function timeouts are template.yaml's times this: webhook/send 1 s, sender/relay 3 s.
 pub const SCALE: f64 = 0.1;
@@ -28,6 +26,7 @@ pub struct FaultRig {
     pub number: String,
     shim: Shim,
     handler: Box<dyn SqsHandler>,
+    relay_timeout: Duration,
 }
 
 /// Graph answers every send with a fresh wamid.
@@ -69,22 +68,10 @@ impl FaultRig {
         let app = crate::serve_scaled(state, db, aws.clone(), SCALE).await;
         let number = crate::phone_number_id();
         let r = app
-            .call(
-                "POST",
-                "/tenants/register",
-                Some(ADMIN_TOKEN),
-                Some(
-                    &json!({"name": "Shop", "phoneNumberId": number, "accessToken": format!("EAAfault{}", crate::random_hex(8))})
-                        .to_string(),
-                ),
-            )
+            .register(&json!({"name": "Shop", "phoneNumberId": number, "accessToken": format!("EAAfault{}", crate::random_hex(8))}))
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
-        let sender = std::sync::Arc::new(Sender::new(app.state.clone()));
-        let handler = move |event: SqsEvent| {
-            let sender = sender.clone();
-            async move { Ok::<SqsBatchResponse, BoxError>(sender.handle(event).await) }
-        };
+        let handler: Box<dyn SqsHandler> = Box::new(sender::handler(app.state.clone()));
         let timeouts = local_gateway::timeouts(SCALE).expect("timeouts");
         let mut shim = Shim::new(aws_sdk_sqs::Client::new(&aws), &queue)
             .await
@@ -100,10 +87,16 @@ impl FaultRig {
             key,
             number,
             shim,
-            handler: Box::new(handler),
+            handler,
+            relay_timeout: timeouts["relay"],
         };
         rig.bot().await;
         rig
+    }
+
+    /// A new sender process (a cold start): nothing the old one kept in memory.
+    pub fn restart_sender(&mut self) {
+        self.handler = Box::new(sender::handler(self.app.state.clone()));
     }
 
     /// "hi" → a menu with one button.
@@ -157,14 +150,7 @@ impl FaultRig {
     }
 
     pub async fn send(&self, body: &Value) -> crate::Reply {
-        self.app
-            .call(
-                "POST",
-                &format!("/tenants/{}/send", self.tenant),
-                Some(&self.key),
-                Some(&body.to_string()),
-            )
-            .await
+        self.app.send(&self.tenant, &self.key, body).await
     }
 
     /// An API client: retries with the same idempotency key until 202 or 409.
@@ -184,8 +170,7 @@ impl FaultRig {
     /// One cycle of what AWS runs on its own: the event source mapping and the relay.
     pub async fn tick(&self) {
         let _ = self.shim.poll_once(self.handler.as_ref()).await;
-        let timeout = local_gateway::timeouts(SCALE).expect("timeouts")["relay"];
-        local_gateway::invoke_relay(&self.app.state, timeout).await;
+        local_gateway::invoke_relay(&self.app.state, self.relay_timeout).await;
     }
 
     /// Runs [`Self::tick`] until every outbound message is sent (or 40 s pass), then a

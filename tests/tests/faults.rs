@@ -119,16 +119,8 @@ async fn a_number_registered_after_its_first_webhook_is_routed_at_once() {
     let r = app.webhook(&post("wamid.early")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["messages"], 0, "unknown number: {}", r.text);
-    let reg =
-        json!({"name": "Late", "phoneNumberId": number, "accessToken": "EAAlate"}).to_string();
-    let r = app
-        .call(
-            "POST",
-            "/tenants/register",
-            Some(e2e::ADMIN_TOKEN),
-            Some(&reg),
-        )
-        .await;
+    let reg = json!({"name": "Late", "phoneNumberId": number, "accessToken": "EAAlate"});
+    let r = app.register(&reg).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = app.webhook(&post("wamid.next")).await;
     assert_eq!(r.body["messages"], 1, "{}", r.text);
@@ -230,6 +222,29 @@ async fn a_send_graph_accepted_but_not_recorded_is_never_sent_again() {
 }
 
 #[tokio::test]
+async fn a_sender_restarted_after_an_unrecorded_send_records_it_from_redis() {
+    let scenario = fail::FailScenario::setup();
+    let mut rig = FaultRig::new().await;
+    fail::cfg("sender.before_record", "3*return(error)").expect("cfg");
+    let r = rig
+        .send(&json!({"to": "34600111222", "text": "Once", "idempotency_key": "cold"}))
+        .await;
+    assert_eq!(r.status, 202);
+    rig.tick().await;
+    assert_eq!(rig.deliveries().await, 1);
+    assert_eq!(
+        rig.out().await[0].get_str("status"),
+        Ok("sending"),
+        "not recorded"
+    );
+    // The process that knew the wamid is gone (Lambda replaced it).
+    rig.restart_sender();
+    rig.settle().await;
+    assert_eq!(rig.deliveries().await, 1, "recorded from Redis, not resent");
+    scenario.teardown();
+}
+
+#[tokio::test]
 async fn the_local_gateway_cuts_a_handler_off_at_its_timeout() {
     let scenario = fail::FailScenario::setup();
     let rig = FaultRig::new().await;
@@ -281,16 +296,8 @@ async fn a_2_5_mb_webhook_batch_is_accepted() {
 #[tokio::test]
 async fn mock_tokens_are_refused_outside_development() {
     let app = e2e::spawn_with(|c| c.app_env = shared::config::AppEnv::Production).await;
-    let reg = json!({"name": "Prod", "phoneNumberId": e2e::phone_number_id(), "accessToken": "mock_token"})
-        .to_string();
-    let r = app
-        .call(
-            "POST",
-            "/tenants/register",
-            Some(e2e::ADMIN_TOKEN),
-            Some(&reg),
-        )
-        .await;
+    let reg = json!({"name": "Prod", "phoneNumberId": e2e::phone_number_id(), "accessToken": "mock_token"});
+    let r = app.register(&reg).await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["field"], "accessToken");
 }

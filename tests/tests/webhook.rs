@@ -451,7 +451,7 @@ async fn statuses_only_move_forward_even_without_messages() {
     let job = app.queued_jobs().await.remove(0);
     // What the sender records after Graph accepts the message.
     let out_wamid = wamid();
-    let tenant = shared::tenant::TenantId::parse(&b.tenant).expect("id");
+    let tenant = shared::ids::TenantId::parse(&b.tenant).expect("id");
     let stored = shared::message::find_by_key(
         &app.state.store,
         &tenant,

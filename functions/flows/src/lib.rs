@@ -7,6 +7,7 @@ use shared::{
     auth::TenantAccess,
     flow::{self, FlowDoc, FlowInput},
     http::{ApiJson, finish},
+    template,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -33,7 +34,12 @@ async fn save(
     access: TenantAccess,
     ApiJson(input): ApiJson<FlowInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (doc, created) = flow::save(&state, &access.tenant, &input).await?;
+    let keys = input.template_keys()?;
+    let existing = template::existing_keys(&state.store, &access.tenant, &keys).await?;
+    let saved = flow::save(&state.store, &access.tenant, &input, &existing).await;
+    // This process answers the tenant's next message with the saved flow.
+    state.bot_configs.invalidate(&access.tenant);
+    let (doc, created) = saved?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -46,5 +52,5 @@ async fn show(
     State(state): State<AppState>,
     access: TenantAccess,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(body(&flow::get(&state, &access.tenant).await?))
+    Ok(body(&flow::get(&state.store, &access.tenant).await?))
 }

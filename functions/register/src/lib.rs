@@ -11,7 +11,8 @@ use shared::{
     ApiError, AppState,
     auth::Caller,
     http::{ApiJson, ApiPath, finish, health},
-    tenant::{self, RegisterRequest, TenantId},
+    ids::TenantId,
+    tenant::{self, RegisterRequest},
 };
 
 pub fn router(state: AppState) -> Router {

@@ -40,12 +40,20 @@ fn path_key(params: &HashMap<String, String>) -> Result<TemplateKey, ApiError> {
         .map_err(|_| ApiError::not_found(format!("template {raw:?} not found")))
 }
 
+/// After a write (even a failed one, which may have written part): this process answers
+/// the tenant's next message with what was saved.
+fn saved_for(state: &AppState, access: &TenantAccess) {
+    state.bot_configs.invalidate(&access.tenant);
+}
+
 async fn create(
     State(state): State<AppState>,
     access: TenantAccess,
     ApiJson(input): ApiJson<TemplateInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (doc, created) = template::create_or_update(&state, &access.tenant, &input).await?;
+    let saved = template::create_or_update(&state.store, &access.tenant, &input).await;
+    saved_for(&state, &access);
+    let (doc, created) = saved?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -66,7 +74,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let all = matches!(q.all.as_deref(), Some("true" | "1" | "yes"));
-    let docs = template::list(&state, &access.tenant, all).await?;
+    let docs = template::list(&state.store, &access.tenant, all).await?;
     let templates: Vec<Value> = docs.iter().map(TemplateDoc::view).collect();
     Ok(Json(json!({ "ok": true, "templates": templates })))
 }
@@ -77,7 +85,9 @@ async fn show(
     ApiPath(params): ApiPath<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let key = path_key(&params)?;
-    Ok(one(&template::get(&state, &access.tenant, &key).await?))
+    Ok(one(
+        &template::get(&state.store, &access.tenant, &key).await?
+    ))
 }
 
 async fn replace(
@@ -87,13 +97,9 @@ async fn replace(
     ApiJson(input): ApiJson<TemplateInput>,
 ) -> Result<Json<Value>, ApiError> {
     let key = path_key(&params)?;
-    Ok(one(&template::replace(
-        &state,
-        &access.tenant,
-        &key,
-        &input,
-    )
-    .await?))
+    let saved = template::replace(&state.store, &access.tenant, &key, &input).await;
+    saved_for(&state, &access);
+    Ok(one(&saved?))
 }
 
 async fn deactivate(
@@ -102,7 +108,7 @@ async fn deactivate(
     ApiPath(params): ApiPath<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let key = path_key(&params)?;
-    Ok(one(
-        &template::deactivate(&state, &access.tenant, &key).await?
-    ))
+    let saved = template::deactivate(&state.store, &access.tenant, &key).await;
+    saved_for(&state, &access);
+    Ok(one(&saved?))
 }

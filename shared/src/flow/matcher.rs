@@ -5,7 +5,7 @@
 use regex::{RegexSet, RegexSetBuilder};
 
 use super::{Flow, MatchType, REGEX_SIZE_LIMIT, Rule};
-use crate::template::TemplateKey;
+use crate::ids::TemplateKey;
 
 pub(super) fn compile_regex(pattern: &str) -> Result<RegexSet, regex::Error> {
     compile_set(&[pattern])

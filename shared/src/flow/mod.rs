@@ -18,7 +18,7 @@ pub use store::{FlowDoc, get, load, references, save};
 
 use crate::{
     error::ApiError,
-    template::{StateName, TemplateKey},
+    ids::{StateName, TemplateKey},
 };
 
 pub const MAX_RULES: usize = 200;

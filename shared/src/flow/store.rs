@@ -1,5 +1,7 @@
 //! The tenant's flow document in MongoDB (`tenantId` unique).
 
+use std::collections::HashSet;
+
 use mongodb::{
     Collection,
     bson::{self, DateTime, doc, oid::ObjectId},
@@ -10,8 +12,9 @@ use serde_json::{Value, json};
 
 use super::{Flow, FlowInput};
 use crate::{
-    error::ApiError, state::AppState, store::FLOWS, template, template::TemplateKey,
-    tenant::TenantId,
+    error::ApiError,
+    ids::{TemplateKey, TenantId},
+    store::{FLOWS, Store},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,23 +43,24 @@ impl FlowDoc {
     }
 }
 
-async fn collection(state: &AppState) -> Result<Collection<FlowDoc>, ApiError> {
-    state.store.collection(FLOWS).await
+async fn collection(store: &Store) -> Result<Collection<FlowDoc>, ApiError> {
+    store.collection(FLOWS).await
 }
 
-/// Validates against the tenant's templates and upserts; returns the doc and whether it
-/// was created.
+/// Validates against `existing`, the tenant's active templates among
+/// [`FlowInput::template_keys`] (templates sit above flows: they guard their own
+/// deactivation against flows, so the caller reads them), and upserts; returns the doc and
+/// whether it was created.
 pub async fn save(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     input: &FlowInput,
+    existing: &HashSet<TemplateKey>,
 ) -> Result<(FlowDoc, bool), ApiError> {
-    let keys = input.template_keys()?;
-    let existing = template::existing_keys(state, tenant, &keys).await?;
-    let flow = input.validate(&existing)?;
+    let flow = input.validate(existing)?;
     let now = DateTime::now();
     let rules = bson::to_bson(&flow.flows).map_err(|_| ApiError::Internal)?;
-    let saved = collection(state)
+    let saved = collection(store)
         .await?
         .find_one_and_update(
             doc! { "tenantId": tenant.object_id() },
@@ -74,31 +78,30 @@ pub async fn save(
         .return_document(ReturnDocument::After)
         .await?
         .ok_or(ApiError::Internal)?;
-    state.bot_configs.invalidate(tenant);
     let created = saved.version == 1;
     Ok((saved, created))
 }
 
-pub async fn load(state: &AppState, tenant: &TenantId) -> Result<Option<FlowDoc>, ApiError> {
-    Ok(collection(state)
+pub async fn load(store: &Store, tenant: &TenantId) -> Result<Option<FlowDoc>, ApiError> {
+    Ok(collection(store)
         .await?
         .find_one(doc! { "tenantId": tenant.object_id() })
         .await?)
 }
 
-pub async fn get(state: &AppState, tenant: &TenantId) -> Result<FlowDoc, ApiError> {
-    load(state, tenant)
+pub async fn get(store: &Store, tenant: &TenantId) -> Result<FlowDoc, ApiError> {
+    load(store, tenant)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no flow yet")))
 }
 
 /// The rules (and fallback) of the tenant's flow that send `key`.
 pub async fn references(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
 ) -> Result<Vec<String>, ApiError> {
-    let Some(doc) = load(state, tenant).await? else {
+    let Some(doc) = load(store, tenant).await? else {
         return Ok(Vec::new());
     };
     let mut who: Vec<String> = doc

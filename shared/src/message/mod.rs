@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     customer::StateUpdate,
     error::ApiError,
+    ids::TenantId,
     queue::{Content, SendJob},
     template::TemplateKey,
-    tenant::TenantId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,21 +188,18 @@ impl MessageDoc {
         }
     }
 
-    /// An inbound message, keyed `in:<wamid>`.
-    pub fn inbound(tenant: &TenantId, m: &crate::webhook::InboundMessage) -> Self {
+    /// An inbound message, keyed `in:<wamid>`: the fields every inbound kind has; the
+    /// webhook fills in the rest of what Meta sent.
+    pub fn inbound(tenant: &TenantId, wamid: &str, kind: &str, from: &str) -> Self {
         let mut doc = Self::new(
             tenant,
             Direction::In,
-            m.kind.clone(),
-            &m.from,
-            format!("in:{}", m.wamid),
+            kind.to_owned(),
+            from,
+            format!("in:{wamid}"),
             Status::Received,
         );
-        doc.body = m.body.clone();
-        doc.payload_id = m.payload_id.clone();
-        doc.wa_message_id = Some(m.wamid.clone());
-        doc.raw = bson::to_document(&m.raw).ok();
-        doc.wa_timestamp = m.timestamp.map(|s| DateTime::from_millis(s * 1000));
+        doc.wa_message_id = Some(wamid.to_owned());
         doc
     }
 
@@ -351,7 +348,7 @@ impl ListFilter {
         };
         let to = match q.to.as_deref() {
             None | Some("") => None,
-            Some(t) => Some(crate::send::Recipient::parse(t)?.as_str().to_owned()),
+            Some(t) => Some(crate::ids::Recipient::parse(t)?.as_str().to_owned()),
         };
         Ok(ListFilter {
             to,

@@ -10,8 +10,8 @@ use mongodb::{
 use super::{ListFilter, MessageDoc, MessageError, Status};
 use crate::{
     error::ApiError,
+    ids::TenantId,
     store::{MESSAGES, PENDING_STATUSES, Store, is_duplicate_key},
-    tenant::TenantId,
 };
 
 async fn collection(store: &Store) -> Result<Collection<MessageDoc>, ApiError> {
@@ -229,28 +229,43 @@ pub async fn take_pending_statuses(
 /// Applies kept statuses whose wamid has been recorded since (when the sender could not
 /// apply them itself), and drops those. Bounded per run; what remains waits for the next.
 pub async fn sweep_pending_statuses(store: &Store) -> Result<usize, ApiError> {
-    let pending = store.collection::<Document>(PENDING_STATUSES).await?;
-    let found: Vec<Document> = pending
+    let found: Vec<Document> = store
+        .collection::<Document>(PENDING_STATUSES)
+        .await?
         .find(doc! {})
         .sort(doc! { "createdAt": 1 })
         .limit(500)
         .await?
         .try_collect()
         .await?;
-    let mut recorded = Vec::new();
-    for p in &found {
-        let (Ok(tenant), Ok(wamid)) = (p.get_object_id("tenantId"), p.get_str("wamid")) else {
-            continue;
-        };
-        let known = collection(store)
-            .await?
-            .count_documents(doc! { "tenantId": tenant, "waMessageId": wamid })
-            .limit(1)
-            .await?;
-        if known > 0 {
-            recorded.push((TenantId::from(tenant), wamid.to_owned()));
-        }
+    if found.is_empty() {
+        return Ok(0);
     }
+    let tenants: Vec<_> = found
+        .iter()
+        .filter_map(|p| p.get_object_id("tenantId").ok())
+        .collect();
+    let wamids: Vec<&str> = found
+        .iter()
+        .filter_map(|p| p.get_str("wamid").ok())
+        .collect();
+    let known: Vec<Document> = store
+        .collection::<Document>(MESSAGES)
+        .await?
+        .find(doc! { "tenantId": { "$in": tenants }, "waMessageId": { "$in": wamids } })
+        .projection(doc! { "tenantId": 1, "waMessageId": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    let recorded: Vec<(TenantId, String)> = known
+        .iter()
+        .filter_map(|m| {
+            Some((
+                TenantId::from(m.get_object_id("tenantId").ok()?),
+                m.get_str("waMessageId").ok()?.to_owned(),
+            ))
+        })
+        .collect();
     take_pending_statuses(store, &recorded).await
 }
 

@@ -6,7 +6,6 @@ mod store;
 
 use std::{collections::HashSet, sync::LazyLock};
 
-use rand::RngCore;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +14,8 @@ pub use store::{
     replace,
 };
 
-use crate::error::ApiError;
+pub use crate::ids::{KEY_MAX, STATE_MAX, StateName, TemplateKey};
+use crate::{error::ApiError, ids::random_hex};
 
 /// WhatsApp's limits for interactive reply buttons.
 pub const MAX_BUTTONS: usize = 3;
@@ -23,50 +23,7 @@ pub const BUTTON_TITLE_MAX: usize = 20;
 pub const BUTTON_ID_MAX: usize = 256;
 pub const TEXT_BODY_MAX: usize = 4096;
 pub const INTERACTIVE_BODY_MAX: usize = 1024;
-pub const STATE_MAX: usize = 64;
-pub const KEY_MAX: usize = 64;
 pub const DESCRIPTION_MAX: usize = 512;
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-/// A template's key: `[A-Za-z0-9_.-]{1,64}`; generated ones are `tmpl_` + 8 hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TemplateKey(String);
-
-impl TemplateKey {
-    pub fn parse(field: &str, s: &str) -> Result<Self, ApiError> {
-        let ok = (1..=KEY_MAX).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ApiError::invalid(
-                field,
-                "must be 1–64 characters of letters, digits, '_', '-' or '.'",
-            ))
-        }
-    }
-
-    pub fn generate() -> Self {
-        Self(format!("tmpl_{}", random_hex(4)))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for TemplateKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,29 +101,6 @@ impl ButtonId {
 
     pub fn generate() -> Self {
         Self(format!("btn_{}", random_hex(6)))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A conversation state name set by a button or a rule (≤ 64 characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StateName(String);
-
-impl StateName {
-    pub fn parse(field: &str, s: &str) -> Result<Option<Self>, ApiError> {
-        let s = s.trim();
-        match s.chars().count() {
-            0 => Ok(None),
-            n if n > STATE_MAX => Err(ApiError::invalid(
-                field,
-                format!("must be at most {STATE_MAX} characters"),
-            )),
-            _ => Ok(Some(Self(s.to_owned()))),
-        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -15,9 +15,8 @@ use super::{Button, TemplateInput, TemplateKey, TemplateKind, TemplateSpec};
 use crate::{
     error::ApiError,
     flow,
-    state::AppState,
-    store::{TEMPLATES, is_duplicate_key},
-    tenant::TenantId,
+    ids::TenantId,
+    store::{Store, TEMPLATES, is_duplicate_key},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,8 +57,8 @@ impl TemplateDoc {
     }
 }
 
-async fn collection(state: &AppState) -> Result<Collection<TemplateDoc>, ApiError> {
-    state.store.collection(TEMPLATES).await
+async fn collection(store: &Store) -> Result<Collection<TemplateDoc>, ApiError> {
+    store.collection(TEMPLATES).await
 }
 
 fn not_found(key: &TemplateKey) -> ApiError {
@@ -68,7 +67,7 @@ fn not_found(key: &TemplateKey) -> ApiError {
 
 /// Which of `keys` are active templates of the tenant.
 pub async fn existing_keys(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     keys: &[TemplateKey],
 ) -> Result<HashSet<TemplateKey>, ApiError> {
@@ -76,7 +75,7 @@ pub async fn existing_keys(
         return Ok(HashSet::new());
     }
     let list: Vec<&str> = keys.iter().map(TemplateKey::as_str).collect();
-    let found: Vec<TemplateDoc> = collection(state)
+    let found: Vec<TemplateDoc> = collection(store)
         .await?
         .find(doc! { "tenantId": tenant.object_id(), "key": { "$in": list }, "isActive": true })
         .await?
@@ -86,29 +85,29 @@ pub async fn existing_keys(
 }
 
 async fn find(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
 ) -> Result<Option<TemplateDoc>, ApiError> {
-    Ok(collection(state)
+    Ok(collection(store)
         .await?
         .find_one(doc! { "tenantId": tenant.object_id(), "key": key.as_str() })
         .await?)
 }
 
 pub async fn get(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
 ) -> Result<TemplateDoc, ApiError> {
-    find(state, tenant, key)
+    find(store, tenant, key)
         .await?
         .ok_or_else(|| not_found(key))
 }
 
 /// Active templates sorted by key; with `all`, inactive ones too.
 pub async fn list(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     all: bool,
 ) -> Result<Vec<TemplateDoc>, ApiError> {
@@ -116,7 +115,7 @@ pub async fn list(
     if !all {
         filter.insert("isActive", true);
     }
-    Ok(collection(state)
+    Ok(collection(store)
         .await?
         .find(filter)
         .sort(doc! { "key": 1 })
@@ -126,11 +125,8 @@ pub async fn list(
 }
 
 /// Every active template of the tenant (what the conversation engine works from).
-pub async fn load_active(
-    state: &AppState,
-    tenant: &TenantId,
-) -> Result<Vec<TemplateDoc>, ApiError> {
-    list(state, tenant, false).await
+pub async fn load_active(store: &Store, tenant: &TenantId) -> Result<Vec<TemplateDoc>, ApiError> {
+    list(store, tenant, false).await
 }
 
 fn spec_fields(spec: &TemplateSpec) -> Result<bson::Document, ApiError> {
@@ -148,12 +144,12 @@ fn spec_fields(spec: &TemplateSpec) -> Result<bson::Document, ApiError> {
 
 /// Who still points at `key`: active flow rules/fallback and other active templates' buttons.
 pub async fn references(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
 ) -> Result<Vec<String>, ApiError> {
-    let mut who = flow::references(state, tenant, key).await?;
-    let pointing: Vec<TemplateDoc> = collection(state)
+    let mut who = flow::references(store, tenant, key).await?;
+    let pointing: Vec<TemplateDoc> = collection(store)
         .await?
         .find(doc! {
             "tenantId": tenant.object_id(),
@@ -178,11 +174,11 @@ pub async fn references(
 }
 
 async fn refuse_if_referenced(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
 ) -> Result<(), ApiError> {
-    let who = references(state, tenant, key).await?;
+    let who = references(store, tenant, key).await?;
     if who.is_empty() {
         return Ok(());
     }
@@ -195,16 +191,16 @@ async fn refuse_if_referenced(
 }
 
 async fn update(
-    state: &AppState,
+    store: &Store,
     current: &TemplateDoc,
     spec: &TemplateSpec,
 ) -> Result<TemplateDoc, ApiError> {
     if current.is_active && !spec.is_active {
-        refuse_if_referenced(state, &current.tenant_id.into(), &current.key).await?;
+        refuse_if_referenced(store, &current.tenant_id.into(), &current.key).await?;
     }
     let mut set = spec_fields(spec)?;
     set.insert("updatedAt", DateTime::now());
-    let updated = collection(state)
+    let updated = collection(store)
         .await?
         .find_one_and_update(
             doc! { "_id": current.id, "tenantId": current.tenant_id },
@@ -213,12 +209,11 @@ async fn update(
         .return_document(ReturnDocument::After)
         .await?
         .ok_or_else(|| not_found(&current.key))?;
-    state.bot_configs.invalidate(&current.tenant_id.into());
     Ok(updated)
 }
 
 async fn insert(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: TemplateKey,
     spec: TemplateSpec,
@@ -238,8 +233,7 @@ async fn insert(
         created_at: now,
         updated_at: now,
     };
-    let inserted = collection(state).await?.insert_one(&doc).await.map(|_| doc);
-    state.bot_configs.invalidate(tenant);
+    let inserted = collection(store).await?.insert_one(&doc).await.map(|_| doc);
     Ok(inserted)
 }
 
@@ -247,17 +241,17 @@ async fn insert(
 /// update (version + 1); a new key → created under it. Returns the doc and whether it was
 /// created.
 pub async fn create_or_update(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     input: &TemplateInput,
 ) -> Result<(TemplateDoc, bool), ApiError> {
-    let existing = existing_keys(state, tenant, &input.next_keys()?).await?;
+    let existing = existing_keys(store, tenant, &input.next_keys()?).await?;
     let Some(raw_key) = input.key.as_deref().filter(|k| !k.is_empty()) else {
         // Generated keys: 32 random bits per tenant; retry the rare collision.
         for _ in 0..5 {
             let key = TemplateKey::generate();
             let spec = input.validate(&key, &existing)?;
-            match insert(state, tenant, key, spec).await? {
+            match insert(store, tenant, key, spec).await? {
                 Ok(doc) => return Ok((doc, true)),
                 Err(e) if is_duplicate_key(&e) => continue,
                 Err(e) => return Err(e.into()),
@@ -272,10 +266,10 @@ pub async fn create_or_update(
     let spec = input.validate(&key, &existing)?;
     // Two attempts: a concurrent create of the same key turns ours into an update.
     for _ in 0..2 {
-        if let Some(current) = find(state, tenant, &key).await? {
-            return Ok((update(state, &current, &spec).await?, false));
+        if let Some(current) = find(store, tenant, &key).await? {
+            return Ok((update(store, &current, &spec).await?, false));
         }
-        match insert(state, tenant, key.clone(), spec.clone()).await? {
+        match insert(store, tenant, key.clone(), spec.clone()).await? {
             Ok(doc) => return Ok((doc, true)),
             Err(e) if is_duplicate_key(&e) => continue,
             Err(e) => return Err(e.into()),
@@ -286,7 +280,7 @@ pub async fn create_or_update(
 
 /// `PUT /templates/{key}`: full replace of an existing template, version + 1.
 pub async fn replace(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
     input: &TemplateInput,
@@ -296,19 +290,19 @@ pub async fn replace(
     {
         return Err(ApiError::invalid("key", "must match the key in the path"));
     }
-    let current = get(state, tenant, key).await?;
-    let existing = existing_keys(state, tenant, &input.next_keys()?).await?;
+    let current = get(store, tenant, key).await?;
+    let existing = existing_keys(store, tenant, &input.next_keys()?).await?;
     let spec = input.validate(key, &existing)?;
-    update(state, &current, &spec).await
+    update(store, &current, &spec).await
 }
 
 /// `DELETE /templates/{key}`: deactivates, unless something active still points to it.
 pub async fn deactivate(
-    state: &AppState,
+    store: &Store,
     tenant: &TenantId,
     key: &TemplateKey,
 ) -> Result<TemplateDoc, ApiError> {
-    let current = get(state, tenant, key).await?;
+    let current = get(store, tenant, key).await?;
     if !current.is_active {
         return Ok(current);
     }
@@ -320,5 +314,5 @@ pub async fn deactivate(
         description: current.description.clone(),
         is_active: false,
     };
-    update(state, &current, &spec).await
+    update(store, &current, &spec).await
 }

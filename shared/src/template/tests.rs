@@ -22,7 +22,9 @@ fn own() -> TemplateKey {
 #[test]
 fn generated_keys_have_the_documented_shape() {
     let re = regex::Regex::new(r"^tmpl_[0-9a-f]{8}$").expect("re");
-    let keys: HashSet<String> = (0..50).map(|_| TemplateKey::generate().0).collect();
+    let keys: HashSet<String> = (0..50)
+        .map(|_| TemplateKey::generate().as_str().to_owned())
+        .collect();
     assert!(keys.iter().all(|k| re.is_match(k)));
     assert_eq!(keys.len(), 50);
 }

@@ -19,12 +19,12 @@ use crate::{
     error::ApiError,
     failpoint, flow,
     idempotency::{self, Begin},
+    ids::TenantId,
     message::{self, Inserted, MessageDoc, MessageError, Status, store::StatusUpdate},
     metrics::{self, Metric},
     outbox,
     state::AppState,
-    template,
-    tenant::{self, TenantId},
+    template, tenant,
 };
 pub use payload::{InboundMessage, Notification};
 
@@ -274,8 +274,7 @@ async fn process(
     name: Option<&str>,
 ) -> Result<Received, ApiError> {
     failpoint::hit("webhook.before_store").await?;
-    let fresh =
-        message::insert_inbound(&state.store, &MessageDoc::inbound(tenant, message)).await?;
+    let fresh = message::insert_inbound(&state.store, &inbound_doc(tenant, message)).await?;
     failpoint::hit("webhook.after_store").await?;
     if fresh {
         tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, "inbound stored");
@@ -302,6 +301,16 @@ async fn process(
             Received::Duplicate
         }),
     }
+}
+
+/// The stored form of an inbound message, with its raw object.
+fn inbound_doc(tenant: &TenantId, m: &InboundMessage) -> MessageDoc {
+    let mut doc = MessageDoc::inbound(tenant, &m.wamid, &m.kind, &m.from);
+    doc.body = m.body.clone();
+    doc.payload_id = m.payload_id.clone();
+    doc.raw = mongodb::bson::to_document(&m.raw).ok();
+    doc.wa_timestamp = m.timestamp.map(|s| DateTime::from_millis(s * 1000));
+    doc
 }
 
 fn reply_key(message: &InboundMessage) -> String {
@@ -366,8 +375,8 @@ pub async fn bot_config(
     state
         .bot_configs
         .get_or_load(tenant, async {
-            let templates = template::load_active(state, tenant).await?;
-            let flow = flow::load(state, tenant).await?;
+            let templates = template::load_active(&state.store, tenant).await?;
+            let flow = flow::load(&state.store, tenant).await?;
             Ok::<_, ApiError>(BotConfig::new(templates, flow.as_ref().map(|f| &f.flow)))
         })
         .await
