@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// What [`begin`] found.
 #[derive(Debug)]
 pub enum Begin {
-    /// This request does the work; end it with [`Held::finish`] or [`Held::abandon`].
+    /// This request does the work; end it with [`Held::end`].
     Owner(Held),
     /// The work was done and is durable.
     Finished,
@@ -37,20 +37,19 @@ pub enum Begin {
 
 /// A lock this request holds.
 #[derive(Debug)]
-#[must_use = "end the lock with finish() or abandon()"]
+#[must_use = "end the lock with end()"]
 pub struct Held {
     key: String,
 }
 
 impl Held {
-    /// The work is durable: duplicates may now answer "done" without the database.
-    pub async fn finish(self, locks: &Locks) {
-        locks.finish(&self.key, DONE_TTL).await;
-    }
-
-    /// The work failed: a retry may take over at once.
-    pub async fn abandon(self, locks: &Locks) {
-        locks.release(&self.key).await;
+    /// Done (the work is durable: duplicates may answer "done" without the database) or,
+    /// after a failure, released so a retry may take over at once.
+    pub async fn end<T, E>(self, locks: &Locks, outcome: &Result<T, E>) {
+        match outcome {
+            Ok(_) => locks.finish(&self.key, DONE_TTL).await,
+            Err(_) => locks.release(&self.key).await,
+        }
     }
 }
 

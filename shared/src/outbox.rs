@@ -96,7 +96,8 @@ pub async fn relay(
 ) -> Result<RelayReport, ApiError> {
     let now = DateTime::now().timestamp_millis();
     let before = |d: std::time::Duration| DateTime::from_millis(now - d.as_millis() as i64);
-    let queue = outbox.queue()?;
+    // Without a queue there is nothing to relay to: fail the run rather than scan.
+    outbox.queue()?;
     let found: Vec<MessageDoc> = outbox
         .store
         .collection::<MessageDoc>(MESSAGES)
@@ -116,10 +117,7 @@ pub async fn relay(
     let mut report = RelayReport::default();
     for message in found {
         failpoint::hit("relay.before_enqueue").await?;
-        let Some(job) = message.job() else {
-            continue;
-        };
-        if let Err(e) = queue.send(&job).await {
+        if let Err(e) = enqueue(outbox, &message).await {
             e.log();
             report.failed += 1;
             continue;

@@ -196,10 +196,7 @@ async fn submit(
     };
     let result = store_and_enqueue(state, tenant, to, &stored_key, content, state_update).await;
     if let Some(held) = held {
-        match &result {
-            Ok(_) => held.finish(&state.locks).await,
-            Err(_) => held.abandon(&state.locks).await,
-        }
+        held.end(&state.locks, &result).await;
     }
     result.map(|id| Accepted {
         message_id: id,

@@ -44,8 +44,6 @@ const UNRECORDED_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Sender {
     state: AppState,
     graph: GraphClient,
-    /// First retry delay; doubles per receive.
-    retry_base: Duration,
     /// Sent by Graph, not yet recorded: message → wamid.
     unrecorded: Mutex<HashMap<ObjectId, String>>,
 }
@@ -91,16 +89,10 @@ impl Sender {
             &state.config.whatsapp_api_version,
         );
         Self {
-            retry_base: state.config.send_retry_base,
             state,
             graph,
             unrecorded: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn with_retry_base(mut self, base: Duration) -> Self {
-        self.retry_base = base;
-        self
     }
 
     /// The Lambda handler: one claim for the batch, every send concurrently; failures
@@ -286,7 +278,7 @@ impl Sender {
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let delay = delay.unwrap_or_else(|| backoff(self.retry_base, receives));
+        let delay = delay.unwrap_or_else(|| backoff(self.state.config.send_retry_base, receives));
         let r = self
             .state
             .sqs

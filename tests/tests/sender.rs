@@ -4,12 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use e2e::{TestApp, spawn_with};
-use local_gateway::shim::{BoxError, Shim, SqsHandler};
+use local_gateway::shim::{Shim, SqsHandler};
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
-use shared::sender::Sender;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{header, method, path},
@@ -55,6 +53,7 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
         c.whatsapp_api_base = base;
         c.send_queue_url = Some(q);
         c.send_dlq_url = Some(d);
+        c.send_retry_base = Duration::ZERO;
     })
     .await;
     let number = e2e::phone_number_id();
@@ -64,12 +63,7 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
         .register(&json!({"name": "Shop", "phoneNumberId": number, "accessToken": token}))
         .await;
     assert_eq!(r.status, 201);
-    let sender =
-        std::sync::Arc::new(Sender::new(app.state.clone()).with_retry_base(Duration::ZERO));
-    let handler = move |event: SqsEvent| {
-        let sender = sender.clone();
-        async move { Ok::<SqsBatchResponse, BoxError>(sender.handle(event).await) }
-    };
+    let handler = sender::handler(app.state.clone());
     let mut shim = Shim::new(sqs, &queue).await.expect("shim");
     shim.wait_seconds = 0;
     Rig {

@@ -257,10 +257,7 @@ async fn receive(
     };
     let result = process(state, tenant, message, name).await;
     if let Some(held) = held {
-        match &result {
-            Ok(_) => held.finish(&state.locks).await,
-            Err(_) => held.abandon(&state.locks).await,
-        }
+        held.end(&state.locks, &result).await;
     }
     result
 }
