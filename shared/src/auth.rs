@@ -131,7 +131,7 @@ impl FromRequestParts<AppState> for TenantAccess {
         caller.require_tenant(&tenant)?;
         // A tenant key proves its tenant exists; the admin may name any id.
         if caller == Caller::Admin {
-            crate::tenant::ensure_exists(state, &tenant).await?;
+            crate::tenant::ensure_exists(&state.store, &tenant).await?;
         }
         Ok(Self { tenant, caller })
     }

@@ -104,6 +104,11 @@ pub enum Attempt {
     Retry(MessageError),
     /// Permanent: `failed` with Graph's error.
     Failed(MessageError),
+    /// The tenant's token was refused: `held` until it is replaced (not an attempt).
+    Held(MessageError),
+    /// Given back before Graph was called (its number was throttled meanwhile): `queued`
+    /// again, not an attempt.
+    Deferred,
 }
 
 #[derive(Debug, Clone)]
@@ -132,10 +137,10 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
         finishes
             .iter()
             .map(|f| match &f.attempt {
-                Attempt::Retry(e) | Attempt::Failed(e) => {
+                Attempt::Retry(e) | Attempt::Failed(e) | Attempt::Held(e) => {
                     bson::to_bson(e).map_err(|e| ApiError::unavailable("database", e))
                 }
-                Attempt::Sent { .. } => Ok(Bson::Null),
+                Attempt::Sent { .. } | Attempt::Deferred => Ok(Bson::Null),
             })
             .collect()
     };
@@ -164,6 +169,15 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
             set.insert("status", Status::Queued.as_str());
             set.insert("lastError", pick(&ids, errors()?));
         }
+        Attempt::Deferred => {
+            set.remove("attempts");
+            set.insert("status", Status::Queued.as_str());
+        }
+        Attempt::Held(_) => {
+            set.remove("attempts");
+            set.insert("status", Status::Held.as_str());
+            set.insert("lastError", pick(&ids, errors()?));
+        }
         Attempt::Failed(_) => {
             set.insert("status", Status::Failed.as_str());
             set.insert("statusRank", Status::Failed.rank());
@@ -182,12 +196,14 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
 /// Records every outcome of a batch in one `update` command (one round trip).
 pub async fn finish_batch(store: &Store, finishes: &[Finish]) -> Result<(), ApiError> {
     let now = DateTime::now();
-    let mut groups: [Vec<&Finish>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut groups: [Vec<&Finish>; 5] = Default::default();
     for f in finishes {
         let slot = match f.attempt {
             Attempt::Sent { .. } => 0,
             Attempt::Retry(_) => 1,
             Attempt::Failed(_) => 2,
+            Attempt::Held(_) => 3,
+            Attempt::Deferred => 4,
         };
         groups[slot].push(f);
     }
@@ -213,5 +229,22 @@ pub async fn finish_batch(store: &Store, finishes: &[Finish]) -> Result<(), ApiE
             format!("{} delivery updates failed", errors.len()),
         ));
     }
+    Ok(())
+}
+
+/// Jobs of these messages went back to the queue with a delay (pacing): they count as just
+/// enqueued, so the relay does not take a long deferral for a lost job.
+pub async fn deferred(store: &Store, ids: &[ObjectId]) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    store
+        .collection::<Document>(MESSAGES)
+        .await?
+        .update_many(
+            doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0 },
+            doc! { "$set": { "enqueued": true, "enqueuedAt": DateTime::now() } },
+        )
+        .await?;
     Ok(())
 }

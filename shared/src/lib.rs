@@ -21,6 +21,7 @@ pub mod locks;
 pub mod message;
 pub mod metrics;
 pub mod outbox;
+pub mod pacing;
 pub mod queue;
 pub mod secret;
 pub mod send;

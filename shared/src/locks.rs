@@ -168,6 +168,22 @@ impl Locks {
         }
     }
 
+    /// Runs a Lua script (EVALSHA, loading it on first use): one round trip, atomic in Redis.
+    /// `None` when Redis is unreachable or the script failed.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        let mut conn = self.connection().await?;
+        match call.invoke_async(&mut conn).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.mark_failed(&e.to_string());
+                None
+            }
+        }
+    }
+
     /// Gives the lock up after a failure, so Meta's retry can process the message at once.
     pub async fn release(&self, key: &str) {
         if let Some(mut conn) = self.connection().await {

@@ -18,6 +18,10 @@ pub enum Metric {
     ReplyQueued,
     SendOk,
     SendFailed,
+    /// Sent back to the queue with a delay by pacing (dimension `Reason`).
+    SendDeferred,
+    /// Held until the tenant's token is replaced.
+    SendHeld,
     WebhookSignatureFailure,
     DlqRedrive,
     RelayRequeued,
@@ -30,6 +34,8 @@ impl Metric {
             Metric::ReplyQueued => "RepliesQueued",
             Metric::SendOk => "SendsOk",
             Metric::SendFailed => "SendsFailed",
+            Metric::SendDeferred => "SendsDeferred",
+            Metric::SendHeld => "SendsHeld",
             Metric::WebhookSignatureFailure => "WebhookSignatureFailures",
             Metric::DlqRedrive => "DlqRedriven",
             Metric::RelayRequeued => "RelayRequeued",

@@ -11,8 +11,10 @@ use crate::{
     customer,
     error::ApiError,
     failpoint,
+    ids::TenantId,
     message::MessageDoc,
     metrics::{self, Metric},
+    pacing::Booking,
     queue::SendQueue,
     store::{MESSAGES, Store},
 };
@@ -36,6 +38,16 @@ impl Outbox<'_> {
 /// (idempotent: the same `$set` again), sends its job, marks it enqueued. Safe to call
 /// again on the same message at any point of a previous, interrupted call.
 pub async fn dispatch(outbox: Outbox<'_>, message: &MessageDoc) -> Result<(), ApiError> {
+    dispatch_at(outbox, message, Booking::default()).await
+}
+
+/// [`dispatch`] for a message whose slots are booked (see [`crate::pacing::admit`]): its
+/// job waits in the queue until then.
+pub async fn dispatch_at(
+    outbox: Outbox<'_>,
+    message: &MessageDoc,
+    booking: Booking,
+) -> Result<(), ApiError> {
     if let Some(update) = &message.state_update {
         customer::apply(
             outbox.store,
@@ -46,15 +58,21 @@ pub async fn dispatch(outbox: Outbox<'_>, message: &MessageDoc) -> Result<(), Ap
         .await?;
     }
     failpoint::hit("outbox.before_enqueue").await?;
-    enqueue(outbox, message).await?;
+    enqueue(outbox, message, booking).await?;
     failpoint::hit("outbox.after_enqueue").await?;
     mark_enqueued(outbox.store, message).await
 }
 
-async fn enqueue(outbox: Outbox<'_>, message: &MessageDoc) -> Result<(), ApiError> {
-    let job = message
+async fn enqueue(
+    outbox: Outbox<'_>,
+    message: &MessageDoc,
+    booking: Booking,
+) -> Result<(), ApiError> {
+    let mut job = message
         .job()
         .ok_or_else(|| ApiError::unavailable("outbox", "outbound message without content"))?;
+    job.not_before = booking.not_before;
+    job.customer_booked = booking.customer;
     outbox.queue()?.send(&job).await
 }
 
@@ -117,7 +135,7 @@ pub async fn relay(
     let mut report = RelayReport::default();
     for message in found {
         failpoint::hit("relay.before_enqueue").await?;
-        if let Err(e) = enqueue(outbox, &message).await {
+        if let Err(e) = enqueue(outbox, &message, Booking::default()).await {
             e.log();
             report.failed += 1;
             continue;
@@ -132,4 +150,35 @@ pub async fn relay(
         metrics::count(Metric::RelayRequeued, &[]);
     }
     Ok(report)
+}
+
+/// Releases a tenant's held messages (its token was replaced): each goes back to `queued`
+/// and is enqueued once. Interrupted, the released messages are stored and not enqueued,
+/// so the relay finishes the job after its grace period.
+pub async fn release_held(outbox: Outbox<'_>, tenant: &TenantId) -> Result<usize, ApiError> {
+    outbox.queue()?;
+    let messages = outbox.store.collection::<MessageDoc>(MESSAGES).await?;
+    messages
+        .update_many(
+            doc! { "tenantId": tenant.object_id(), "direction": "OUT", "status": "held" },
+            doc! { "$set": { "status": "queued", "enqueued": false, "updatedAt": DateTime::now() } },
+        )
+        .await?;
+    let released: Vec<MessageDoc> = messages
+        .find(doc! {
+            "tenantId": tenant.object_id(), "direction": "OUT", "status": "queued",
+            "enqueued": false,
+        })
+        .sort(doc! { "createdAt": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    for message in &released {
+        enqueue(outbox, message, Booking::default()).await?;
+        mark_enqueued(outbox.store, message).await?;
+    }
+    if !released.is_empty() {
+        tracing::info!(tenantId = %tenant, released = released.len(), "held messages released");
+    }
+    Ok(released.len())
 }

@@ -1,5 +1,6 @@
 //! The send queue: outbound jobs for the sender function, in the seed's shape.
 
+use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -26,7 +27,8 @@ pub struct Content {
     pub buttons: Vec<JobButton>,
 }
 
-/// `{tenantId, messageId, to, content:{kind, text, buttons?}, idempotencyKey}`.
+/// `{tenantId, messageId, to, content:{kind, text, buttons?}, idempotencyKey}`, plus the
+/// pacing fields below when a job was scheduled or deferred.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendJob {
@@ -35,6 +37,77 @@ pub struct SendJob {
     pub to: String,
     pub content: Content,
     pub idempotency_key: String,
+    /// Not to be sent before this (epoch milliseconds): a booked customer slot, the end of
+    /// a number's backlog or of a tenant's pause. Travels as the SQS message attribute
+    /// `notBefore`, so the body keeps the seed's shape.
+    #[serde(skip)]
+    pub not_before: Option<i64>,
+    /// The customer's slot at `notBefore` is booked for this message already (attribute
+    /// `customerBooked`).
+    #[serde(skip)]
+    pub customer_booked: bool,
+}
+
+pub const NOT_BEFORE_ATTRIBUTE: &str = "notBefore";
+pub const CUSTOMER_BOOKED_ATTRIBUTE: &str = "customerBooked";
+
+impl SendJob {
+    /// The slots this job holds.
+    pub fn booking(&self) -> crate::pacing::Booking {
+        crate::pacing::Booking {
+            not_before: self.not_before,
+            customer: self.customer_booked,
+        }
+    }
+
+    /// The pacing attributes of this job's SQS message.
+    fn attributes(&self) -> std::collections::HashMap<String, MessageAttributeValue> {
+        let number = |v: String| {
+            MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value(v)
+                .build()
+                .ok()
+        };
+        let mut out = std::collections::HashMap::new();
+        if let Some(at) = self.not_before.and_then(|at| number(at.to_string())) {
+            out.insert(NOT_BEFORE_ATTRIBUTE.to_owned(), at);
+        }
+        if self.customer_booked
+            && let Some(v) = number("1".into())
+        {
+            out.insert(CUSTOMER_BOOKED_ATTRIBUTE.to_owned(), v);
+        }
+        out
+    }
+
+    /// Reads the pacing attributes of a received message (string values, as Lambda
+    /// delivers them).
+    pub fn with_attributes(mut self, get: impl Fn(&str) -> Option<String>) -> Self {
+        self.not_before = get(NOT_BEFORE_ATTRIBUTE).and_then(|v| v.parse().ok());
+        self.customer_booked = get(CUSTOMER_BOOKED_ATTRIBUTE).is_some_and(|v| v == "1");
+        self
+    }
+}
+
+/// The longest one SQS delay we ask for (SQS allows 900 s): below the relay's stale period
+/// (`RELAY_STALE_SECS`, 900), so a deferred job is back before the relay could take it for
+/// lost. A longer deferral hops.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whole seconds until [`EARLY`](crate::pacing::EARLY) before `not_before`, rounded down:
+/// a job arrives a little early and the sender waits the rest in-process, so a slot is kept
+/// to the millisecond rather than to SQS's whole seconds.
+pub fn delay_seconds(not_before: Option<i64>, now_ms: i64) -> i32 {
+    let Some(at) = not_before else {
+        return 0;
+    };
+    let wait = (at - now_ms - crate::pacing::EARLY.as_millis() as i64).max(0);
+    (wait / 1000).min(MAX_DELAY.as_secs() as i64) as i32
+}
+
+fn now_ms() -> i64 {
+    mongodb::bson::DateTime::now().timestamp_millis()
 }
 
 #[derive(Clone)]
@@ -61,12 +134,59 @@ impl SendQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .set_message_attributes(Some(job.attributes()).filter(|a| !a.is_empty()))
+            .delay_seconds(delay_seconds(job.not_before, now_ms()))
             .send()
             .await
             .map_err(|e| {
                 ApiError::unavailable("queue", aws_sdk_sqs::error::DisplayErrorContext(e))
             })?;
         Ok(())
+    }
+}
+
+impl SendQueue {
+    /// Enqueues jobs ten per call, each delayed until its `notBefore`; `true` for each job
+    /// SQS accepted.
+    pub async fn send_batch(&self, jobs: &[SendJob]) -> Vec<bool> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let mut accepted = vec![false; jobs.len()];
+        let now = now_ms();
+        for (chunk_no, chunk) in jobs.chunks(10).enumerate() {
+            let entries: Vec<SendMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, job)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(job).ok()?)
+                        .set_message_attributes(Some(job.attributes()).filter(|a| !a.is_empty()))
+                        .delay_seconds(delay_seconds(job.not_before, now))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let sent = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    for ok in out.successful {
+                        if let Ok(i) = ok.id.parse::<usize>() {
+                            accepted[chunk_no * 10 + i] = true;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not re-enqueue deferred jobs")
+                }
+            }
+        }
+        accepted
     }
 }
 

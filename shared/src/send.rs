@@ -15,10 +15,11 @@ use crate::{
     idempotency::{self, Begin},
     ids::{Recipient, TenantId},
     message::{self, API_KEY_PREFIX, Inserted, MessageDoc},
-    outbox,
+    outbox, pacing,
     queue::{Content, ContentKind},
     state::AppState,
     template::{self, TemplateKey, TemplateKind},
+    tenant,
 };
 
 pub const TEXT_MAX: usize = 4096;
@@ -233,10 +234,41 @@ async fn store_and_enqueue(
         return Err(already_processed(&existing));
     }
     failpoint::hit("send.after_store").await?;
-    outbox::dispatch(state.outbox(), &doc).await?;
+    let booking = book(state, tenant, to).await;
+    outbox::dispatch_at(state.outbox(), &doc, booking).await?;
     Ok(doc.id.to_hex())
 }
 
+/// Books the message's slots now (see [`pacing::admit`]): a broadcast's jobs wait in the
+/// queue, delayed until their slots, instead of crowding out other tenants'. Without Redis
+/// the job goes at once and the sender paces what it can.
+async fn book(state: &AppState, tenant: &TenantId, to: &Recipient) -> pacing::Booking {
+    let Ok(profile) = tenant::sending(&state.store, &state.sending, tenant).await else {
+        return pacing::Booking::default();
+    };
+    let lane = pacing::Lane {
+        phone_number_id: &profile.phone_number_id,
+        customer: to.as_str(),
+    };
+    let local = mongodb::bson::DateTime::now().timestamp_millis();
+    match pacing::admit(
+        &state.locks,
+        &lane,
+        &profile.pacing,
+        pacing::Booking::default(),
+        pacing::Timeline::Schedule,
+    )
+    .await
+    {
+        pacing::Decision::Send { at: until, now } | pacing::Decision::Customer { until, now } => {
+            pacing::Booking {
+                not_before: Some(local + (until - now).max(0)),
+                customer: true,
+            }
+        }
+        pacing::Decision::Number { .. } | pacing::Decision::Unpaced => pacing::Booking::default(),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,9 @@
 //! The sender: the SQS handler that delivers queued messages through the Graph API.
 //!
-//! Per batch: claim the messages (a lease in each document, so redeliveries, duplicate jobs
+//! Per batch: decide each message's slot with [`pacing`] (the number's throughput, the
+//! customer's pair rate, a tenant's marketing pause, a refused token). A message that must
+//! wait longer than [`pacing::HORIZON`] goes back to the queue as a new, delayed job (a
+//! deferral is not a receive, so it never counts towards the DLQ). Then claim the messages (a lease in each document, so redeliveries, duplicate jobs
 //! and other instances never send twice; already-sent messages are acknowledged), decrypt
 //! each tenant's token (cached in the warm function), call Graph for all of them
 //! concurrently. Each `sent` + wamid is recorded as soon as its call returns (then statuses
@@ -19,21 +22,26 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use mongodb::bson::{DateTime, doc, oid::ObjectId};
+use mongodb::bson::{DateTime, oid::ObjectId};
 use rand::Rng;
-use serde::Deserialize;
 
 use crate::{
     delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
     failpoint,
     ids::TenantId,
-    message::{self, MessageError},
+    message::{self, API_KEY_PREFIX, MessageError},
     metrics::{self, Metric},
+    outbox,
+    pacing::{self, Booking, Decision, HORIZON, Lane, Timeline},
     queue::SendJob,
+    secret::Secret,
     state::AppState,
-    whatsapp::{Credentials, ErrorClass, GraphClient},
+    tenant::{self, Sending, TokenState},
+    whatsapp::{ErrorClass, GraphClient},
 };
 
 /// SQS caps a visibility timeout at 12 h; backoff stops growing long before.
@@ -46,13 +54,53 @@ pub struct Sender {
     graph: GraphClient,
     /// Sent by Graph, not yet recorded: message → wamid.
     unrecorded: Mutex<HashMap<ObjectId, String>>,
+    /// Numbers Meta throttled, until when: attempts of this process already waiting for a
+    /// slot of that number give it back instead of calling Graph.
+    throttled: Mutex<HashMap<String, Instant>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     Done,
     /// Redeliver, after this delay (default: the exponential backoff).
     Retry(Option<Duration>),
+    /// Acknowledge, and enqueue this job instead (delayed until its `notBefore`).
+    Requeue(Box<SendJob>),
+}
+
+/// What pacing decided for a job before anything is claimed.
+enum Plan {
+    /// Claim and send at this instant.
+    Send { at: Instant, profile: Arc<Sending> },
+    /// The token is refused: claim and hold.
+    Hold(Arc<Sending>),
+    /// Not now: the job goes back to the queue.
+    Defer {
+        job: Box<SendJob>,
+        reason: &'static str,
+    },
+    /// The tenant could not be read: claim, record, retry.
+    Broken(MessageError),
+}
+
+fn now_ms() -> i64 {
+    DateTime::now().timestamp_millis()
+}
+
+/// A job deferred until `until` (local epoch ms), holding `booked`.
+fn deferred(job: &SendJob, until: i64, booked: Booking, reason: &'static str) -> Plan {
+    let mut job = job.clone();
+    job.not_before = Some(until);
+    job.customer_booked = booked.customer;
+    Plan::Defer {
+        job: Box::new(job),
+        reason,
+    }
+}
+
+/// API sends are the tenant's marketing; bot replies answer the customer.
+fn is_api_send(job: &SendJob) -> bool {
+    job.idempotency_key.starts_with(API_KEY_PREFIX)
 }
 
 /// What one message's attempt produced.
@@ -62,6 +110,8 @@ struct Attempted {
     finish: Option<Finish>,
     /// A recorded send: its statuses may be waiting.
     sent: Option<(TenantId, String)>,
+    /// Held for this token version.
+    held: Option<(TenantId, i64)>,
 }
 
 impl Attempted {
@@ -74,6 +124,7 @@ impl Attempted {
             outcome,
             finish,
             sent: None,
+            held: None,
         }
     }
 }
@@ -92,6 +143,7 @@ impl Sender {
             state,
             graph,
             unrecorded: Mutex::new(HashMap::new()),
+            throttled: Mutex::new(HashMap::new()),
         }
     }
 
@@ -103,16 +155,18 @@ impl Sender {
         let mut outcomes = vec![Outcome::Retry(None); event.records.len()];
         // The same message twice in a batch is attempted once; its other jobs are done.
         let mut first: HashMap<ObjectId, usize> = HashMap::new();
+        // In batch order: a customer's messages are decided in the order they came.
+        let mut ids: Vec<ObjectId> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             if let Some((_, id, _)) = job {
                 if first.contains_key(id) {
                     outcomes[i] = Outcome::Done;
                 } else {
                     first.insert(*id, i);
+                    ids.push(*id);
                 }
             }
         }
-        let ids: Vec<ObjectId> = first.keys().copied().collect();
         if let Err(e) = self.run(&jobs, &ids, &first, &mut outcomes).await {
             tracing::warn!(error = %e, "could not claim the batch: it will be redelivered");
         }
@@ -121,6 +175,7 @@ impl Sender {
                 tracing::error!(sqsMessageId = ?record.message_id, "unreadable send job: left for the DLQ");
             }
         }
+        self.requeue(&jobs, &mut outcomes).await;
         let mut response = SqsBatchResponse::default();
         for (record, outcome) in event.records.iter().zip(outcomes) {
             if let Outcome::Retry(delay) = outcome {
@@ -133,6 +188,50 @@ impl Sender {
         response
     }
 
+    /// Enqueues the deferred jobs (one call per ten); each one SQS took replaces its
+    /// original, which is acknowledged. One it refused keeps the original, made visible
+    /// again at the same time instead (a receive, the rare fallback).
+    async fn requeue(
+        &self,
+        jobs: &[Option<(TenantId, ObjectId, SendJob)>],
+        outcomes: &mut [Outcome],
+    ) {
+        let deferred: Vec<(usize, SendJob)> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Outcome::Requeue(job) => Some((i, (**job).clone())),
+                _ => None,
+            })
+            .collect();
+        if deferred.is_empty() {
+            return;
+        }
+        let new_jobs: Vec<SendJob> = deferred.iter().map(|(_, j)| j.clone()).collect();
+        let accepted = match self.state.queue() {
+            Ok(queue) => queue.send_batch(&new_jobs).await,
+            Err(_) => vec![false; new_jobs.len()],
+        };
+        let now = now_ms();
+        let mut moved = Vec::new();
+        for ((i, job), ok) in deferred.into_iter().zip(accepted) {
+            if ok {
+                outcomes[i] = Outcome::Done;
+                if let Some((_, id, _)) = jobs.get(i).and_then(Option::as_ref) {
+                    moved.push(*id);
+                }
+            } else {
+                let wait = job.not_before.map_or(0, |at| (at - now).max(0));
+                outcomes[i] = Outcome::Retry(Some(Duration::from_millis(wait as u64)));
+            }
+        }
+        if let Err(e) = delivery::deferred(&self.state.store, &moved).await {
+            // Only the relay's view of them: a deferral past its stale period is re-enqueued
+            // once more, which the claim makes harmless.
+            e.log();
+        }
+    }
+
     async fn run(
         &self,
         jobs: &[Option<(TenantId, ObjectId, SendJob)>],
@@ -141,17 +240,86 @@ impl Sender {
         outcomes: &mut [Outcome],
     ) -> Result<(), ApiError> {
         failpoint::hit("sender.before_claim").await?;
+        // One profile read per tenant, then each customer's jobs one after another (their
+        // order is their slots' order), different customers concurrently.
+        let mut lanes: Vec<Vec<(usize, ObjectId, TenantId, &SendJob)>> = Vec::new();
+        let mut lane_of: HashMap<(TenantId, &str), usize> = HashMap::new();
+        for id in ids {
+            let Some(i) = first.get(id).copied() else {
+                continue;
+            };
+            let Some((tenant, _, job)) = jobs.get(i).and_then(Option::as_ref) else {
+                continue;
+            };
+            let n = *lane_of
+                .entry((*tenant, job.to.as_str()))
+                .or_insert_with(|| {
+                    lanes.push(Vec::new());
+                    lanes.len() - 1
+                });
+            lanes[n].push((i, *id, *tenant, job));
+        }
+        let mut tenants: Vec<TenantId> = lanes.iter().map(|l| l[0].2).collect();
+        tenants.sort_by_key(|t| t.object_id());
+        tenants.dedup();
+        let profiles: HashMap<TenantId, Result<Arc<Sending>, String>> =
+            futures::future::join_all(tenants.into_iter().map(|t| async move {
+                let p = tenant::sending(&self.state.store, &self.state.sending, &t).await;
+                (t, p.map_err(|e| e.to_string()))
+            }))
+            .await
+            .into_iter()
+            .collect();
+        let planned: Vec<(usize, ObjectId, TenantId, Plan)> =
+            futures::future::join_all(lanes.into_iter().map(|lane| {
+                let profiles = &profiles;
+                async move {
+                    let mut decided = Vec::with_capacity(lane.len());
+                    for (i, id, tenant, job) in lane {
+                        let plan = match profiles.get(&tenant) {
+                            Some(Ok(profile)) => self.plan(profile.clone(), job).await,
+                            Some(Err(e)) => Plan::Broken(MessageError {
+                                code: "credentials".into(),
+                                title: e.clone(),
+                                details: None,
+                            }),
+                            None => continue,
+                        };
+                        decided.push((i, id, tenant, plan));
+                    }
+                    decided
+                }
+            }))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut to_claim = Vec::new();
+        let mut plans = HashMap::new();
+        for (i, id, tenant, plan) in planned {
+            if let Plan::Defer { job, reason } = plan {
+                metrics::count(Metric::SendDeferred, &[("Reason", reason)]);
+                outcomes[i] = Outcome::Requeue(job);
+                continue;
+            }
+            to_claim.push(id);
+            plans.insert(id, (i, tenant, plan));
+        }
+        if to_claim.is_empty() {
+            return Ok(());
+        }
         let mut claims =
-            delivery::claim_batch(&self.state.store, ids, self.state.config.send_lease).await?;
+            delivery::claim_batch(&self.state.store, &to_claim, self.state.config.send_lease)
+                .await?;
         let remembered = self.remembered(&claims).await;
-        let attempts = ids.iter().filter_map(|id| {
-            let i = *first.get(id)?;
-            let (tenant, _, _) = jobs.get(i)?.as_ref()?;
-            Some((i, *tenant, claims.remove(id)?))
+        let attempts = to_claim.iter().filter_map(|id| {
+            let (i, tenant, plan) = plans.remove(id)?;
+            let job = &jobs.get(i)?.as_ref()?.2;
+            Some((i, tenant, job, plan, claims.remove(id)?))
         });
-        let results = futures::future::join_all(attempts.map(|(i, tenant, claim)| {
+        let results = futures::future::join_all(attempts.map(|(i, tenant, job, plan, claim)| {
             let remembered = &remembered;
-            async move { (i, self.attempt(tenant, claim, remembered).await) }
+            async move { (i, self.attempt(tenant, job, plan, claim, remembered).await) }
         }))
         .await;
         let finishes: Vec<Finish> = results
@@ -161,6 +329,7 @@ impl Sender {
         let recorded = self.record(&finishes).await;
         let sent: Vec<(TenantId, String)> =
             results.iter().filter_map(|(_, a)| a.sent.clone()).collect();
+        let held: HashMap<TenantId, i64> = results.iter().filter_map(|(_, a)| a.held).collect();
         for (i, attempted) in results {
             outcomes[i] = match (&attempted.finish, recorded) {
                 // Not recorded: the lease stays until it expires, then the job tries again.
@@ -172,7 +341,93 @@ impl Sender {
             // Kept statuses stay kept; the relay applies them on its next run.
             e.log();
         }
+        if recorded {
+            for (tenant, version) in held {
+                self.release_if_replaced(&tenant, version).await;
+            }
+        }
         Ok(())
+    }
+
+    /// Pacing's verdict on one job.
+    async fn plan(&self, profile: Arc<Sending>, job: &SendJob) -> Plan {
+        if profile.token_state == TokenState::Invalid {
+            return Plan::Hold(profile);
+        }
+        let now = now_ms();
+        if is_api_send(job)
+            && let Some(until) = profile.marketing_paused_until.filter(|u| *u > now)
+        {
+            return deferred(job, until, Booking::default(), "tenant_paused");
+        }
+        let mut held = job.booking();
+        if let Some(at) = held.not_before
+            && at - now > HORIZON.as_millis() as i64
+        {
+            // Early (a deferral longer than one SQS delay hops): nothing to decide yet.
+            return deferred(job, at, held, "scheduled");
+        }
+        let lane = Lane {
+            phone_number_id: &profile.phone_number_id,
+            customer: &job.to,
+        };
+        // At most twice: a customer slot within the horizon is waited for, then the number's.
+        for _ in 0..2 {
+            let decided = pacing::admit(
+                &self.state.locks,
+                &lane,
+                &profile.pacing,
+                held,
+                Timeline::Send,
+            )
+            .await;
+            let local = now_ms();
+            match decided {
+                Decision::Send { at, now } => {
+                    let wait = (at - now).max(0) as u64;
+                    return Plan::Send {
+                        at: Instant::now() + Duration::from_millis(wait),
+                        profile,
+                    };
+                }
+                Decision::Customer { until, now } => {
+                    let wait = (until - now).max(0);
+                    held = Booking {
+                        not_before: Some(until),
+                        customer: true,
+                    };
+                    if wait > HORIZON.as_millis() as i64 {
+                        held.not_before = Some(local + wait);
+                        return deferred(job, local + wait, held, "customer");
+                    }
+                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                }
+                Decision::Number { until, now } => {
+                    return deferred(job, local + (until - now).max(0), held, "number");
+                }
+                Decision::Unpaced => break,
+            }
+        }
+        Plan::Send {
+            at: Instant::now(),
+            profile,
+        }
+    }
+
+    /// After holding messages for a token that was replaced meanwhile (the replacement's
+    /// release ran before the hold was written), release them now.
+    async fn release_if_replaced(&self, tenant: &TenantId, version: i64) {
+        match tenant::token_version(&self.state.store, tenant).await {
+            Ok(current) if current != version => {
+                self.state.sending.invalidate(tenant);
+                if let Err(e) = outbox::release_held(self.state.outbox(), tenant).await {
+                    // Released but not enqueued: the relay enqueues them after its grace.
+                    e.log();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => e.log(),
+        }
     }
 
     /// Wamids of claimed messages that an earlier attempt sent but could not record: from
@@ -297,6 +552,8 @@ impl Sender {
     async fn attempt(
         &self,
         tenant: TenantId,
+        job: &SendJob,
+        plan: Plan,
         claim: Claim,
         remembered: &HashMap<ObjectId, String>,
     ) -> Attempted {
@@ -320,14 +577,20 @@ impl Sender {
             tenant_id: message.tenant_id,
             attempt,
         };
-        if message.tenant_id != tenant.object_id() {
-            tracing::error!(tenantId = %tenant, messageId = %message.id, "send job names another tenant's message");
+        let retry = |code: &str, title: String| {
             let error = MessageError {
-                code: "tenant_mismatch".into(),
-                title: "job tenant does not own the message".into(),
+                code: code.into(),
+                title,
                 details: None,
             };
-            return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
+            Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))))
+        };
+        if message.tenant_id != tenant.object_id() {
+            tracing::error!(tenantId = %tenant, messageId = %message.id, "send job names another tenant's message");
+            return retry(
+                "tenant_mismatch",
+                "job tenant does not own the message".into(),
+            );
         }
         if let Some(wamid) = remembered.get(&message.id) {
             return self
@@ -340,24 +603,22 @@ impl Sender {
                 )
                 .await;
         }
-        if let Err(e) = failpoint::hit("sender.before_graph").await {
-            let error = MessageError {
-                code: "failpoint".into(),
-                title: e.to_string(),
-                details: None,
-            };
-            return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
-        }
-        let credentials = match credentials(&self.state, &tenant).await {
-            Ok(c) => c,
-            Err(e) => {
-                let error = MessageError {
-                    code: "credentials".into(),
-                    title: e.to_string(),
-                    details: None,
-                };
+        let (at, profile) = match plan {
+            Plan::Send { at, profile } => (at, profile),
+            Plan::Hold(profile) => {
+                return self.hold(tenant, &profile, finish, None).await;
+            }
+            Plan::Broken(error) => {
                 return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
             }
+            Plan::Defer { .. } => return Attempted::of(Outcome::Retry(None), None),
+        };
+        if let Err(e) = failpoint::hit("sender.before_graph").await {
+            return retry("failpoint", e.to_string());
+        }
+        let token = match self.token(&tenant, &profile).await {
+            Ok(t) => t,
+            Err(e) => return retry("credentials", e.to_string()),
         };
         let Some(content) = message.content.as_ref() else {
             let error = MessageError {
@@ -367,48 +628,217 @@ impl Sender {
             };
             return Attempted::of(Outcome::Done, Some(finish(Attempt::Failed(error))));
         };
-        match self
+        tokio::time::sleep_until(at).await;
+        let lane = Lane {
+            phone_number_id: &profile.phone_number_id,
+            customer: &message.customer_wa_id,
+        };
+        // Left its slot late (a slow claim, a busy process): a new slot, or sends would
+        // bunch up and break the number's rate.
+        if Instant::now().saturating_duration_since(at) > profile.pacing.late_tolerance() {
+            let again = Booking {
+                not_before: None,
+                customer: true,
+            };
+            let decided = pacing::admit(
+                &self.state.locks,
+                &lane,
+                &profile.pacing,
+                again,
+                Timeline::Send,
+            )
+            .await;
+            if let Decision::Send { at: until, now } | Decision::Number { until, now } = decided {
+                let wait = (until - now).max(0);
+                if wait > HORIZON.as_millis() as i64 {
+                    let mut next = job.clone();
+                    next.not_before = Some(now_ms() + wait);
+                    next.customer_booked = true;
+                    metrics::count(Metric::SendDeferred, &[("Reason", "late")]);
+                    return Attempted::of(
+                        Outcome::Requeue(Box::new(next)),
+                        Some(finish(Attempt::Deferred)),
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+        if let Some(until) = self.throttled_until(&profile.phone_number_id) {
+            let mut next = job.clone();
+            let wait = until.saturating_duration_since(Instant::now());
+            next.not_before = Some(now_ms() + wait.as_millis() as i64);
+            next.customer_booked = false;
+            return Attempted::of(
+                Outcome::Requeue(Box::new(next)),
+                Some(finish(Attempt::Deferred)),
+            );
+        }
+        let sent = self
             .graph
             .send(
-                &credentials.phone_number_id,
-                &credentials.token,
+                &profile.phone_number_id,
+                &token,
                 &message.customer_wa_id,
                 content,
             )
-            .await
-        {
+            .await;
+        let e = match sent {
             Ok(wamid) => {
                 tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, "sent");
-                metrics::count(Metric::SendOk, &[]);
-                self.sent(
-                    tenant,
-                    finish(Attempt::Sent {
-                        wamid: wamid.clone(),
-                    }),
-                    &wamid,
+                metrics::count(
+                    Metric::SendOk,
+                    &[("PhoneNumberId", profile.phone_number_id.as_str())],
+                );
+                return self
+                    .sent(
+                        tenant,
+                        finish(Attempt::Sent {
+                            wamid: wamid.clone(),
+                        }),
+                        &wamid,
+                    )
+                    .await;
+            }
+            Err(e) => e,
+        };
+        let error = MessageError {
+            code: e.code.clone(),
+            title: e.title.clone(),
+            details: e.details.clone(),
+        };
+        let class = match e.class {
+            ErrorClass::Retry => "retry",
+            ErrorClass::PaceNumber => "pace_number",
+            ErrorClass::PaceCustomer => "pace_customer",
+            ErrorClass::BackOffTenant => "back_off_tenant",
+            ErrorClass::Hold => "hold",
+            ErrorClass::Permanent => "permanent",
+        };
+        metrics::count(Metric::SendFailed, &[("ErrorClass", class)]);
+        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, class, attempt = message.attempts + 1, "send refused by Graph");
+        // Pacing codes go back as a fresh, delayed job: Meta asked us to wait, which is no
+        // reason to move the message towards the DLQ.
+        let later = |after: Duration| {
+            let mut next = job.clone();
+            next.not_before = Some(now_ms() + after.as_millis() as i64);
+            next.customer_booked = false;
+            Outcome::Requeue(Box::new(next))
+        };
+        match e.class {
+            ErrorClass::Retry => {
+                Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))))
+            }
+            ErrorClass::Permanent => {
+                Attempted::of(Outcome::Done, Some(finish(Attempt::Failed(error))))
+            }
+            ErrorClass::PaceNumber => {
+                if let Ok(mut t) = self.throttled.lock() {
+                    t.insert(
+                        profile.phone_number_id.clone(),
+                        Instant::now() + Duration::from_secs(1),
+                    );
+                }
+                pacing::slow_number(&self.state.locks, &lane).await;
+                Attempted::of(
+                    later(Duration::from_secs(1)),
+                    Some(finish(Attempt::Retry(error))),
+                )
+            }
+            ErrorClass::PaceCustomer => {
+                pacing::push_customer(&self.state.locks, &lane, &profile.pacing).await;
+                Attempted::of(
+                    later(Duration::from_secs(1)),
+                    Some(finish(Attempt::Retry(error))),
+                )
+            }
+            ErrorClass::BackOffTenant => {
+                let pause = profile.pacing.marketing_backoff();
+                let until = DateTime::from_millis(now_ms() + pause.as_millis() as i64);
+                if let Err(e) = tenant::pause_marketing(&self.state.store, &tenant, until).await {
+                    e.log();
+                }
+                self.state.sending.invalidate(&tenant);
+                Attempted::of(
+                    later(pause.max(Duration::from_secs(1))),
+                    Some(finish(Attempt::Retry(error))),
+                )
+            }
+            ErrorClass::Hold => self.hold(tenant, &profile, finish, Some(error)).await,
+        }
+    }
+
+    /// Holds a message of a tenant whose token Graph refused (`error`: this attempt's, else
+    /// the tenant's token is already known invalid).
+    async fn hold(
+        &self,
+        tenant: TenantId,
+        profile: &Sending,
+        finish: impl Fn(Attempt) -> Finish,
+        error: Option<MessageError>,
+    ) -> Attempted {
+        let error = match error {
+            Some(error) => {
+                match tenant::mark_token_invalid(
+                    &self.state.store,
+                    &tenant,
+                    profile.token_version,
+                    &error,
                 )
                 .await
-            }
-            Err(e) => {
-                let error = MessageError {
-                    code: e.code.clone(),
-                    title: e.title.clone(),
-                    details: e.details.clone(),
-                };
-                match e.class {
-                    ErrorClass::Retry => {
-                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, attempt = message.attempts + 1, "send will be retried");
-                        metrics::count(Metric::SendFailed, &[("ErrorClass", "retry")]);
-                        Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))))
+                {
+                    Ok(true) => {}
+                    // Replaced meanwhile: the next attempt uses the new token.
+                    Ok(false) => {
+                        self.state.sending.invalidate(&tenant);
+                        return Attempted::of(
+                            Outcome::Retry(Some(Duration::from_secs(1))),
+                            Some(finish(Attempt::Retry(error))),
+                        );
                     }
-                    ErrorClass::Permanent => {
-                        tracing::warn!(tenantId = %tenant, messageId = %message.id, code = %e.code, "send failed permanently");
-                        metrics::count(Metric::SendFailed, &[("ErrorClass", "permanent")]);
-                        Attempted::of(Outcome::Done, Some(finish(Attempt::Failed(error))))
+                    Err(e) => {
+                        e.log();
+                        return Attempted::of(
+                            Outcome::Retry(None),
+                            Some(finish(Attempt::Retry(error))),
+                        );
                     }
                 }
+                self.state.sending.invalidate(&tenant);
+                error
             }
+            None => MessageError {
+                code: "token_invalid".into(),
+                title: "Held: the tenant's access token was refused; replace it to deliver".into(),
+                details: None,
+            },
+        };
+        metrics::count(Metric::SendHeld, &[]);
+        let mut held = Attempted::of(Outcome::Done, Some(finish(Attempt::Held(error))));
+        held.held = Some((tenant, profile.token_version));
+        held
+    }
+
+    fn throttled_until(&self, number: &str) -> Option<Instant> {
+        let mut map = self.throttled.lock().ok()?;
+        let until = *map.get(number)?;
+        if until <= Instant::now() {
+            map.remove(number);
+            return None;
         }
+        Some(until)
+    }
+
+    /// The tenant's token in plaintext, decrypted once per token version.
+    async fn token(&self, tenant: &TenantId, profile: &Sending) -> Result<Arc<Secret>, ApiError> {
+        self.state
+            .tokens
+            .get_or_load(&(*tenant, profile.token_version), async {
+                self.state
+                    .cipher()?
+                    .decrypt(tenant, &profile.ciphertext)
+                    .await
+            })
+            .await
     }
 
     async fn sent(&self, tenant: TenantId, finish: Finish, wamid: &str) -> Attempted {
@@ -422,12 +852,15 @@ impl Sender {
             outcome: Outcome::Done,
             finish: None,
             sent: Some((tenant, wamid.to_owned())),
+            held: None,
         }
     }
 }
 
 fn read_job(record: &SqsMessage) -> Option<(TenantId, ObjectId, SendJob)> {
-    let job: SendJob = serde_json::from_str(record.body.as_deref()?).ok()?;
+    let job: SendJob = serde_json::from_str::<SendJob>(record.body.as_deref()?)
+        .ok()?
+        .with_attributes(|name| record.message_attributes.get(name)?.string_value.clone());
     let tenant = TenantId::parse(&job.tenant_id).ok()?;
     let id = ObjectId::parse_str(&job.message_id).ok()?;
     Some((tenant, id, job))
@@ -441,44 +874,6 @@ pub fn backoff(base: Duration, receives: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << receives.saturating_sub(1).min(16));
     let jitter = rand::rng().random_range(0..=base.as_millis() as u64);
     exp.min(MAX_BACKOFF) + Duration::from_millis(jitter)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CredentialDoc {
-    phone_number_id: String,
-    access_token_ciphertext: mongodb::bson::Binary,
-}
-
-/// The tenant's number and decrypted token, cached in the warm function.
-pub async fn credentials(
-    state: &AppState,
-    tenant: &TenantId,
-) -> Result<Arc<Credentials>, ApiError> {
-    state
-        .credentials
-        .get_or_load(tenant, async {
-            let doc = state
-                .store
-                .tenants()
-                .await?
-                .clone_with_type::<CredentialDoc>()
-                .find_one(doc! { "_id": tenant.object_id(), "status": "active" })
-                .projection(doc! { "phoneNumberId": 1, "accessTokenCiphertext": 1 })
-                .await?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("tenant {tenant} not found or disabled"))
-                })?;
-            let token = state
-                .cipher()?
-                .decrypt(tenant, &doc.access_token_ciphertext.bytes)
-                .await?;
-            Ok::<_, ApiError>(Credentials {
-                phone_number_id: doc.phone_number_id,
-                token,
-            })
-        })
-        .await
 }
 
 #[cfg(test)]

@@ -17,8 +17,12 @@ use crate::{
     store::Store,
 };
 
-/// How long a warm sender reuses a decrypted token (a rotated token is picked up after).
-const CREDENTIALS_CACHE_TTL: Duration = Duration::from_secs(300);
+/// How long a warm function trusts a tenant's sending profile (number, pacing settings,
+/// token version and status): a change made in any process is in force everywhere within it.
+pub const SENDING_CACHE_TTL: Duration = Duration::from_secs(4);
+/// How long a decrypted token is reused; keyed by the token's version, so a replaced token
+/// is never used after the profile above shows the new version.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
 /// How long a warm function trusts its phone number → tenant mapping, unknown numbers
 /// included: a number registered, enabled or disabled in another process is routed
 /// accordingly within this (this process's own changes invalidate it at once).
@@ -44,8 +48,10 @@ pub struct Inner {
     pub bot_configs: TtlCache<TenantId, BotConfig>,
     /// Hashes of API keys refused recently (see `auth`).
     pub rejected_keys: TtlCache<String, ()>,
-    /// Decrypted sending credentials per tenant (the sender's KMS calls, amortised).
-    pub credentials: TtlCache<TenantId, crate::whatsapp::Credentials>,
+    /// Each tenant's sending profile (sender and send API).
+    pub sending: TtlCache<TenantId, crate::tenant::Sending>,
+    /// Decrypted tokens by (tenant, token version): the sender's KMS calls, amortised.
+    pub tokens: TtlCache<(TenantId, i64), crate::secret::Secret>,
     cipher: Option<TokenCipher>,
     queue: Option<SendQueue>,
 }
@@ -148,7 +154,8 @@ impl AppState {
             locks: Locks::new(config.redis_url.as_ref()),
             tenants_by_number: TtlCache::new(TENANT_CACHE_TTL),
             bot_configs: TtlCache::new(config.config_cache_ttl),
-            credentials: TtlCache::new(CREDENTIALS_CACHE_TTL),
+            sending: TtlCache::new(SENDING_CACHE_TTL),
+            tokens: TtlCache::new(TOKEN_CACHE_TTL),
             rejected_keys: TtlCache::new(REJECTED_KEY_TTL),
             sqs,
             cipher,

@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     api_key::ApiKey,
+    cache::TtlCache,
+    crypto::TokenCipher,
     error::ApiError,
     ids::{TenantId, TenantRef, TenantStatus},
+    pacing::Pacing,
     secret::Secret,
-    state::AppState,
-    store::is_duplicate_key,
+    store::{Store, is_duplicate_key},
 };
 
 /// WhatsApp's id of a business phone number: digits only, 5–20 of them.
@@ -155,8 +157,45 @@ pub struct TenantView {
     pub phone_number_id: String,
     pub waba_id: Option<String>,
     pub status: TenantStatus,
+    /// Pacing and back-off settings (`PATCH /tenants/{tenantId}`).
+    pub settings: Pacing,
+    pub token_status: TokenStatusView,
+    /// Set while API sends pause after Meta's spam / marketing limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marketing_paused_until: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Whether Graph accepts the tenant's token: `invalid` after an auth error (190, ...),
+/// until `PUT /tenants/{tenantId}/access-token` replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    #[default]
+    Valid,
+    Invalid,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStatusView {
+    pub status: TokenState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<crate::message::MessageError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenStatusDoc {
+    #[serde(default)]
+    status: TokenState,
+    #[serde(default)]
+    last_error: Option<crate::message::MessageError>,
+    #[serde(default)]
+    since: Option<DateTime>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +208,12 @@ struct TenantPublicDoc {
     #[serde(default)]
     waba_id: Option<String>,
     status: TenantStatus,
+    #[serde(default)]
+    pacing: Option<Pacing>,
+    #[serde(default)]
+    token_status: Option<TokenStatusDoc>,
+    #[serde(default)]
+    marketing_paused_until: Option<DateTime>,
     created_at: DateTime,
     updated_at: DateTime,
 }
@@ -185,14 +230,31 @@ impl From<TenantPublicDoc> for TenantView {
             phone_number_id: d.phone_number_id,
             waba_id: d.waba_id,
             status: d.status,
+            settings: d.pacing.unwrap_or_default(),
+            token_status: token_status_view(d.token_status.unwrap_or_default()),
+            marketing_paused_until: d
+                .marketing_paused_until
+                .filter(|u| u.timestamp_millis() > DateTime::now().timestamp_millis())
+                .map(rfc3339),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
         }
     }
 }
 
+fn token_status_view(d: TokenStatusDoc) -> TokenStatusView {
+    TokenStatusView {
+        status: d.status,
+        last_error: d.last_error,
+        since: d.since.map(rfc3339),
+    }
+}
+
 fn public_projection() -> Document {
-    doc! { "name": 1, "phoneNumberId": 1, "wabaId": 1, "status": 1, "createdAt": 1, "updatedAt": 1 }
+    doc! {
+        "name": 1, "phoneNumberId": 1, "wabaId": 1, "status": 1, "pacing": 1, "tokenStatus": 1,
+        "marketingPausedUntil": 1, "createdAt": 1, "updatedAt": 1,
+    }
 }
 
 /// Result of a registration: the tenant and its API key, shown this once.
@@ -209,16 +271,22 @@ fn duplicate_number(n: &PhoneNumberId) -> ApiError {
 }
 
 /// Registers a tenant: the token is encrypted with KMS (context `{tenantId}`) before anything
-/// is stored; the unique index on `phoneNumberId` decides concurrent registrations.
-pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registered, ApiError> {
+/// is stored; the unique index on `phoneNumberId` decides concurrent registrations. The
+/// caller drops its cached route for the number.
+pub async fn register(
+    store: &Store,
+    cipher: &TokenCipher,
+    app_env: crate::config::AppEnv,
+    req: &RegisterRequest,
+) -> Result<Registered, ApiError> {
     let new = req.parse()?;
-    if new.access_token.is_mock() && state.config.app_env != crate::config::AppEnv::Development {
+    if new.access_token.is_mock() && app_env != crate::config::AppEnv::Development {
         return Err(ApiError::invalid(
             "accessToken",
             "mock_ tokens simulate delivery and are accepted only with APP_ENV=development",
         ));
     }
-    let tenants = state.store.tenants().await?;
+    let tenants = store.tenants().await?;
 
     // Saves a KMS call for the common duplicate; the index below is the real guard.
     let existing = tenants
@@ -230,10 +298,7 @@ pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registe
     }
 
     let id = TenantId::generate();
-    let ciphertext = state
-        .cipher()?
-        .encrypt(&id, new.access_token.secret())
-        .await?;
+    let ciphertext = cipher.encrypt(&id, new.access_token.secret()).await?;
     let api_key = ApiKey::generate(&id);
     let now = DateTime::now();
     let document = doc! {
@@ -243,8 +308,10 @@ pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registe
         "wabaId": new.waba_id.as_ref().map(|w| w.0.as_str()),
         "status": bson::to_bson(&TenantStatus::Active).map_err(|_| ApiError::Internal)?,
         "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
-        "kmsKeyId": state.cipher()?.key_id(),
+        "kmsKeyId": cipher.key_id(),
         "apiKeyHash": api_key.hash(),
+        "tokenVersion": 1_i64,
+        "tokenStatus": { "status": "valid", "since": now },
         "createdAt": now,
         "updatedAt": now,
     };
@@ -253,10 +320,6 @@ pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registe
         Err(e) if is_duplicate_key(&e) => return Err(duplicate_number(&new.phone_number_id)),
         Err(e) => return Err(e.into()),
     }
-    // This process routes the number at once (an unknown-number entry may be cached).
-    state
-        .tenants_by_number
-        .invalidate(&new.phone_number_id.as_str().to_owned());
     tracing::info!(tenantId = %id, phoneNumberId = new.phone_number_id.as_str(), "tenant registered");
     Ok(Registered {
         tenant: TenantView {
@@ -265,6 +328,13 @@ pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registe
             phone_number_id: new.phone_number_id.0,
             waba_id: new.waba_id.map(|w| w.0),
             status: TenantStatus::Active,
+            settings: Pacing::default(),
+            token_status: TokenStatusView {
+                status: TokenState::Valid,
+                last_error: None,
+                since: Some(rfc3339(now)),
+            },
+            marketing_paused_until: None,
             created_at: rfc3339(now),
             updated_at: rfc3339(now),
         },
@@ -272,8 +342,250 @@ pub async fn register(state: &AppState, req: &RegisterRequest) -> Result<Registe
     })
 }
 
-pub async fn find(state: &AppState, id: &TenantId) -> Result<TenantView, ApiError> {
-    let tenants = state.store.tenants().await?;
+/// `PATCH /tenants/{tenantId}` body: any subset of the settings; unknown fields are refused
+/// (a typo must not look like a saved setting).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub throughput_per_second: Option<u32>,
+    pub customer_burst: Option<u32>,
+    pub customer_interval_seconds: Option<f64>,
+    pub marketing_backoff_minutes: Option<u32>,
+}
+
+impl SettingsPatch {
+    /// The settings after this patch, checked.
+    pub fn apply(&self, current: Pacing) -> Result<Pacing, ApiError> {
+        let next = Pacing {
+            throughput_per_second: self
+                .throughput_per_second
+                .unwrap_or(current.throughput_per_second),
+            customer_burst: self.customer_burst.unwrap_or(current.customer_burst),
+            customer_interval_seconds: self
+                .customer_interval_seconds
+                .unwrap_or(current.customer_interval_seconds),
+            marketing_backoff_minutes: self
+                .marketing_backoff_minutes
+                .unwrap_or(current.marketing_backoff_minutes),
+        };
+        next.validate()?;
+        Ok(next)
+    }
+}
+
+/// Changes a tenant's settings; every sender instance uses them within
+/// the sending profile's cache lifetime (4 s).
+pub async fn update_settings(
+    store: &Store,
+    id: &TenantId,
+    patch: &SettingsPatch,
+) -> Result<TenantView, ApiError> {
+    let current = find(store, id).await?;
+    let next = patch.apply(current.settings)?;
+    let pacing = bson::to_bson(&next).map_err(|_| ApiError::Internal)?;
+    store
+        .tenants()
+        .await?
+        .update_one(
+            doc! { "_id": id.object_id() },
+            doc! { "$set": { "pacing": pacing, "updatedAt": DateTime::now() } },
+        )
+        .await?;
+    tracing::info!(tenantId = %id, throughputPerSecond = next.throughput_per_second, "tenant settings changed");
+    find(store, id).await
+}
+
+/// `PUT /tenants/{tenantId}/access-token` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequest {
+    pub access_token: String,
+}
+
+impl Drop for TokenRequest {
+    fn drop(&mut self) {
+        self.access_token.clear();
+    }
+}
+
+/// Replaces a tenant's token: encrypted with KMS, a new `tokenVersion` (so every cached
+/// decryption of the old one is unused from then on) and `tokenStatus: valid`. The caller
+/// then releases the messages held for the old token.
+pub async fn replace_token(
+    store: &Store,
+    cipher: &TokenCipher,
+    app_env: crate::config::AppEnv,
+    id: &TenantId,
+    req: &TokenRequest,
+) -> Result<TenantView, ApiError> {
+    let token = AccessToken::parse(&req.access_token)?;
+    if token.is_mock() && app_env != crate::config::AppEnv::Development {
+        return Err(ApiError::invalid(
+            "accessToken",
+            "mock_ tokens simulate delivery and are accepted only with APP_ENV=development",
+        ));
+    }
+    ensure_exists(store, id).await?;
+    let ciphertext = cipher.encrypt(id, token.secret()).await?;
+    let now = DateTime::now();
+    store
+        .tenants()
+        .await?
+        .update_one(
+            doc! { "_id": id.object_id() },
+            doc! {
+                "$set": {
+                    "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
+                    "kmsKeyId": cipher.key_id(),
+                    "tokenStatus": { "status": "valid", "since": now },
+                    "updatedAt": now,
+                },
+                "$inc": { "tokenVersion": 1_i64 },
+            },
+        )
+        .await?;
+    tracing::info!(tenantId = %id, "access token replaced");
+    find(store, id).await
+}
+
+/// What the sender and the send API need of a tenant, read together and cached for
+/// the cache's lifetime (4 s, `SENDING_CACHE_TTL`): a setting, a token or a token
+/// status changed in any process is seen everywhere within that.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    pub phone_number_id: String,
+    pub pacing: Pacing,
+    /// Bumped by every token replacement; a cached decryption is keyed by it.
+    pub token_version: i64,
+    pub token_state: TokenState,
+    pub ciphertext: Vec<u8>,
+    /// Epoch milliseconds until which API sends pause (131048 / 131049).
+    pub marketing_paused_until: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendingDoc {
+    phone_number_id: String,
+    #[serde(default)]
+    pacing: Option<Pacing>,
+    #[serde(default)]
+    token_version: Option<i64>,
+    #[serde(default)]
+    token_status: Option<TokenStatusDoc>,
+    access_token_ciphertext: Binary,
+    #[serde(default)]
+    marketing_paused_until: Option<DateTime>,
+}
+
+/// The active tenant's sending profile, through the warm cache (404 when unknown or
+/// disabled).
+pub async fn sending(
+    store: &Store,
+    cache: &TtlCache<TenantId, Sending>,
+    id: &TenantId,
+) -> Result<std::sync::Arc<Sending>, ApiError> {
+    cache
+        .get_or_load(id, async {
+            let doc = store
+                .tenants()
+                .await?
+                .clone_with_type::<SendingDoc>()
+                .find_one(doc! { "_id": id.object_id(), "status": "active" })
+                .projection(doc! {
+                    "phoneNumberId": 1, "pacing": 1, "tokenVersion": 1, "tokenStatus": 1,
+                    "accessTokenCiphertext": 1, "marketingPausedUntil": 1,
+                })
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found or disabled")))?;
+            Ok::<_, ApiError>(Sending {
+                phone_number_id: doc.phone_number_id,
+                pacing: doc.pacing.unwrap_or_default(),
+                token_version: doc.token_version.unwrap_or(0),
+                token_state: doc.token_status.unwrap_or_default().status,
+                ciphertext: doc.access_token_ciphertext.bytes,
+                marketing_paused_until: doc.marketing_paused_until.map(|d| d.timestamp_millis()),
+            })
+        })
+        .await
+}
+
+/// Marks the token that failed (`version`) invalid. `false`: it was replaced meanwhile, so
+/// the failure says nothing about the current token.
+pub async fn mark_token_invalid(
+    store: &Store,
+    id: &TenantId,
+    version: i64,
+    error: &crate::message::MessageError,
+) -> Result<bool, ApiError> {
+    let now = DateTime::now();
+    let error = bson::to_bson(error).map_err(|_| ApiError::Internal)?;
+    let version_filter = if version == 0 {
+        doc! { "$in": [0_i64, null] }
+    } else {
+        doc! { "$eq": version }
+    };
+    let r = store
+        .tenants()
+        .await?
+        .update_one(
+            doc! { "_id": id.object_id(), "tokenVersion": version_filter },
+            vec![doc! { "$set": {
+                "tokenStatus": {
+                    "status": "invalid",
+                    "lastError": { "$literal": error },
+                    // The first failure's time stays while the token stays invalid.
+                    "since": { "$cond": [
+                        { "$eq": ["$tokenStatus.status", "invalid"] },
+                        { "$ifNull": ["$tokenStatus.since", now] },
+                        now,
+                    ] },
+                },
+            } }],
+        )
+        .await?;
+    if r.matched_count > 0 {
+        tracing::warn!(tenantId = %id, "access token refused by Graph: the tenant's messages are held until it is replaced");
+    }
+    Ok(r.matched_count > 0)
+}
+
+/// The current token version, read now (not cached).
+pub async fn token_version(store: &Store, id: &TenantId) -> Result<i64, ApiError> {
+    let doc = store
+        .tenants()
+        .await?
+        .find_one(doc! { "_id": id.object_id() })
+        .projection(doc! { "tokenVersion": 1 })
+        .await?;
+    Ok(doc
+        .and_then(|d| d.get_i64("tokenVersion").ok())
+        .unwrap_or(0))
+}
+
+/// Pauses the tenant's API sends until `until` (Meta's spam / marketing limits); a later
+/// pause never shortens an earlier one.
+pub async fn pause_marketing(
+    store: &Store,
+    id: &TenantId,
+    until: DateTime,
+) -> Result<(), ApiError> {
+    store
+        .tenants()
+        .await?
+        .update_one(
+            doc! { "_id": id.object_id() },
+            vec![doc! { "$set": { "marketingPausedUntil": { "$max": [
+                { "$ifNull": ["$marketingPausedUntil", until] }, until,
+            ] } } }],
+        )
+        .await?;
+    tracing::warn!(tenantId = %id, until = %until, "Meta limited sends: API sends pause");
+    Ok(())
+}
+
+pub async fn find(store: &Store, id: &TenantId) -> Result<TenantView, ApiError> {
+    let tenants = store.tenants().await?;
     let found = tenants
         .clone_with_type::<TenantPublicDoc>()
         .find_one(doc! { "_id": id.object_id() })
@@ -293,15 +605,14 @@ struct TenantRefDoc {
 
 /// The active tenant that owns `phone_number_id`, through the warm cache.
 pub async fn by_phone_number(
-    state: &AppState,
+    store: &Store,
+    cache: &TtlCache<String, Option<TenantRef>>,
     phone_number_id: &str,
 ) -> Result<Option<TenantRef>, ApiError> {
     let key = phone_number_id.to_owned();
-    let found = state
-        .tenants_by_number
+    let found = cache
         .get_or_load(&key, async {
-            let doc = state
-                .store
+            let doc = store
                 .tenants()
                 .await?
                 .clone_with_type::<TenantRefDoc>()
@@ -321,9 +632,8 @@ pub async fn by_phone_number(
 }
 
 /// 404 unless the tenant exists.
-pub async fn ensure_exists(state: &AppState, id: &TenantId) -> Result<(), ApiError> {
-    let found = state
-        .store
+pub async fn ensure_exists(store: &Store, id: &TenantId) -> Result<(), ApiError> {
+    let found = store
         .tenants()
         .await?
         .find_one(doc! { "_id": id.object_id() })
@@ -335,9 +645,9 @@ pub async fn ensure_exists(state: &AppState, id: &TenantId) -> Result<(), ApiErr
 }
 
 /// Every tenant, oldest first.
-pub async fn list(state: &AppState) -> Result<Vec<TenantView>, ApiError> {
+pub async fn list(store: &Store) -> Result<Vec<TenantView>, ApiError> {
     use futures::TryStreamExt;
-    let tenants = state.store.tenants().await?;
+    let tenants = store.tenants().await?;
     let docs: Vec<TenantPublicDoc> = tenants
         .clone_with_type::<TenantPublicDoc>()
         .find(doc! {})

@@ -28,10 +28,23 @@ pub struct Credentials {
     pub token: Secret,
 }
 
+/// What the sender does about a failed send: one class per row of the table in
+/// [`class_of`] (and in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Network, timeout, 5xx, 429 and Graph's throttling/transient codes.
+    /// Transient (network, timeout, 5xx, 1, 2, 131000, 131057): back off and retry; the
+    /// queue's receive count moves it to the DLQ after five.
     Retry,
+    /// The number's throughput (130429, 4, 80007, HTTP 429): slow that number, retry.
+    /// Never counts towards the DLQ.
+    PaceNumber,
+    /// The pair rate (131056): retry that customer one interval later.
+    PaceCustomer,
+    /// Spam and marketing limits (131048, 131049): pause the tenant's API sends.
+    BackOffTenant,
+    /// The token (190 and other auth errors, HTTP 401): hold the tenant's messages until
+    /// its token is replaced.
+    Hold,
     /// Everything else: the same request would fail again.
     Permanent,
 }
@@ -44,37 +57,83 @@ pub struct SendError {
     pub details: Option<String>,
 }
 
-/// Graph codes that are worth retrying: 1/2 (unknown/service), 4 (app rate limit), 80007
-/// (WABA rate limit), 130429 (throughput), 131056 (pair rate), 131057 (account in
-/// maintenance).
-const RETRY_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131056, 131057];
+/// Graph's error code (and HTTP status) → what to do, and a reason a reader of the message
+/// understands where Meta's own title is terse.
+pub fn class_of(status: u16, code: Option<i64>) -> (ErrorClass, Option<&'static str>) {
+    use ErrorClass::*;
+    match code {
+        Some(131047) => (
+            Permanent,
+            Some(
+                "Outside the 24-hour customer service window: the customer has not written in \
+                 the last 24 hours, so only an approved Meta template can reach them",
+            ),
+        ),
+        Some(130429) => (
+            PaceNumber,
+            Some("Throughput limit of the business number reached"),
+        ),
+        Some(4 | 80007) => (
+            PaceNumber,
+            Some("Rate limit of the app or the WhatsApp Business Account reached"),
+        ),
+        Some(131056) => (
+            PaceCustomer,
+            Some("Too many messages to this customer in a short time (pair rate limit)"),
+        ),
+        Some(131048 | 131049) => (
+            BackOffTenant,
+            Some("Meta limited sends to this customer (spam or marketing limit)"),
+        ),
+        Some(0 | 190 | 102 | 10 | 200..=299) => (
+            Hold,
+            Some("The access token is expired, revoked or lacks permission: replace it"),
+        ),
+        Some(1 | 2 | 131000 | 131057) => (Retry, None),
+        _ if status == 401 => (
+            Hold,
+            Some("The access token is expired, revoked or lacks permission: replace it"),
+        ),
+        _ if status == 429 => (PaceNumber, None),
+        _ if status >= 500 => (Retry, None),
+        _ => (Permanent, None),
+    }
+}
 
 /// Classifies a non-2xx Graph answer.
 pub fn classify(status: u16, body: &str) -> SendError {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let error = parsed.as_ref().and_then(|v| v.get("error"));
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
-    let title = error
+    let graph_title = error
         .and_then(|e| e.get("error_user_title").or_else(|| e.get("message")))
         .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("HTTP {status}"));
+        .map(str::to_owned);
     let details = error
         .and_then(|e| e.get("error_data"))
         .and_then(|d| d.get("details"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let retry = status >= 500 || status == 429 || code.is_some_and(|c| RETRY_CODES.contains(&c));
+    let (class, reason) = class_of(status, code);
+    let (title, details) = match reason {
+        // Meta's own words stay, as the details.
+        Some(reason) => (reason.to_owned(), details.or(graph_title)),
+        None => (
+            graph_title.unwrap_or_else(|| format!("HTTP {status}")),
+            details,
+        ),
+    };
     SendError {
-        class: if retry {
-            ErrorClass::Retry
-        } else {
-            ErrorClass::Permanent
-        },
+        class,
         code: code.map_or_else(|| format!("http_{status}"), |c| c.to_string()),
         title,
         details,
     }
+}
+
+/// A readable reason for a failure Meta reported in a status webhook, if the code has one.
+pub fn reason_for(code: &str) -> Option<&'static str> {
+    class_of(400, code.parse().ok()).1
 }
 
 /// The `/messages` request body for `content`.
@@ -197,23 +256,41 @@ mod tests {
                 r#"{{"error":{{"message":"m","type":"OAuthException","code":{code},"error_data":{{"details":"d"}}}}}}"#
             )
         };
-        for code in [1, 2, 4, 80007, 130429, 131056, 131057] {
-            assert_eq!(
-                classify(400, &graph(code)).class,
-                ErrorClass::Retry,
-                "{code}"
-            );
-        }
-        for code in [100, 131026, 131047, 131051, 190] {
+        let table = [
+            (1, ErrorClass::Retry),
+            (2, ErrorClass::Retry),
+            (131000, ErrorClass::Retry),
+            (131057, ErrorClass::Retry),
+            (4, ErrorClass::PaceNumber),
+            (80007, ErrorClass::PaceNumber),
+            (130429, ErrorClass::PaceNumber),
+            (131056, ErrorClass::PaceCustomer),
+            (131048, ErrorClass::BackOffTenant),
+            (131049, ErrorClass::BackOffTenant),
+            (190, ErrorClass::Hold),
+            (0, ErrorClass::Hold),
+            (200, ErrorClass::Hold),
+            (100, ErrorClass::Permanent),
+            (131026, ErrorClass::Permanent),
+            (131047, ErrorClass::Permanent),
+            (131051, ErrorClass::Permanent),
+            (132001, ErrorClass::Permanent),
+        ];
+        for (code, class) in table {
             let e = classify(400, &graph(code));
-            assert_eq!(e.class, ErrorClass::Permanent, "{code}");
+            assert_eq!(e.class, class, "{code}");
             assert_eq!(e.code, code.to_string());
             assert_eq!(e.details.as_deref(), Some("d"));
         }
+        let window = classify(400, &graph(131047));
+        assert!(window.title.contains("24-hour"), "{}", window.title);
         assert_eq!(classify(500, "oops").class, ErrorClass::Retry);
         assert_eq!(classify(503, "").code, "http_503");
-        assert_eq!(classify(429, "").class, ErrorClass::Retry);
+        assert_eq!(classify(429, "").class, ErrorClass::PaceNumber);
+        assert_eq!(classify(401, "").class, ErrorClass::Hold);
         assert_eq!(classify(404, "").class, ErrorClass::Permanent);
+        assert!(reason_for("131047").is_some());
+        assert!(reason_for("131026").is_none());
     }
 
     #[test]

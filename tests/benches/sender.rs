@@ -47,7 +47,9 @@ async fn main() {
     let db = e2e::fresh_database().await;
     let state = shared::AppState::new(config, &aws, db);
     let registered = tenant::register(
-        &state,
+        &state.store,
+        state.cipher().expect("kms"),
+        state.config.app_env,
         &RegisterRequest {
             name: "Bench".into(),
             phone_number_id: e2e::phone_number_id(),

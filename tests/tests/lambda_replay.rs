@@ -85,8 +85,44 @@ async fn register_fixtures_replay_through_lambda_http() {
     let denied = invoke_lambda(router(), &fixture("register/get-tenant.json", &foreign)).await;
     assert_eq!(denied["statusCode"], 403, "{denied}");
 
+    let admin = vars(&[
+        ("TENANT_ID", &tenant_id),
+        ("ADMIN_TOKEN", e2e::ADMIN_TOKEN),
+        (
+            "ACCESS_TOKEN",
+            &format!("EAAreplaced{}", e2e::random_hex(8)),
+        ),
+    ]);
+    let patched = invoke_lambda(router(), &fixture("register/update-settings.json", &admin)).await;
+    assert_eq!(patched["statusCode"], 200, "{patched}");
+    let settings = &lambda_body(&patched)["tenant"]["settings"];
+    assert_eq!(settings["throughputPerSecond"], 20);
+    assert_eq!(settings["customerBurst"], 10);
+    assert_eq!(settings["customerIntervalSeconds"], 3.0);
+    assert_eq!(settings["marketingBackoffMinutes"], 60);
+    let refused = invoke_lambda(
+        router(),
+        &fixture("register/update-settings-invalid.json", &admin),
+    )
+    .await;
+    assert_eq!(refused["statusCode"], 422, "{refused}");
+    assert_eq!(lambda_body(&refused)["field"], "throughputPerSecond");
+    let replaced = invoke_lambda(
+        router(),
+        &fixture("register/replace-access-token.json", &admin),
+    )
+    .await;
+    assert_eq!(replaced["statusCode"], 200, "{replaced}");
+    assert_eq!(lambda_body(&replaced)["released"], 0);
+    assert_eq!(
+        lambda_body(&replaced)["tenant"]["tokenStatus"]["status"],
+        "valid"
+    );
+    assert!(!replaced.to_string().contains(&admin["ACCESS_TOKEN"]));
+
     let logs = e2e::logs();
     assert!(!logs.contains(&token));
+    assert!(!logs.contains(&admin["ACCESS_TOKEN"]));
     // Log lines carry API Gateway's request id (the fixtures' requestContext.requestId).
     assert!(
         logs.contains("\"requestId\":\"JKJaXmPLvHcESHA=\""),

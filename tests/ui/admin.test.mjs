@@ -150,3 +150,78 @@ test('usable at phone width and by keyboard', async () => {
   assert.equal(await page.getByRole('tab', { name: 'Flows' }).getAttribute('aria-selected'), 'true');
   await page.setViewportSize({ width: 1280, height: 800 });
 });
+
+test('tenant settings: token status, pacing with a 422, and a replaced token', async () => {
+  // A tenant of its own (mock_ tokens are accepted with APP_ENV=development), so the demo
+  // tenant keeps its settings and its mock_ token; a second tenant also enables the picker.
+  const admin = { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' };
+  const registered = await fetch(`${BASE}/tenants/register`, {
+    method: 'POST',
+    headers: admin,
+    body: JSON.stringify({ name: 'Settings Bakery', phoneNumberId: `1666${String(Date.now()).slice(-8)}`, accessToken: 'mock_settings' }),
+  });
+  assert.equal(registered.status, 201);
+  const { tenant, apiKey } = await registered.json();
+  const current = async () => {
+    const r = await fetch(`${BASE}/tenants/${tenant.id}`, { headers: admin });
+    assert.equal(r.status, 200);
+    return (await r.json()).tenant;
+  };
+
+  await page.reload(); // the tenant list is read at sign-in
+  await page.locator('#app').waitFor();
+  await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
+  await page.locator(`#settings-section[data-tenant="${tenant.id}"]`).waitFor();
+  assert.equal(await page.locator('#token-status').getAttribute('data-status'), 'valid');
+  assert.match(await page.locator('#token-status').innerText(), /Token valid/);
+  assert.equal(await page.locator('#paused-until').isHidden(), true);
+  const fields = ['#throughput', '#customer-burst', '#customer-interval', '#marketing-backoff'];
+  assert.deepEqual(await Promise.all(fields.map((s) => page.locator(s).inputValue())), ['80', '45', '6', '60'], 'defaults');
+
+  await page.getByLabel('Throughput per second').fill('20');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#settings-message', { hasText: 'saved' }).waitFor();
+  assert.equal(await page.locator('#throughput').inputValue(), '20');
+  assert.deepEqual((await current()).settings, { throughputPerSecond: 20, customerBurst: 45, customerIntervalSeconds: 6, marketingBackoffMinutes: 60 });
+
+  await page.getByLabel('Throughput per second').fill('5000');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  const error = page.locator('#settings-form .field-error[data-error-for="throughputPerSecond"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /throughputPerSecond/);
+  assert.equal(await page.locator('#throughput').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#settings-message').innerText(), '', 'no confirmation');
+  assert.equal((await current()).settings.throughputPerSecond, 20, 'nothing saved');
+
+  await page.getByRole('button', { name: 'Replace token' }).click();
+  await page.locator('#token-form .field-error[data-error-for="accessToken"]').waitFor();
+  const newToken = `EAAnew${Date.now()}FromTheUiTest`;
+  await page.getByLabel('New access token').fill(newToken);
+  await page.getByRole('button', { name: 'Replace token' }).click();
+  await page.locator('#token-message', { hasText: 'released' }).waitFor();
+  assert.match(await page.locator('#token-message').innerText(), /Token replaced; 0 held messages released/);
+  assert.equal(await page.locator('#token-form .field-error').count(), 0, 'the empty-token error is gone');
+  assert.equal(await page.locator('#new-access-token').inputValue(), '', 'input cleared');
+  assert.equal(await page.locator('#token-status').getAttribute('data-status'), 'valid');
+  assert.ok(!(await page.content()).includes(newToken), 'the token is not echoed');
+  assert.equal((await current()).tokenStatus.status, 'valid');
+
+  // With the tenant's own API key: status and values read-only, both forms disabled.
+  const tenantPage = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  tenantPage.on('pageerror', (e) => { throw e; });
+  try {
+    await tenantPage.goto(`${BASE}/admin`);
+    await tenantPage.locator('#token').fill(apiKey);
+    await tenantPage.locator('#signin-tenant').fill(tenant.id);
+    await tenantPage.getByRole('button', { name: 'Sign in' }).click();
+    await tenantPage.locator(`#settings-section[data-tenant="${tenant.id}"]`).waitFor();
+    assert.match(await tenantPage.locator('#token-status').innerText(), /Token valid/);
+    assert.equal(await tenantPage.locator('#throughput').inputValue(), '20');
+    assert.equal(await tenantPage.locator('#save-settings').isDisabled(), true);
+    assert.equal(await tenantPage.locator('#replace-token').isDisabled(), true);
+    assert.equal(await tenantPage.locator('#new-access-token').isDisabled(), true);
+    assert.match(await tenantPage.locator('#settings-readonly').innerText(), /needs the admin token/);
+  } finally {
+    await tenantPage.close();
+  }
+});

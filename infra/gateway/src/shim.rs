@@ -38,6 +38,12 @@ pub struct PollOutcome {
     pub left: usize,
 }
 
+/// How long an idle poller sleeps between receives when not long-polling: doubling from
+/// this up to [`IDLE_MAX`] while the queue stays empty (below pacing's early margin, so a
+/// delayed job is still received before its slot).
+pub const IDLE: Duration = Duration::from_millis(50);
+pub const IDLE_MAX: Duration = Duration::from_millis(400);
+
 pub struct Shim {
     sqs: Client,
     queue_url: String,
@@ -45,7 +51,15 @@ pub struct Shim {
     region: String,
     /// Lambda's `BatchSize` (SQS allows at most 10 per receive).
     pub batch_size: i32,
+    /// Long-poll wait. 0 by default: moto's long poll re-checks a queue only when a message
+    /// is added or after a whole second, so a delayed job (pacing) would arrive up to a
+    /// second late; instead an idle poller sleeps [`IDLE`] between receives. (SQS itself
+    /// answers a long poll as soon as a delayed message is due.)
     pub wait_seconds: i32,
+    /// Batches in flight at once, as Lambda's event source mapping scales up on a busy
+    /// queue. A batch waits in-process for its pacing slots (up to about a second), so a
+    /// number at 80 msg/s keeps about ten batches busy.
+    pub concurrency: usize,
     /// The handler function's `Timeout`: a batch still running then is cut off and left
     /// whole for redelivery, as Lambda does.
     pub timeout: Duration,
@@ -76,7 +90,8 @@ impl Shim {
             queue_arn,
             region,
             batch_size: 10,
-            wait_seconds: 1,
+            wait_seconds: 0,
+            concurrency: 8,
             timeout: Duration::from_secs(30),
         })
     }
@@ -166,6 +181,17 @@ impl Shim {
             .into_iter()
             .map(|(k, v)| (k.as_str().to_owned(), v))
             .collect();
+        record.message_attributes = m
+            .message_attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+                a.data_type = Some(v.data_type);
+                a.string_value = v.string_value;
+                (k, a)
+            })
+            .collect();
         record.message_id = m.message_id;
         record.receipt_handle = m.receipt_handle;
         record.body = m.body;
@@ -176,19 +202,30 @@ impl Shim {
         record
     }
 
-    /// Polls until `shutdown` resolves. Errors (queue unreachable) back off and retry.
+    /// Polls with `concurrency` pollers until `shutdown` resolves. Errors (queue
+    /// unreachable) back off and retry.
     pub async fn run(self, handler: Arc<dyn SqsHandler>, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                outcome = self.poll_once(handler.as_ref()) => {
-                    if let Err(e) = outcome {
+        let poller = || async {
+            let mut idle = IDLE;
+            loop {
+                match self.poll_once(handler.as_ref()).await {
+                    Ok(outcome) if outcome.received == 0 && self.wait_seconds == 0 => {
+                        // An idle poller backs off: moto scans the whole queue per receive.
+                        tokio::time::sleep(idle).await;
+                        idle = (idle * 2).min(IDLE_MAX);
+                    }
+                    Ok(_) => idle = IDLE,
+                    Err(e) => {
                         tracing::warn!(error = %e, "queue shim: receive failed, retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
             }
+        };
+        let pollers = futures::future::join_all((0..self.concurrency.max(1)).map(|_| poller()));
+        tokio::select! {
+            _ = shutdown => {}
+            _ = pollers => {}
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum Direction {
 pub enum Status {
     Received,
     Queued,
+    /// Outbound, undelivered: the tenant's token was refused; sent once it is replaced.
+    Held,
     Sending,
     Sent,
     Delivered,
@@ -46,7 +48,7 @@ impl Status {
     /// sent < delivered < read; `failed` is terminal and only overrides up to `sent`.
     pub fn rank(self) -> i32 {
         match self {
-            Status::Received | Status::Queued | Status::Sending => 0,
+            Status::Received | Status::Queued | Status::Held | Status::Sending => 0,
             Status::Sent => 1,
             Status::Delivered => 2,
             Status::Read => 3,
@@ -69,6 +71,7 @@ impl Status {
         match self {
             Status::Received => "received",
             Status::Queued => "queued",
+            Status::Held => "held",
             Status::Sending => "sending",
             Status::Sent => "sent",
             Status::Delivered => "delivered",
@@ -271,6 +274,8 @@ impl MessageDoc {
             to: self.customer_wa_id.clone(),
             content: self.content.clone()?,
             idempotency_key: self.idempotency_key.clone(),
+            not_before: None,
+            customer_booked: false,
         })
     }
 }
@@ -307,11 +312,12 @@ impl ListFilter {
             Some(s) => Some(match s {
                 "received" => Status::Received,
                 "queued" => Status::Queued,
+                "held" => Status::Held,
                 "sending" => Status::Sending,
                 other => Status::from_meta(other).ok_or_else(|| {
                     ApiError::invalid(
                         "status",
-                        "must be received, queued, sending, sent, delivered, read or failed",
+                        "must be received, queued, held, sending, sent, delivered, read or failed",
                     )
                 })?,
             }),

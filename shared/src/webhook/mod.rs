@@ -168,7 +168,13 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
         ..Summary::default()
     };
     for change in changes {
-        let Some(tenant) = tenant::by_phone_number(state, &change.phone_number_id).await? else {
+        let Some(tenant) = tenant::by_phone_number(
+            &state.store,
+            &state.tenants_by_number,
+            &change.phone_number_id,
+        )
+        .await?
+        else {
             tracing::info!(phoneNumberId = %change.phone_number_id, "webhook for an unknown or disabled number ignored");
             summary.ignored_changes += 1;
             continue;
@@ -204,18 +210,27 @@ async fn apply_status(
         .and_then(|t| t.parse::<i64>().ok())
         .map(|secs| DateTime::from_millis(secs * 1000))
         .unwrap_or_else(DateTime::now);
-    let error = s.errors.first().map(|e| MessageError {
-        code: match &e.code {
+    let error = s.errors.first().map(|e| {
+        let code = match &e.code {
             Some(serde_json::Value::Number(n)) => n.to_string(),
             Some(serde_json::Value::String(s)) => s.clone(),
             _ => "unknown".into(),
-        },
-        title: e
-            .title
-            .clone()
-            .or_else(|| e.message.clone())
-            .unwrap_or_default(),
-        details: e.error_data.as_ref().and_then(|d| d.details.clone()),
+        };
+        let meta_title = e.title.clone().or_else(|| e.message.clone());
+        let meta_details = e.error_data.as_ref().and_then(|d| d.details.clone());
+        // A late 131047 reads like the sender's own: the 24-hour window, in words.
+        match crate::whatsapp::reason_for(&code) {
+            Some(reason) => MessageError {
+                code,
+                title: reason.to_owned(),
+                details: meta_details.or(meta_title),
+            },
+            None => MessageError {
+                code,
+                title: meta_title.unwrap_or_default(),
+                details: meta_details,
+            },
+        }
     });
     let update = StatusUpdate {
         wamid: s.id.clone(),

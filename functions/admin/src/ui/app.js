@@ -5,7 +5,7 @@ import { renderMap } from './map.js';
 const $ = (s, root = document) => root.querySelector(s);
 const LIMITS = { text: 4096, interactive_button: 1024, title: 20, buttons: 3 };
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g;
-const state = { token: sessionStorage.getItem('token'), tenant: sessionStorage.getItem('tenant'), tenants: [], templates: [], flow: null, editing: null, logTimer: null };
+const state = { token: sessionStorage.getItem('token'), tenant: sessionStorage.getItem('tenant'), admin: false, tenants: [], templates: [], flow: null, editing: null, logTimer: null };
 
 async function api(method, path, body) {
   const headers = { Authorization: `Bearer ${state.token}` };
@@ -37,8 +37,10 @@ function option(value, text, selected) {
 
 async function signIn(token, tenantId) {
   state.token = token;
+  state.admin = false;
   const all = await api('GET', '/tenants');
   if (all.status === 200) {
+    state.admin = true;
     state.tenants = all.data.tenants;
     if (!state.tenants.length) return 'Signed in as admin, but no tenant is registered yet (POST /tenants/register).';
     $('#who').textContent = 'admin';
@@ -110,7 +112,7 @@ tabs.forEach((t, i) => {
 });
 
 async function loadTenant() {
-  await Promise.all([loadTemplates(), loadFlow()]);
+  await Promise.all([loadTemplates(), loadFlow(), loadSettings()]);
   newTemplate();
   renderFlow();
   fillSendTemplates();
@@ -149,25 +151,29 @@ function renderTemplateList() {
 }
 $('#show-inactive').addEventListener('change', renderTemplateList);
 
-function clearErrors() {
-  document.querySelectorAll('#template-form .field-error').forEach((n) => n.remove());
-  document.querySelectorAll('#template-form [aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
-  document.querySelectorAll('#template-form [data-error-for]').forEach((n) => { n.textContent = ''; });
+function clearErrors(form = $('#template-form')) {
+  form.querySelectorAll('.field-error').forEach((n) => n.remove());
+  form.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
+  form.querySelectorAll('[data-error-for]').forEach((n) => { n.textContent = ''; });
+}
+
+// A 422's message right after the input it names (`data-field`); false if the form has none.
+function fieldError(form, field, message) {
+  const input = form.querySelector(`[data-field="${CSS.escape(field)}"]`);
+  if (!input) return false;
+  input.setAttribute('aria-invalid', 'true');
+  const p = document.createElement('p');
+  p.className = 'error field-error';
+  p.setAttribute('role', 'alert');
+  p.dataset.errorFor = field;
+  p.textContent = message;
+  input.insertAdjacentElement('afterend', p);
+  input.focus();
+  return true;
 }
 
 function showFieldError(field, message) {
-  const input = document.querySelector(`#template-form [data-field="${CSS.escape(field)}"]`);
-  if (input) {
-    input.setAttribute('aria-invalid', 'true');
-    const p = document.createElement('p');
-    p.className = 'error field-error';
-    p.setAttribute('role', 'alert');
-    p.dataset.errorFor = field;
-    p.textContent = message;
-    input.insertAdjacentElement('afterend', p);
-    input.focus();
-    return;
-  }
+  if (fieldError($('#template-form'), field, message)) return;
   const group = field.startsWith('buttons') ? 'buttons' : 'form';
   $(`#template-form [data-error-for="${group}"]`).textContent = message;
 }
@@ -402,6 +408,130 @@ $('#save-flow').addEventListener('click', async () => {
   } else {
     $('#flow-error').textContent = (r.data && r.data.message) || `Error ${r.status}`;
   }
+});
+
+// ---- tenant settings -----------------------------------------------------------------
+
+const SETTINGS = [['#throughput', 'throughputPerSecond'], ['#customer-burst', 'customerBurst'], ['#customer-interval', 'customerIntervalSeconds'], ['#marketing-backoff', 'marketingBackoffMinutes']];
+
+function timeNode(iso) {
+  const t = document.createElement('time');
+  const d = new Date(iso);
+  t.dateTime = iso;
+  t.textContent = Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  return t;
+}
+
+// The outcome line under a settings form: a confirmation, or an error that names no field.
+function say(selector, text, isError = false) {
+  const p = $(selector);
+  p.textContent = text;
+  p.classList.toggle('error', isError);
+}
+
+function renderTokenStatus(tenant) {
+  const ts = tenant.tokenStatus || { status: 'valid' };
+  const valid = ts.status === 'valid';
+  const badge = document.createElement('span');
+  badge.className = `badge ${valid ? 'ok' : 'bad'}`;
+  badge.textContent = valid ? 'Token valid' : 'Token invalid — messages are held';
+  const parts = [badge];
+  if (!valid) {
+    if (ts.lastError) {
+      const why = document.createElement('span');
+      why.className = 'why';
+      why.textContent = `${ts.lastError.title} (${ts.lastError.code})${ts.lastError.details ? `: ${ts.lastError.details}` : ''}`;
+      parts.push(' ', why);
+    }
+    if (ts.since) parts.push(' since ', timeNode(ts.since));
+    parts.push(state.admin ? '. Replace the access token to send them.' : '. An admin must replace the access token to send them.');
+  }
+  const box = $('#token-status');
+  box.dataset.status = ts.status;
+  box.replaceChildren(...parts);
+  const paused = $('#paused-until');
+  paused.hidden = !tenant.marketingPausedUntil;
+  paused.replaceChildren(...(tenant.marketingPausedUntil
+    ? ['API sends are paused until ', timeNode(tenant.marketingPausedUntil), " after Meta's spam / marketing limits."]
+    : []));
+}
+
+function renderSettings(tenant) {
+  for (const [selector, key] of SETTINGS) $(selector).value = tenant.settings ? String(tenant.settings[key]) : '';
+  renderTokenStatus(tenant);
+  $('#settings-section').dataset.tenant = tenant.id;
+}
+
+async function loadSettings() {
+  const id = state.tenant;
+  const section = $('#settings-section');
+  delete section.dataset.tenant;
+  clearErrors($('#settings-form'));
+  clearErrors($('#token-form'));
+  $('#new-access-token').value = '';
+  say('#settings-message', '');
+  say('#token-message', '');
+  // Settings and the token are the admin's; a tenant API key sees them read-only.
+  $('#settings-fields').disabled = !state.admin;
+  $('#token-fields').disabled = !state.admin;
+  $('#settings-readonly').hidden = state.admin;
+  const r = await api('GET', tenantPath(''));
+  if (id !== state.tenant) return;
+  if (r.status === 200) {
+    renderSettings(r.data.tenant);
+    return;
+  }
+  for (const [selector] of SETTINGS) $(selector).value = '';
+  delete $('#token-status').dataset.status;
+  $('#token-status').textContent = 'Token status unknown';
+  $('#paused-until').hidden = true;
+  say('#settings-message', (r.data && r.data.message) || `Error ${r.status}`, true);
+}
+
+$('#settings-form').addEventListener('input', () => say('#settings-message', ''));
+
+$('#settings-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#settings-form');
+  clearErrors(form);
+  say('#settings-message', '');
+  const body = {};
+  for (const [selector, key] of SETTINGS) {
+    const value = $(selector).value.trim();
+    if (value === '') { fieldError(form, key, `${key}: must be a number`); return; }
+    body[key] = Number(value);
+  }
+  const id = state.tenant;
+  const r = await api('PATCH', tenantPath(''), body);
+  if (id !== state.tenant) return;
+  if (r.status === 200) {
+    renderSettings(r.data.tenant);
+    say('#settings-message', 'Settings saved; senders use them within a few seconds.');
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  say('#settings-message', (r.data && r.data.message) || `Error ${r.status}`, true);
+});
+
+$('#token-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#token-form');
+  const input = $('#new-access-token');
+  clearErrors(form);
+  say('#token-message', '');
+  const id = state.tenant;
+  // The token goes only into this request's body: never logged, stored or shown.
+  const r = await api('PUT', tenantPath('/access-token'), { accessToken: input.value });
+  if (r.status === 200) input.value = '';
+  if (id !== state.tenant) return;
+  if (r.status === 200) {
+    renderTokenStatus(r.data.tenant);
+    const n = r.data.released;
+    say('#token-message', `Token replaced; ${n} held ${n === 1 ? 'message' : 'messages'} released`);
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  say('#token-message', (r.data && r.data.message) || `Error ${r.status}`, true);
 });
 
 // ---- map -----------------------------------------------------------------------------
