@@ -542,6 +542,56 @@ async fn statuses_only_move_forward_even_without_messages() {
     assert_eq!(r.status, 200);
 }
 
+/// Meta reports 131047 (the 24-hour window) late, in a `failed` status: the message reads
+/// like the sender's own refusal, with Meta's words kept as the details.
+#[tokio::test]
+async fn a_late_window_failure_reads_as_the_24_hour_window() {
+    let app = spawn_app().await;
+    let b = bot(&app, "Window").await;
+    b.say(&app, "text", &[]).await;
+    let job = app.queued_jobs().await.remove(0);
+    let tenant = shared::ids::TenantId::parse(&b.tenant).expect("id");
+    let stored = shared::message::find_by_key(
+        &app.state.store,
+        &tenant,
+        job["idempotencyKey"].as_str().expect("key"),
+    )
+    .await
+    .expect("find")
+    .expect("stored");
+    let out_wamid = wamid();
+    sent(&app, &stored, &out_wamid).await.expect("sent");
+    let r = app
+        .webhook(&meta(
+            "status_failed_window",
+            &vars(&[
+                ("PHONE_NUMBER_ID", &b.number),
+                ("OUT_WAMID", &out_wamid),
+                ("TIMESTAMP", "1795341800"),
+            ]),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let m = app.messages(doc! {"waMessageId": &out_wamid}).await;
+    assert_eq!(m[0].get_str("status").expect("status"), "failed");
+    let error = m[0].get_document("lastError").expect("error");
+    assert_eq!(error.get_str("code").expect("code"), "131047");
+    assert!(
+        error
+            .get_str("title")
+            .expect("title")
+            .starts_with("Outside the 24-hour customer service window"),
+        "{error}"
+    );
+    assert!(
+        error
+            .get_str("details")
+            .expect("details")
+            .contains("more than 24 hours"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn each_number_routes_to_its_own_tenant_and_flow() {
     let app = spawn_app().await;
