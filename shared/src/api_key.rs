@@ -1,6 +1,5 @@
 //! Tenant API keys: random, prefixed, shown once, stored only as their SHA-256.
 
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::{ids::TenantId, secret::Secret};
@@ -14,11 +13,9 @@ pub struct ApiKey(Secret);
 
 impl ApiKey {
     pub fn generate(_tenant: &TenantId) -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
         Self(Secret::new(format!(
             "{API_KEY_PREFIX}{}",
-            hex::encode(bytes)
+            crate::ids::random_hex(32)
         )))
     }
 

@@ -82,6 +82,11 @@ impl Recipient {
     }
 }
 
+/// A stored time as the API shows it (RFC 3339, UTC, milliseconds).
+pub fn rfc3339(d: mongodb::bson::DateTime) -> String {
+    d.try_to_rfc3339_string().unwrap_or_default()
+}
+
 /// Random lowercase hex of `bytes` bytes (generated keys and ids).
 pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];

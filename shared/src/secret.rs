@@ -28,6 +28,13 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    /// Overwritten before its memory is freed (copies made by `expose()` callers are theirs).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -32,11 +31,7 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(s: Option<&str>) -> Result<Self, ApiError> {
         match s {
-            None => {
-                let mut b = [0u8; 16];
-                rand::rng().fill_bytes(&mut b);
-                Ok(Self(format!("gen_{}", hex::encode(b))))
-            }
+            None => Ok(Self(format!("gen_{}", crate::ids::random_hex(16)))),
             Some(k)
                 if (1..=IDEMPOTENCY_KEY_MAX).contains(&k.len())
                     && k.bytes().all(|b| b.is_ascii_graphic()) =>

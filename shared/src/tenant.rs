@@ -5,13 +5,14 @@
 
 use mongodb::bson::{self, Binary, DateTime, Document, doc, oid::ObjectId, spec::BinarySubtype};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::{
     api_key::ApiKey,
     cache::TtlCache,
     crypto::TokenCipher,
     error::ApiError,
-    ids::{TenantId, TenantRef, TenantStatus},
+    ids::{TenantId, TenantRef, TenantStatus, rfc3339},
     pacing::Pacing,
     secret::Secret,
     store::{Store, is_duplicate_key},
@@ -118,8 +119,8 @@ pub struct RegisterRequest {
 
 impl Drop for RegisterRequest {
     fn drop(&mut self) {
-        // Best effort: don't leave the plaintext token in freed memory longer than needed.
-        self.access_token.clear();
+        // The plaintext token is overwritten before its memory is freed.
+        self.access_token.zeroize();
     }
 }
 
@@ -216,10 +217,6 @@ struct TenantPublicDoc {
     marketing_paused_until: Option<DateTime>,
     created_at: DateTime,
     updated_at: DateTime,
-}
-
-fn rfc3339(d: DateTime) -> String {
-    d.try_to_rfc3339_string().unwrap_or_default()
 }
 
 impl From<TenantPublicDoc> for TenantView {
@@ -404,7 +401,7 @@ pub struct TokenRequest {
 
 impl Drop for TokenRequest {
     fn drop(&mut self) {
-        self.access_token.clear();
+        self.access_token.zeroize();
     }
 }
 

@@ -196,7 +196,7 @@ impl GraphClient {
         content: &Content,
     ) -> Result<String, SendError> {
         if is_mock_token(token.expose()) {
-            return Ok(format!("wamid.mock_{}", ulid_like()));
+            return Ok(format!("wamid.mock_{}", crate::ids::random_hex(12)));
         }
         let url = format!(
             "{}/{}/{}/messages",
@@ -235,13 +235,6 @@ impl GraphClient {
                 details: None,
             })
     }
-}
-
-fn ulid_like() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 #[cfg(test)]

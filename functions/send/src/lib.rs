@@ -65,10 +65,7 @@ async fn messages(
     let f = ListFilter::parse(&q)?;
     let docs = message::list(&state.store, &access.tenant, &f).await?;
     let next = (docs.len() as i64 == f.limit)
-        .then(|| {
-            docs.last()
-                .and_then(|m| m.created_at.try_to_rfc3339_string().ok())
-        })
+        .then(|| docs.last().map(|m| shared::ids::rfc3339(m.created_at)))
         .flatten();
     let messages: Vec<Value> = docs.iter().map(MessageDoc::view).collect();
     Ok(Json(

@@ -13,7 +13,7 @@ use aws_sdk_sqs::{
     types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName},
 };
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use shared::state::BoxError;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<SqsBatchResponse, BoxError>> + Send>>;
 
 /// What Lambda would invoke with the batch.

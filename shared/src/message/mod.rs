@@ -233,7 +233,7 @@ impl MessageDoc {
 
     /// The API's view of a message.
     pub fn view(&self) -> serde_json::Value {
-        let iso = |d: &DateTime| d.try_to_rfc3339_string().unwrap_or_default();
+        let iso = |d: &DateTime| crate::ids::rfc3339(*d);
         let status_at: serde_json::Map<String, serde_json::Value> = self
             .status_at
             .iter()

@@ -51,8 +51,8 @@ impl TemplateDoc {
             "description": self.description,
             "isActive": self.is_active,
             "version": self.version,
-            "createdAt": self.created_at.try_to_rfc3339_string().unwrap_or_default(),
-            "updatedAt": self.updated_at.try_to_rfc3339_string().unwrap_or_default(),
+            "createdAt": crate::ids::rfc3339(self.created_at),
+            "updatedAt": crate::ids::rfc3339(self.updated_at),
         })
     }
 }
