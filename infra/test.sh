@@ -16,7 +16,7 @@ echo "[test] cargo lambda watch + invoke" >&2
 infra/lambda-dev-smoke.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cases=$(cargo nextest list -p e2e --test crash 2>/dev/null | grep -cE '::(error|panic|hang)$' || true)
+  cases=$(cargo nextest list -p e2e --test e2e 2>/dev/null | grep -cE ' crash::.*::(error|panic|hang)$' || true)
   echo "[test] crash matrix: $cases cases (failpoints × error, panic, hang)" >&2
   cargo nextest run --workspace --no-fail-fast "$@"
 else

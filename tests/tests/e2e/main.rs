@@ -1,0 +1,18 @@
+//! The end-to-end suite, one binary (one link of the AWS SDK, MongoDB and wiremock): each
+//! module is one area. Run through `make test` (nextest: every test in its own process,
+//! which the failpoint tests need).
+
+mod budget;
+mod crash;
+mod faults;
+mod flows;
+mod lambda_replay;
+mod layers;
+mod pacing;
+mod queue_shim;
+mod register;
+mod routes;
+mod send;
+mod sender;
+mod templates;
+mod webhook;
