@@ -33,6 +33,10 @@ pub const HORIZON: Duration = Duration::from_millis(2000);
 /// A delayed job is made visible this much before its slot (SQS delays are whole seconds
 /// and a poll takes a moment), so it is in the sender, waiting, when its slot comes.
 pub const EARLY: Duration = Duration::from_millis(500);
+/// The least time between two messages to one customer, bursts included: more than a
+/// send's jitter in transit, so a customer's messages reach Meta in the order they were
+/// booked even when different sender instances send them.
+pub const CUSTOMER_GAP: Duration = Duration::from_millis(200);
 /// How long a number stays slowed after Meta answered 130429 (or another throttling code).
 const SLOW_FOR: Duration = Duration::from_secs(60);
 /// The slowest a number gets: this many times its configured interval.
@@ -147,6 +151,9 @@ impl Lane<'_> {
     fn customer_key(&self) -> String {
         format!("wa:pace:{{{}}}:c:{}", self.phone_number_id, self.customer)
     }
+    fn customer_last_key(&self) -> String {
+        format!("wa:pace:{{{}}}:cl:{}", self.phone_number_id, self.customer)
+    }
 }
 
 /// A decision for one message. Times are Redis's epoch milliseconds.
@@ -195,10 +202,13 @@ local function put(key, v)
   redis.call('SET', key, string.format('%.3f', v), 'PX', math.ceil(v - now) + 60000)
 end
 local ctat = tonumber(redis.call('GET', KEYS[3]) or '0')
+local gap = tonumber(ARGV[8])
 if not customer_booked then
-  local c = math.max(start, ctat - ctau)
+  local clast = tonumber(redis.call('GET', KEYS[5]) or '-1e15')
+  local c = math.max(start, ctat - ctau, clast + gap)
   if c > start then
     put(KEYS[3], math.max(ctat, c) + cT)
+    put(KEYS[5], c)
     return {1, math.ceil(c), now}
   end
 end
@@ -211,6 +221,7 @@ end
 put(key, n + nT)
 if not customer_booked then
   put(KEYS[3], math.max(ctat, n) + cT)
+  put(KEYS[5], n)
 end
 return {0, math.ceil(n), now}
 "#;
@@ -258,6 +269,7 @@ pub async fn admit(
     call.key(lane.slow_key())
         .key(lane.customer_key())
         .key(lane.number_key())
+        .key(lane.customer_last_key())
         .arg(pacing.number_interval_ms())
         .arg(pacing.customer_interval_ms())
         .arg(pacing.customer_tolerance_ms())
@@ -267,7 +279,8 @@ pub async fn admit(
             Timeline::Schedule => "schedule",
             Timeline::Send => "send",
         })
-        .arg(HORIZON.as_millis() as u64);
+        .arg(HORIZON.as_millis() as u64)
+        .arg(CUSTOMER_GAP.as_millis() as u64);
     match locks.invoke::<(i64, i64, i64)>(&call).await {
         Some((0, at, now)) => Decision::Send { at, now },
         Some((1, until, now)) => Decision::Customer { until, now },

@@ -1,16 +1,17 @@
 //! The sender: the SQS handler that delivers queued messages through the Graph API.
 //!
-//! Per batch: decide each message's slot with [`pacing`] (the number's throughput, the
+//! Per batch: claim the messages (a lease in each document, so redeliveries, duplicate jobs
+//! and other instances never send twice; already-sent messages are acknowledged), then
+//! decide each claimed message's slot with [`pacing`] (the number's throughput, the
 //! customer's pair rate, a tenant's marketing pause, a refused token). A message that must
-//! wait longer than [`pacing::HORIZON`] goes back to the queue as a new, delayed job (a
-//! deferral is not a receive, so it never counts towards the DLQ). Then claim the messages (a lease in each document, so redeliveries, duplicate jobs
-//! and other instances never send twice; already-sent messages are acknowledged), decrypt
-//! each tenant's token (cached in the warm function), call Graph for all of them
-//! concurrently. Each `sent` + wamid is recorded as soon as its call returns (then statuses
-//! Meta reported before that are applied); retries and permanent failures of the batch in
-//! one write. A retry is a batch item failure with an exponential, jittered visibility
-//! backoff; after the queue's maxReceiveCount the redrive policy moves the job to the DLQ
-//! and the message keeps its last error.
+//! wait longer than [`pacing::HORIZON`] is given back and goes to the queue as a new,
+//! delayed job (a deferral is not a receive, so it never counts towards the DLQ). The rest
+//! wait for their slots in-process and call Graph concurrently, with each tenant's token
+//! decrypted once per version. Each `sent` + wamid is recorded as soon as its call returns
+//! (then statuses Meta reported before that are applied); retries, failures, holds and
+//! deferrals of the batch in one write. A retry is a batch item failure with an exponential,
+//! jittered visibility backoff; after the queue's maxReceiveCount the redrive policy moves
+//! the job to the DLQ and the message keeps its last error.
 //!
 //! A message Graph accepted but whose `sent` could not be recorded keeps its lease (no one
 //! else sends it) and its wamid is remembered (in this process and in Redis): the job's
@@ -74,13 +75,22 @@ enum Plan {
     Send { at: Instant, profile: Arc<Sending> },
     /// The token is refused: claim and hold.
     Hold(Arc<Sending>),
+    /// The customer's slot comes at `at` (within the horizon): wait, then take a slot on
+    /// the number's send timeline.
+    Later {
+        at: Instant,
+        held: Booking,
+        profile: Arc<Sending>,
+    },
     /// Not now: the job goes back to the queue.
     Defer {
         job: Box<SendJob>,
         reason: &'static str,
     },
-    /// The tenant could not be read: claim, record, retry.
+    /// The tenant could not be read: record, retry.
     Broken(MessageError),
+    /// Nothing to decide: the message is not this attempt's to send.
+    Skip,
 }
 
 fn now_ms() -> i64 {
@@ -240,6 +250,11 @@ impl Sender {
         outcomes: &mut [Outcome],
     ) -> Result<(), ApiError> {
         failpoint::hit("sender.before_claim").await?;
+        // Claimed first, so a slot is taken right before its send (not a database round
+        // trip earlier); what pacing then holds back is given back with the batch's write.
+        let mut claims =
+            delivery::claim_batch(&self.state.store, ids, self.state.config.send_lease).await?;
+        let remembered = self.remembered(&claims).await;
         // One profile read per tenant, then each customer's jobs one after another (their
         // order is their slots' order), different customers concurrently.
         let mut lanes: Vec<Vec<(usize, ObjectId, TenantId, &SendJob)>> = Vec::new();
@@ -270,13 +285,24 @@ impl Sender {
             .await
             .into_iter()
             .collect();
+        // Tokens before slots: a first decryption (a KMS call) must not make a message
+        // miss its slot and fall behind the customer's next one.
+        futures::future::join_all(profiles.iter().filter_map(|(t, p)| {
+            let p = p.as_ref().ok()?;
+            (p.token_state == TokenState::Valid).then(|| self.token(t, p))
+        }))
+        .await;
         let planned: Vec<(usize, ObjectId, TenantId, Plan)> =
             futures::future::join_all(lanes.into_iter().map(|lane| {
-                let profiles = &profiles;
+                let (profiles, claims, remembered) = (&profiles, &claims, &remembered);
                 async move {
                     let mut decided = Vec::with_capacity(lane.len());
                     for (i, id, tenant, job) in lane {
+                        // Only a message this attempt will send takes a slot.
+                        let ours = matches!(claims.get(&id), Some(Claim::Claimed { .. }))
+                            && !remembered.contains_key(&id);
                         let plan = match profiles.get(&tenant) {
+                            _ if !ours => Plan::Skip,
                             Some(Ok(profile)) => self.plan(profile.clone(), job).await,
                             Some(Err(e)) => Plan::Broken(MessageError {
                                 code: "credentials".into(),
@@ -294,34 +320,19 @@ impl Sender {
             .into_iter()
             .flatten()
             .collect();
-        let mut to_claim = Vec::new();
-        let mut plans = HashMap::new();
-        for (i, id, tenant, plan) in planned {
-            if let Plan::Defer { job, reason } = plan {
-                metrics::count(Metric::SendDeferred, &[("Reason", reason)]);
-                outcomes[i] = Outcome::Requeue(job);
-                continue;
-            }
-            to_claim.push(id);
-            plans.insert(id, (i, tenant, plan));
-        }
-        if to_claim.is_empty() {
-            return Ok(());
-        }
-        let mut claims =
-            delivery::claim_batch(&self.state.store, &to_claim, self.state.config.send_lease)
-                .await?;
-        let remembered = self.remembered(&claims).await;
-        let attempts = to_claim.iter().filter_map(|id| {
-            let (i, tenant, plan) = plans.remove(id)?;
-            let job = &jobs.get(i)?.as_ref()?.2;
-            Some((i, tenant, job, plan, claims.remove(id)?))
-        });
-        let results = futures::future::join_all(attempts.map(|(i, tenant, job, plan, claim)| {
-            let remembered = &remembered;
-            async move { (i, self.attempt(tenant, job, plan, claim, remembered).await) }
-        }))
-        .await;
+        let attempts: Vec<_> = planned
+            .into_iter()
+            .filter_map(|(i, id, tenant, plan)| {
+                let job = &jobs.get(i)?.as_ref()?.2;
+                Some((i, tenant, job, plan, claims.remove(&id)?))
+            })
+            .collect();
+        let results =
+            futures::future::join_all(attempts.into_iter().map(|(i, tenant, job, plan, claim)| {
+                let remembered = &remembered;
+                async move { (i, self.attempt(tenant, job, plan, claim, remembered).await) }
+            }))
+            .await;
         let finishes: Vec<Finish> = results
             .iter()
             .filter_map(|(_, a)| a.finish.clone())
@@ -371,46 +382,48 @@ impl Sender {
             phone_number_id: &profile.phone_number_id,
             customer: &job.to,
         };
-        // At most twice: a customer slot within the horizon is waited for, then the number's.
-        for _ in 0..2 {
-            let decided = pacing::admit(
-                &self.state.locks,
-                &lane,
-                &profile.pacing,
-                held,
-                Timeline::Send,
-            )
-            .await;
-            let local = now_ms();
-            match decided {
-                Decision::Send { at, now } => {
-                    let wait = (at - now).max(0) as u64;
-                    return Plan::Send {
-                        at: Instant::now() + Duration::from_millis(wait),
-                        profile,
-                    };
-                }
-                Decision::Customer { until, now } => {
-                    let wait = (until - now).max(0);
-                    held = Booking {
-                        not_before: Some(until),
+        let decided = pacing::admit(
+            &self.state.locks,
+            &lane,
+            &profile.pacing,
+            held,
+            Timeline::Send,
+        )
+        .await;
+        let local = now_ms();
+        match decided {
+            Decision::Send { at, now } => Plan::Send {
+                at: Instant::now() + Duration::from_millis((at - now).max(0) as u64),
+                profile,
+            },
+            Decision::Customer { until, now } => {
+                let wait = (until - now).max(0);
+                if wait > HORIZON.as_millis() as i64 {
+                    let booked = Booking {
+                        not_before: Some(local + wait),
                         customer: true,
                     };
-                    if wait > HORIZON.as_millis() as i64 {
-                        held.not_before = Some(local + wait);
-                        return deferred(job, local + wait, held, "customer");
-                    }
-                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    return deferred(job, local + wait, booked, "customer");
                 }
-                Decision::Number { until, now } => {
-                    return deferred(job, local + (until - now).max(0), held, "number");
+                // Near: the attempt waits for the customer's slot, then takes the number's
+                // (so this lane's next message is decided now, not after the wait).
+                held = Booking {
+                    not_before: Some(until),
+                    customer: true,
+                };
+                Plan::Later {
+                    at: Instant::now() + Duration::from_millis(wait as u64),
+                    held,
+                    profile,
                 }
-                Decision::Unpaced => break,
             }
-        }
-        Plan::Send {
-            at: Instant::now(),
-            profile,
+            Decision::Number { until, now } => {
+                deferred(job, local + (until - now).max(0), held, "number")
+            }
+            Decision::Unpaced => Plan::Send {
+                at: Instant::now(),
+                profile,
+            },
         }
     }
 
@@ -605,13 +618,49 @@ impl Sender {
         }
         let (at, profile) = match plan {
             Plan::Send { at, profile } => (at, profile),
+            Plan::Later { at, held, profile } => {
+                tokio::time::sleep_until(at).await;
+                let lane = Lane {
+                    phone_number_id: &profile.phone_number_id,
+                    customer: &message.customer_wa_id,
+                };
+                let decided = pacing::admit(
+                    &self.state.locks,
+                    &lane,
+                    &profile.pacing,
+                    held,
+                    Timeline::Send,
+                )
+                .await;
+                match decided {
+                    Decision::Send { at, now } => {
+                        let wait = Duration::from_millis((at - now).max(0) as u64);
+                        (Instant::now() + wait, profile)
+                    }
+                    Decision::Number { until, now } | Decision::Customer { until, now } => {
+                        let mut next = job.clone();
+                        next.not_before = Some(now_ms() + (until - now).max(0));
+                        next.customer_booked = true;
+                        metrics::count(Metric::SendDeferred, &[("Reason", "number")]);
+                        return Attempted::of(
+                            Outcome::Requeue(Box::new(next)),
+                            Some(finish(Attempt::Deferred)),
+                        );
+                    }
+                    Decision::Unpaced => (Instant::now(), profile),
+                }
+            }
             Plan::Hold(profile) => {
                 return self.hold(tenant, &profile, finish, None).await;
             }
             Plan::Broken(error) => {
                 return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
             }
-            Plan::Defer { .. } => return Attempted::of(Outcome::Retry(None), None),
+            Plan::Defer { job, reason } => {
+                metrics::count(Metric::SendDeferred, &[("Reason", reason)]);
+                return Attempted::of(Outcome::Requeue(job), Some(finish(Attempt::Deferred)));
+            }
+            Plan::Skip => return Attempted::of(Outcome::Retry(None), None),
         };
         if let Err(e) = failpoint::hit("sender.before_graph").await {
             return retry("failpoint", e.to_string());

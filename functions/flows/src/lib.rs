@@ -1,11 +1,11 @@
 //! `flows` function: a tenant's flow rules and fallback template.
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
-use serde_json::{Map, Value, json};
+
 use shared::{
     ApiError, AppState,
     auth::TenantAccess,
-    flow::{self, FlowDoc, FlowInput},
+    flow::{self, FlowDoc, FlowInput, FlowView},
     http::{ApiJson, finish},
     template,
 };
@@ -20,20 +20,15 @@ pub fn router(state: AppState) -> Router {
 
 /// `{ok: true, flows, fallbackTemplateKey, version, ...}`: the normalised shape at the top
 /// level, so what GET returns can be posted back as is.
-fn body(doc: &FlowDoc) -> Json<Value> {
-    let mut out = Map::new();
-    out.insert("ok".into(), json!(true));
-    if let Value::Object(view) = doc.view() {
-        out.extend(view);
-    }
-    Json(Value::Object(out))
+fn body(doc: &FlowDoc) -> Json<FlowView> {
+    Json(doc.view())
 }
 
 async fn save(
     State(state): State<AppState>,
     access: TenantAccess,
     ApiJson(input): ApiJson<FlowInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FlowView>), ApiError> {
     let keys = input.template_keys()?;
     let existing = template::existing_keys(&state.store, &access.tenant, &keys).await?;
     let saved = flow::save(&state.store, &access.tenant, &input, &existing).await;
@@ -51,6 +46,6 @@ async fn save(
 async fn show(
     State(state): State<AppState>,
     access: TenantAccess,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FlowView>, ApiError> {
     Ok(body(&flow::get(&state.store, &access.tenant).await?))
 }

@@ -67,7 +67,7 @@ async fn messages(
     let next = (docs.len() as i64 == f.limit)
         .then(|| docs.last().map(|m| shared::ids::rfc3339(m.created_at)))
         .flatten();
-    let messages: Vec<Value> = docs.iter().map(MessageDoc::view).collect();
+    let messages: Vec<message::MessageView> = docs.iter().map(MessageDoc::view).collect();
     Ok(Json(
         json!({ "ok": true, "messages": messages, "nextBefore": next }),
     ))

@@ -75,7 +75,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let all = matches!(q.all.as_deref(), Some("true" | "1" | "yes"));
     let docs = template::list(&state.store, &access.tenant, all).await?;
-    let templates: Vec<Value> = docs.iter().map(TemplateDoc::view).collect();
+    let templates: Vec<template::TemplateView> = docs.iter().map(TemplateDoc::view).collect();
     Ok(Json(json!({ "ok": true, "templates": templates })))
 }
 

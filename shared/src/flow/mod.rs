@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 pub use matcher::{CompiledFlow, first_match};
-pub use store::{FlowDoc, get, load, references, save};
+pub use store::{FlowDoc, FlowView, get, load, references, save};
 
 use crate::{
     error::ApiError,

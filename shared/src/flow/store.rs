@@ -8,9 +8,8 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::{Flow, FlowInput};
+use super::{Flow, FlowInput, Rule};
 use crate::{
     error::ApiError,
     ids::{TemplateKey, TenantId},
@@ -30,16 +29,29 @@ pub struct FlowDoc {
     pub updated_at: DateTime,
 }
 
+/// The API's view of a flow: the normalised input shape plus bookkeeping, so what GET
+/// returns can be posted back as is.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowView {
+    pub ok: bool,
+    pub flows: Vec<Rule>,
+    pub fallback_template_key: Option<TemplateKey>,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 impl FlowDoc {
-    /// The API's view: the normalised input shape plus bookkeeping, so it can be posted back.
-    pub fn view(&self) -> Value {
-        json!({
-            "flows": self.flow.flows,
-            "fallbackTemplateKey": self.flow.fallback_template_key,
-            "version": self.version,
-            "createdAt": crate::ids::rfc3339(self.created_at),
-            "updatedAt": crate::ids::rfc3339(self.updated_at),
-        })
+    pub fn view(&self) -> FlowView {
+        FlowView {
+            ok: true,
+            flows: self.flow.flows.clone(),
+            fallback_template_key: self.flow.fallback_template_key.clone(),
+            version: self.version,
+            created_at: crate::ids::rfc3339(self.created_at),
+            updated_at: crate::ids::rfc3339(self.updated_at),
+        }
     }
 }
 

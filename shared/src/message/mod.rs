@@ -232,38 +232,36 @@ impl MessageDoc {
     }
 
     /// The API's view of a message.
-    pub fn view(&self) -> serde_json::Value {
-        let iso = |d: &DateTime| crate::ids::rfc3339(*d);
-        let status_at: serde_json::Map<String, serde_json::Value> = self
+    pub fn view(&self) -> MessageView {
+        let status_at = self
             .status_at
             .iter()
             .flat_map(|d| d.iter())
-            .filter_map(|(k, v)| {
-                Some((k.clone(), serde_json::Value::String(iso(v.as_datetime()?))))
-            })
+            .filter_map(|(k, v)| Some((k.clone(), crate::ids::rfc3339(*v.as_datetime()?))))
             .collect();
-        let mut v = serde_json::json!({
-            "id": self.id.to_hex(),
-            "direction": self.direction,
-            "type": self.kind,
-            "customerWaId": self.customer_wa_id,
-            "body": self.body,
-            "status": self.status,
-            "attempts": self.attempts,
-            "lastError": self.last_error,
-            "waMessageId": self.wa_message_id,
-            "enqueued": self.enqueued,
-            "templateKey": self.template_key,
-            "source": self.source,
-            "idempotencyKey": self.idempotency_key.strip_prefix(API_KEY_PREFIX).unwrap_or(&self.idempotency_key),
-            "statusAt": status_at,
-            "createdAt": iso(&self.created_at),
-            "updatedAt": iso(&self.updated_at),
-        });
-        if let Some(payload) = &self.payload_id {
-            v["payloadId"] = serde_json::Value::String(payload.clone());
+        MessageView {
+            id: self.id.to_hex(),
+            direction: self.direction,
+            kind: self.kind.clone(),
+            customer_wa_id: self.customer_wa_id.clone(),
+            body: self.body.clone(),
+            payload_id: self.payload_id.clone(),
+            status: self.status,
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            wa_message_id: self.wa_message_id.clone(),
+            enqueued: self.enqueued,
+            template_key: self.template_key.clone(),
+            source: self.source.clone(),
+            idempotency_key: self
+                .idempotency_key
+                .strip_prefix(API_KEY_PREFIX)
+                .unwrap_or(&self.idempotency_key)
+                .to_owned(),
+            status_at,
+            created_at: crate::ids::rfc3339(self.created_at),
+            updated_at: crate::ids::rfc3339(self.updated_at),
         }
-        v
     }
 
     /// The SQS job for an outbound message.
@@ -278,6 +276,33 @@ impl MessageDoc {
             customer_booked: false,
         })
     }
+}
+
+/// What the API shows of a message (`GET /messages`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: String,
+    pub direction: Direction,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub customer_wa_id: String,
+    pub body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_id: Option<String>,
+    pub status: Status,
+    pub attempts: i32,
+    pub last_error: Option<MessageError>,
+    pub wa_message_id: Option<String>,
+    pub enqueued: bool,
+    pub template_key: Option<TemplateKey>,
+    pub source: Option<String>,
+    /// The caller's key as it was sent (without the stored `api:` prefix).
+    pub idempotency_key: String,
+    /// When each status was reached.
+    pub status_at: std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// API sends store the caller's key under this prefix, so it can never collide with the

@@ -10,8 +10,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 pub use store::{
-    TemplateDoc, create_or_update, deactivate, existing_keys, get, list, load_active, references,
-    replace,
+    TemplateDoc, TemplateView, create_or_update, deactivate, existing_keys, get, list, load_active,
+    references, replace,
 };
 
 pub use crate::ids::{KEY_MAX, STATE_MAX, StateName, TemplateKey};

@@ -9,7 +9,7 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Button, TemplateInput, TemplateKey, TemplateKind, TemplateSpec};
 use crate::{
@@ -38,22 +38,38 @@ pub struct TemplateDoc {
     pub updated_at: DateTime,
 }
 
+/// The API's view of a template.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateView {
+    pub key: TemplateKey,
+    pub tenant_id: String,
+    pub kind: TemplateKind,
+    pub body: String,
+    pub buttons: Vec<Button>,
+    pub variables: Vec<String>,
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 impl TemplateDoc {
-    /// The API's view of a template.
-    pub fn view(&self) -> Value {
-        json!({
-            "key": self.key,
-            "tenantId": self.tenant_id.to_hex(),
-            "kind": self.kind,
-            "body": self.body,
-            "buttons": self.buttons,
-            "variables": self.variables,
-            "description": self.description,
-            "isActive": self.is_active,
-            "version": self.version,
-            "createdAt": crate::ids::rfc3339(self.created_at),
-            "updatedAt": crate::ids::rfc3339(self.updated_at),
-        })
+    pub fn view(&self) -> TemplateView {
+        TemplateView {
+            key: self.key.clone(),
+            tenant_id: self.tenant_id.to_hex(),
+            kind: self.kind,
+            body: self.body.clone(),
+            buttons: self.buttons.clone(),
+            variables: self.variables.clone(),
+            description: self.description.clone(),
+            is_active: self.is_active,
+            version: self.version,
+            created_at: crate::ids::rfc3339(self.created_at),
+            updated_at: crate::ids::rfc3339(self.updated_at),
+        }
     }
 }
 

@@ -320,7 +320,15 @@ async fn one_customer_gets_a_burst_then_one_message_per_interval_in_order() {
     let calls = rig.graph.calls();
     each_once(&calls, 5);
     let texts: Vec<&str> = calls.iter().map(|c| c.text.as_str()).collect();
-    assert_eq!(texts, ["m1", "m2", "m3", "m4", "m5"], "in order");
+    let timeline: Vec<(String, u128)> = calls
+        .iter()
+        .map(|c| (c.text.clone(), c.at.duration_since(calls[0].at).as_millis()))
+        .collect();
+    assert_eq!(
+        texts,
+        ["m1", "m2", "m3", "m4", "m5"],
+        "in order: {timeline:?}"
+    );
     let since = |i: usize| calls[i].at.duration_since(calls[0].at);
     assert!(
         since(1) < Duration::from_millis(500),
