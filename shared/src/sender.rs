@@ -378,18 +378,7 @@ impl Sender {
             // Early (a deferral longer than one SQS delay hops): nothing to decide yet.
             return deferred(job, at, held, "scheduled");
         }
-        let lane = Lane {
-            phone_number_id: &profile.phone_number_id,
-            customer: &job.to,
-        };
-        let decided = pacing::admit(
-            &self.state.locks,
-            &lane,
-            &profile.pacing,
-            held,
-            Timeline::Send,
-        )
-        .await;
+        let decided = self.admit_send(&profile, &job.to, held).await;
         let local = now_ms();
         match decided {
             Decision::Send { at, now } => Plan::Send {
@@ -425,6 +414,22 @@ impl Sender {
                 profile,
             },
         }
+    }
+
+    /// A slot on the number's send timeline (and the customer's, unless `held` has it).
+    async fn admit_send(&self, profile: &Sending, customer: &str, held: Booking) -> Decision {
+        let lane = Lane {
+            phone_number_id: &profile.phone_number_id,
+            customer,
+        };
+        pacing::admit(
+            &self.state.locks,
+            &lane,
+            &profile.pacing,
+            held,
+            Timeline::Send,
+        )
+        .await
     }
 
     /// After holding messages for a token that was replaced meanwhile (the replacement's
@@ -620,19 +625,10 @@ impl Sender {
             Plan::Send { at, profile } => (at, profile),
             Plan::Later { at, held, profile } => {
                 tokio::time::sleep_until(at).await;
-                let lane = Lane {
-                    phone_number_id: &profile.phone_number_id,
-                    customer: &message.customer_wa_id,
-                };
-                let decided = pacing::admit(
-                    &self.state.locks,
-                    &lane,
-                    &profile.pacing,
-                    held,
-                    Timeline::Send,
-                )
-                .await;
-                match decided {
+                match self
+                    .admit_send(&profile, &message.customer_wa_id, held)
+                    .await
+                {
                     Decision::Send { at, now } => {
                         let wait = Duration::from_millis((at - now).max(0) as u64);
                         (Instant::now() + wait, profile)
@@ -689,14 +685,9 @@ impl Sender {
                 not_before: None,
                 customer: true,
             };
-            let decided = pacing::admit(
-                &self.state.locks,
-                &lane,
-                &profile.pacing,
-                again,
-                Timeline::Send,
-            )
-            .await;
+            let decided = self
+                .admit_send(&profile, &message.customer_wa_id, again)
+                .await;
             if let Decision::Send { at: until, now } | Decision::Number { until, now } = decided {
                 let wait = (until - now).max(0);
                 if wait > HORIZON.as_millis() as i64 {
