@@ -106,8 +106,8 @@ pub enum Attempt {
     Failed(MessageError),
     /// The tenant's token was refused: `held` until it is replaced (not an attempt).
     Held(MessageError),
-    /// Given back before Graph was called (its number was throttled meanwhile): `queued`
-    /// again, not an attempt.
+    /// Given back before Graph was called (pacing held it back; its job is re-enqueued,
+    /// delayed): `queued` again, not an attempt.
     Deferred,
 }
 
@@ -172,6 +172,10 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
         Attempt::Deferred => {
             set.remove("attempts");
             set.insert("status", Status::Queued.as_str());
+            // Its job goes back to the queue now: the relay must not take a long wait for a
+            // lost job.
+            set.insert("enqueued", true);
+            set.insert("enqueuedAt", now);
         }
         Attempt::Held(_) => {
             set.remove("attempts");
@@ -229,22 +233,5 @@ pub async fn finish_batch(store: &Store, finishes: &[Finish]) -> Result<(), ApiE
             format!("{} delivery updates failed", errors.len()),
         ));
     }
-    Ok(())
-}
-
-/// Jobs of these messages went back to the queue with a delay (pacing): they count as just
-/// enqueued, so the relay does not take a long deferral for a lost job.
-pub async fn deferred(store: &Store, ids: &[ObjectId]) -> Result<(), ApiError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    store
-        .collection::<Document>(MESSAGES)
-        .await?
-        .update_many(
-            doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0 },
-            doc! { "$set": { "enqueued": true, "enqueuedAt": DateTime::now() } },
-        )
-        .await?;
     Ok(())
 }

@@ -97,13 +97,18 @@ fn now_ms() -> i64 {
     DateTime::now().timestamp_millis()
 }
 
-/// A job deferred until `until` (local epoch ms), holding `booked`.
-fn deferred(job: &SendJob, until: i64, booked: Booking, reason: &'static str) -> Plan {
+/// The job again, for a new SQS message delayed until `until` (local epoch ms).
+fn again_at(job: &SendJob, until: i64, customer_booked: bool) -> Box<SendJob> {
     let mut job = job.clone();
     job.not_before = Some(until);
-    job.customer_booked = booked.customer;
+    job.customer_booked = customer_booked;
+    Box::new(job)
+}
+
+/// A job deferred until `until` (local epoch ms), holding `booked`.
+fn deferred(job: &SendJob, until: i64, booked: Booking, reason: &'static str) -> Plan {
     Plan::Defer {
-        job: Box::new(job),
+        job: again_at(job, until, booked.customer),
         reason,
     }
 }
@@ -185,7 +190,7 @@ impl Sender {
                 tracing::error!(sqsMessageId = ?record.message_id, "unreadable send job: left for the DLQ");
             }
         }
-        self.requeue(&jobs, &mut outcomes).await;
+        self.requeue(&mut outcomes).await;
         let mut response = SqsBatchResponse::default();
         for (record, outcome) in event.records.iter().zip(outcomes) {
             if let Outcome::Retry(delay) = outcome {
@@ -201,44 +206,30 @@ impl Sender {
     /// Enqueues the deferred jobs (one call per ten); each one SQS took replaces its
     /// original, which is acknowledged. One it refused keeps the original, made visible
     /// again at the same time instead (a receive, the rare fallback).
-    async fn requeue(
-        &self,
-        jobs: &[Option<(TenantId, ObjectId, SendJob)>],
-        outcomes: &mut [Outcome],
-    ) {
-        let deferred: Vec<(usize, SendJob)> = outcomes
+    async fn requeue(&self, outcomes: &mut [Outcome]) {
+        let (at, new_jobs): (Vec<usize>, Vec<SendJob>) = outcomes
             .iter()
             .enumerate()
             .filter_map(|(i, o)| match o {
                 Outcome::Requeue(job) => Some((i, (**job).clone())),
                 _ => None,
             })
-            .collect();
-        if deferred.is_empty() {
+            .unzip();
+        if new_jobs.is_empty() {
             return;
         }
-        let new_jobs: Vec<SendJob> = deferred.iter().map(|(_, j)| j.clone()).collect();
         let accepted = match self.state.queue() {
             Ok(queue) => queue.send_batch(&new_jobs).await,
             Err(_) => vec![false; new_jobs.len()],
         };
         let now = now_ms();
-        let mut moved = Vec::new();
-        for ((i, job), ok) in deferred.into_iter().zip(accepted) {
-            if ok {
-                outcomes[i] = Outcome::Done;
-                if let Some((_, id, _)) = jobs.get(i).and_then(Option::as_ref) {
-                    moved.push(*id);
-                }
+        for ((i, job), ok) in at.into_iter().zip(&new_jobs).zip(accepted) {
+            outcomes[i] = if ok {
+                Outcome::Done
             } else {
                 let wait = job.not_before.map_or(0, |at| (at - now).max(0));
-                outcomes[i] = Outcome::Retry(Some(Duration::from_millis(wait as u64)));
-            }
-        }
-        if let Err(e) = delivery::deferred(&self.state.store, &moved).await {
-            // Only the relay's view of them: a deferral past its stale period is re-enqueued
-            // once more, which the claim makes harmless.
-            e.log();
+                Outcome::Retry(Some(Duration::from_millis(wait as u64)))
+            };
         }
     }
 
@@ -595,6 +586,11 @@ impl Sender {
             tenant_id: message.tenant_id,
             attempt,
         };
+        // Given back before Graph was called: queued again, as a new delayed job.
+        let give_back = |next: Box<SendJob>, reason: &'static str| {
+            metrics::count(Metric::SendDeferred, &[("Reason", reason)]);
+            Attempted::of(Outcome::Requeue(next), Some(finish(Attempt::Deferred)))
+        };
         let retry = |code: &str, title: String| {
             let error = MessageError {
                 code: code.into(),
@@ -634,14 +630,8 @@ impl Sender {
                         (Instant::now() + wait, profile)
                     }
                     Decision::Number { until, now } | Decision::Customer { until, now } => {
-                        let mut next = job.clone();
-                        next.not_before = Some(now_ms() + (until - now).max(0));
-                        next.customer_booked = true;
-                        metrics::count(Metric::SendDeferred, &[("Reason", "number")]);
-                        return Attempted::of(
-                            Outcome::Requeue(Box::new(next)),
-                            Some(finish(Attempt::Deferred)),
-                        );
+                        let next = again_at(job, now_ms() + (until - now).max(0), true);
+                        return give_back(next, "number");
                     }
                     Decision::Unpaced => (Instant::now(), profile),
                 }
@@ -652,10 +642,7 @@ impl Sender {
             Plan::Broken(error) => {
                 return Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))));
             }
-            Plan::Defer { job, reason } => {
-                metrics::count(Metric::SendDeferred, &[("Reason", reason)]);
-                return Attempted::of(Outcome::Requeue(job), Some(finish(Attempt::Deferred)));
-            }
+            Plan::Defer { job, reason } => return give_back(job, reason),
             Plan::Skip => return Attempted::of(Outcome::Retry(None), None),
         };
         if let Err(e) = failpoint::hit("sender.before_graph").await {
@@ -691,27 +678,15 @@ impl Sender {
             if let Decision::Send { at: until, now } | Decision::Number { until, now } = decided {
                 let wait = (until - now).max(0);
                 if wait > HORIZON.as_millis() as i64 {
-                    let mut next = job.clone();
-                    next.not_before = Some(now_ms() + wait);
-                    next.customer_booked = true;
-                    metrics::count(Metric::SendDeferred, &[("Reason", "late")]);
-                    return Attempted::of(
-                        Outcome::Requeue(Box::new(next)),
-                        Some(finish(Attempt::Deferred)),
-                    );
+                    return give_back(again_at(job, now_ms() + wait, true), "late");
                 }
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
         if let Some(until) = self.throttled_until(&profile.phone_number_id) {
-            let mut next = job.clone();
             let wait = until.saturating_duration_since(Instant::now());
-            next.not_before = Some(now_ms() + wait.as_millis() as i64);
-            next.customer_booked = false;
-            return Attempted::of(
-                Outcome::Requeue(Box::new(next)),
-                Some(finish(Attempt::Deferred)),
-            );
+            let next = again_at(job, now_ms() + wait.as_millis() as i64, false);
+            return give_back(next, "throttled");
         }
         let sent = self
             .graph
@@ -759,10 +734,7 @@ impl Sender {
         // Pacing codes go back as a fresh, delayed job: Meta asked us to wait, which is no
         // reason to move the message towards the DLQ.
         let later = |after: Duration| {
-            let mut next = job.clone();
-            next.not_before = Some(now_ms() + after.as_millis() as i64);
-            next.customer_booked = false;
-            Outcome::Requeue(Box::new(next))
+            Outcome::Requeue(again_at(job, now_ms() + after.as_millis() as i64, false))
         };
         match e.class {
             ErrorClass::Retry => {
