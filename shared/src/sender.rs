@@ -618,7 +618,10 @@ impl Sender {
                 .await;
         }
         let (at, profile) = match plan {
-            Plan::Send { at, profile } => (at, profile),
+            // Attempts start once the whole batch is decided: the few milliseconds that took
+            // (a customer's later messages are decided after its earlier ones) are not
+            // lateness, or an earlier message would lose its slot to a later one.
+            Plan::Send { at, profile } => (at.max(Instant::now()), profile),
             Plan::Later { at, held, profile } => {
                 tokio::time::sleep_until(at).await;
                 match self
