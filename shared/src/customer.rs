@@ -1,6 +1,7 @@
 //! Customers (WhatsApp users talking to a tenant) and their conversation state.
 //! `(tenantId, waId)` is unique; every update is a single atomic upsert.
 
+use futures::TryStreamExt;
 use mongodb::{
     Collection,
     bson::{DateTime, Document, doc},
@@ -39,13 +40,15 @@ async fn collection(store: &Store) -> Result<Collection<Document>, ApiError> {
     store.collection(CUSTOMERS).await
 }
 
-/// Records that the customer wrote (and their profile name, when Meta sent it) and returns
-/// their conversation. One round trip.
+/// Records that the customer wrote at `wrote_at` (see [`wrote_at`]; it opens their
+/// window, and an older message delivered late never moves it back) and their profile name,
+/// when Meta sent it; returns their conversation. One round trip.
 pub async fn touch(
     store: &Store,
     tenant: &TenantId,
     wa_id: &str,
     name: Option<&str>,
+    wrote_at: DateTime,
 ) -> Result<Conversation, ApiError> {
     let now = DateTime::now();
     let mut set = doc! { "lastSeenAt": now, "updatedAt": now };
@@ -56,7 +59,11 @@ pub async fn touch(
         .await?
         .find_one_and_update(
             doc! { "tenantId": tenant.object_id(), "waId": wa_id },
-            doc! { "$set": set, "$setOnInsert": { "firstSeenAt": now } },
+            doc! {
+                "$set": set,
+                "$max": { "lastInboundAt": wrote_at },
+                "$setOnInsert": { "firstSeenAt": now },
+            },
         )
         .upsert(true)
         .return_document(ReturnDocument::After)
@@ -87,4 +94,204 @@ pub async fn apply(
         .upsert(true)
         .await?;
     Ok(())
+}
+
+/// How long after a customer's last message free-form messages may reach them (Meta's
+/// customer service window).
+pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The end of the window opened by a message written at `last_inbound`.
+pub fn window_open_until(last_inbound: DateTime) -> DateTime {
+    DateTime::from_millis(last_inbound.timestamp_millis() + WINDOW.as_millis() as i64)
+}
+
+/// When a message written at `wa_timestamp` (Meta's clock) opened the window: Meta's own
+/// time, so a delivery Meta retried hours later does not open a window the customer never
+/// had; never later than now.
+pub fn wrote_at(wa_timestamp: Option<DateTime>, now: DateTime) -> DateTime {
+    match wa_timestamp {
+        Some(t) if t < now => t,
+        _ => now,
+    }
+}
+
+/// Why a free-form message cannot go to this customer now, if it cannot.
+pub fn window_refusal(last_inbound: Option<DateTime>, now: DateTime) -> Option<ApiError> {
+    let message = match last_inbound {
+        Some(at) if window_open_until(at) > now => return None,
+        Some(at) => format!(
+            "the customer last wrote at {}; free-form messages reach a customer only within 24 \
+             hours of their last message: send an approved Meta template \
+             (POST /tenants/{{tenantId}}/send/meta-template)",
+            crate::ids::rfc3339(at)
+        ),
+        None => "the customer has never written to this number; free-form messages reach a \
+                 customer only within 24 hours of their last message: send an approved Meta \
+                 template (POST /tenants/{tenantId}/send/meta-template)"
+            .to_owned(),
+    };
+    Some(ApiError::refused(
+        "outside_customer_service_window",
+        "to",
+        message,
+    ))
+}
+
+/// The customer's last message time, if they ever wrote. One round trip.
+pub async fn last_inbound(
+    store: &Store,
+    tenant: &TenantId,
+    wa_id: &str,
+) -> Result<Option<DateTime>, ApiError> {
+    let doc = collection(store)
+        .await?
+        .find_one(doc! { "tenantId": tenant.object_id(), "waId": wa_id })
+        .projection(doc! { "lastInboundAt": 1 })
+        .await?;
+    Ok(doc.and_then(|d| d.get_datetime("lastInboundAt").ok().copied()))
+}
+
+/// A customer as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView {
+    pub wa_id: String,
+    pub name: Option<String>,
+    pub last_inbound_at: Option<String>,
+    pub window_open_until: Option<String>,
+    pub window_open: bool,
+    pub state: Option<String>,
+    pub last_template_key: Option<String>,
+    pub first_seen_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerDoc {
+    #[serde(rename = "_id")]
+    id: mongodb::bson::oid::ObjectId,
+    wa_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    last_inbound_at: Option<DateTime>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    last_template_key: Option<String>,
+    #[serde(default)]
+    first_seen_at: Option<DateTime>,
+}
+
+impl CustomerDoc {
+    fn view(&self, now: DateTime) -> CustomerView {
+        let until = self.last_inbound_at.map(window_open_until);
+        CustomerView {
+            wa_id: self.wa_id.clone(),
+            name: self.name.clone(),
+            last_inbound_at: self.last_inbound_at.map(crate::ids::rfc3339),
+            window_open_until: until.map(crate::ids::rfc3339),
+            window_open: until.is_some_and(|u| u > now),
+            state: self.state.clone(),
+            last_template_key: self.last_template_key.clone(),
+            first_seen_at: self.first_seen_at.map(crate::ids::rfc3339),
+        }
+    }
+}
+
+/// `GET /tenants/{tenantId}/customers/{waId}`.
+pub async fn get(store: &Store, tenant: &TenantId, wa_id: &str) -> Result<CustomerView, ApiError> {
+    let doc = collection(store)
+        .await?
+        .find_one(doc! { "tenantId": tenant.object_id(), "waId": wa_id })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("customer {wa_id} not found")))?;
+    let doc: CustomerDoc = mongodb::bson::from_document(doc).map_err(|_| ApiError::Internal)?;
+    Ok(doc.view(DateTime::now()))
+}
+
+pub const LIST_LIMIT_MAX: i64 = 200;
+
+/// `GET /tenants/{tenantId}/customers` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerQuery {
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A page of customers, newest first, and the cursor of the next page.
+pub struct CustomerPage {
+    pub customers: Vec<CustomerView>,
+    pub next_cursor: Option<String>,
+}
+
+/// `<firstSeenAt ms>_<id>`: the position after which the next page starts.
+fn parse_cursor(c: &str) -> Option<(DateTime, mongodb::bson::oid::ObjectId)> {
+    let (at, id) = c.split_once('_')?;
+    Some((
+        DateTime::from_millis(at.parse().ok()?),
+        mongodb::bson::oid::ObjectId::parse_str(id).ok()?,
+    ))
+}
+
+/// Newest first (by when the customer first wrote or was written to); the cursor is
+/// opaque to callers.
+pub async fn list(
+    store: &Store,
+    tenant: &TenantId,
+    q: &CustomerQuery,
+) -> Result<CustomerPage, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=LIST_LIMIT_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("must be an integer from 1 to {LIST_LIMIT_MAX}"),
+                ));
+            }
+        },
+    };
+    let mut filter = doc! { "tenantId": tenant.object_id() };
+    if let Some(c) = q.cursor.as_deref() {
+        let (at, id) = parse_cursor(c).ok_or_else(|| {
+            ApiError::invalid("cursor", "must be a nextCursor from a previous page")
+        })?;
+        filter.insert(
+            "$or",
+            vec![
+                doc! { "firstSeenAt": { "$lt": at } },
+                doc! { "firstSeenAt": at, "_id": { "$lt": id } },
+            ],
+        );
+    }
+    let docs: Vec<Document> = collection(store)
+        .await?
+        .find(filter)
+        .sort(doc! { "firstSeenAt": -1, "_id": -1 })
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    let now = DateTime::now();
+    let docs: Vec<CustomerDoc> = docs
+        .into_iter()
+        .filter_map(|d| mongodb::bson::from_document(d).ok())
+        .collect();
+    let next_cursor = (docs.len() as i64 == limit)
+        .then(|| {
+            docs.last().map(|d| {
+                let at = d.first_seen_at.map_or(0, |t| t.timestamp_millis());
+                format!("{at}_{}", d.id.to_hex())
+            })
+        })
+        .flatten();
+    Ok(CustomerPage {
+        customers: docs.iter().map(|d| d.view(now)).collect(),
+        next_cursor,
+    })
 }

@@ -32,6 +32,14 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{field}: {message}")]
     Unprocessable { field: String, message: String },
+    /// Well-formed, but a rule of WhatsApp's (or the tenant's) refuses it: a 422 with a
+    /// machine-readable `code` besides the field.
+    #[error("{field}: {message}")]
+    Refused {
+        code: &'static str,
+        field: String,
+        message: String,
+    },
     /// A dependency (database, KMS, queue, ...) failed; the caller should retry.
     #[error("{dependency} is unavailable")]
     Unavailable {
@@ -70,6 +78,18 @@ impl ApiError {
         }
     }
 
+    pub fn refused(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Refused {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     /// A failed dependency; the cause is kept for the one log line at the HTTP boundary.
     pub fn unavailable(dependency: &'static str, cause: impl std::fmt::Display) -> Self {
         Self::Unavailable {
@@ -98,7 +118,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::Refused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Unavailable { .. } | Self::InProgress(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -122,6 +144,10 @@ impl IntoResponse for ApiError {
         match self {
             Self::Unprocessable { field, .. } => {
                 body["field"] = Value::String(field);
+            }
+            Self::Refused { code, field, .. } => {
+                body["field"] = Value::String(field);
+                body["code"] = Value::String(code.to_owned());
             }
             Self::Conflict { extra, .. } => {
                 if let Some(obj) = body.as_object_mut() {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    customer::StateUpdate,
+    customer::{self, StateUpdate},
     engine,
     error::ApiError,
     failpoint,
@@ -99,7 +99,7 @@ pub async fn send_text(
         text: text.to_owned(),
         buttons: Vec::new(),
     };
-    submit(state, tenant, &to, key, content, None).await
+    submit(state, tenant, &to, key, content, None, Window::Required).await
 }
 
 fn variable_text(v: &Value) -> Option<String> {
@@ -156,7 +156,16 @@ pub async fn send_template(
         last_template_key: t.key.clone(),
         state: None,
     });
-    let mut accepted = submit(state, tenant, &to, idempotency, content, state_update).await;
+    let mut accepted = submit(
+        state,
+        tenant,
+        &to,
+        idempotency,
+        content,
+        state_update,
+        Window::Required,
+    )
+    .await;
     if let Ok(a) = &mut accepted {
         tracing::info!(tenantId = %tenant, messageId = %a.message_id, templateKey = %key, "template send queued");
     }
@@ -174,6 +183,7 @@ async fn submit(
     key: IdempotencyKey,
     content: Content,
     state_update: Option<StateUpdate>,
+    window: Window,
 ) -> Result<Accepted, ApiError> {
     let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
     let lock = format!("wa:send:{tenant}:{}", key.as_str());
@@ -190,7 +200,10 @@ async fn submit(
         Begin::Owner(held) => Some(held),
         Begin::Unguarded => None,
     };
-    let result = store_and_enqueue(state, tenant, to, &stored_key, content, state_update).await;
+    let result = match window_guard(state, tenant, to, &stored_key, window).await {
+        Ok(()) => store_and_enqueue(state, tenant, to, &stored_key, content, state_update).await,
+        Err(e) => Err(e),
+    };
     if let Some(held) = held {
         held.end(&state.locks, &result).await;
     }
@@ -198,6 +211,42 @@ async fn submit(
         message_id: id,
         idempotency_key: key.0,
     })
+}
+
+/// Whether a message needs the customer's 24-hour window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Free-form (text, media, interactive): only within 24 hours of the customer's last
+    /// message.
+    Required,
+    /// An approved Meta template: reaches the customer any time.
+    Any,
+}
+
+/// Refuses a free-form message to a customer whose window is closed, before anything is
+/// stored or queued. A retry of a message accepted while the window was open is not
+/// refused: it is answered as its key's first request was.
+async fn window_guard(
+    state: &AppState,
+    tenant: &TenantId,
+    to: &Recipient,
+    stored_key: &str,
+    window: Window,
+) -> Result<(), ApiError> {
+    if window == Window::Any {
+        return Ok(());
+    }
+    let last = customer::last_inbound(&state.store, tenant, to.as_str()).await?;
+    let Some(refusal) = customer::window_refusal(last, mongodb::bson::DateTime::now()) else {
+        return Ok(());
+    };
+    if message::find_by_key(&state.store, tenant, stored_key)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    Err(refusal)
 }
 
 fn already_processed(existing: &MessageDoc) -> ApiError {

@@ -80,6 +80,7 @@ impl FaultRig {
         shim.timeout = timeouts["sender"];
         let tenant = r.body["tenant"]["id"].as_str().expect("id").to_owned();
         let key = r.body["apiKey"].as_str().expect("key").to_owned();
+        app.customers_wrote(&tenant, &["34600111222"]).await;
         let rig = Self {
             app,
             graph,

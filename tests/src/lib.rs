@@ -314,6 +314,24 @@ impl TestApp {
         drain_queue(&self.aws, &url).await
     }
 
+    /// Arranges that these customers wrote to the tenant a moment ago, so their 24-hour
+    /// window is open (tests about other things send free-form messages to them). The
+    /// window itself is tested through the webhook.
+    pub async fn customers_wrote(&self, tenant: &str, wa_ids: &[&str]) {
+        let tenant = mongodb::bson::oid::ObjectId::parse_str(tenant).expect("tenant id");
+        let now = mongodb::bson::DateTime::now();
+        let customers = self.db.collection::<mongodb::bson::Document>("customers");
+        for chunk in wa_ids.chunks(500) {
+            let docs = chunk.iter().map(|w| {
+                mongodb::bson::doc! {
+                    "tenantId": tenant, "waId": *w, "lastInboundAt": now, "firstSeenAt": now,
+                }
+            });
+            // Already there (e.g. twice in one test): keep going.
+            let _ = customers.insert_many(docs).ordered(false).await;
+        }
+    }
+
     pub async fn messages(&self, filter: mongodb::bson::Document) -> Vec<mongodb::bson::Document> {
         use futures::TryStreamExt;
         self.db

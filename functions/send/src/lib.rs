@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use shared::{
     ApiError, AppState,
     auth::TenantAccess,
-    http::{ApiJson, ApiQuery, finish},
+    customer::{self, CustomerQuery},
+    http::{ApiJson, ApiPath, ApiQuery, finish},
     message::{self, ListFilter, ListQuery, MessageDoc},
     send::{self, Accepted, SendTemplateRequest, SendTextRequest},
 };
@@ -21,6 +22,8 @@ pub fn router(state: AppState) -> Router {
             .route("/tenants/{tenantId}/send", post(send_text))
             .route("/tenants/{tenantId}/send/template", post(send_template))
             .route("/tenants/{tenantId}/messages", get(messages))
+            .route("/tenants/{tenantId}/customers", get(customers))
+            .route("/tenants/{tenantId}/customers/{waId}", get(customer))
             .with_state(state),
     )
 }
@@ -71,4 +74,27 @@ async fn messages(
     Ok(Json(
         json!({ "ok": true, "messages": messages, "nextBefore": next }),
     ))
+}
+
+async fn customers(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiQuery(q): ApiQuery<CustomerQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = customer::list(&state.store, &access.tenant, &q).await?;
+    Ok(Json(json!({
+        "ok": true,
+        "customers": page.customers,
+        "nextCursor": page.next_cursor,
+    })))
+}
+
+async fn customer(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath(params): ApiPath<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let wa_id = params.get("waId").map(String::as_str).unwrap_or_default();
+    let c = customer::get(&state.store, &access.tenant, wa_id).await?;
+    Ok(Json(json!({ "ok": true, "customer": c })))
 }

@@ -300,7 +300,12 @@ async fn process(
                 .map(|_| Received::Duplicate);
         }
     }
-    let conversation = customer::touch(&state.store, tenant, &message.from, name).await?;
+    let wrote_at = customer::wrote_at(
+        message.timestamp.map(|s| DateTime::from_millis(s * 1000)),
+        DateTime::now(),
+    );
+    let conversation =
+        customer::touch(&state.store, tenant, &message.from, name, wrote_at).await?;
     if !message.is_conversational() {
         return Ok(Received::Stored);
     }

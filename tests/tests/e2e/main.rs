@@ -16,3 +16,4 @@ mod send;
 mod sender;
 mod templates;
 mod webhook;
+mod window;

@@ -184,6 +184,12 @@ impl Rig {
     }
 
     async fn send(&self, t: &Tenant, to: &str, text: &str) -> String {
+        self.app.customers_wrote(&t.id, &[to]).await;
+        self.send_open(t, to, text).await
+    }
+
+    /// A send to a customer whose window is open already.
+    async fn send_open(&self, t: &Tenant, to: &str, text: &str) -> String {
         let r = self
             .app
             .send(&t.id, &t.key, &json!({"to": to, "text": text}))
@@ -194,9 +200,12 @@ impl Rig {
 
     /// `n` sends to distinct customers, `at_once` in flight.
     async fn broadcast(&self, t: &Tenant, n: usize, at_once: usize) {
+        let customers: Vec<String> = (0..n).map(|i| format!("3460{:07}", i)).collect();
+        let refs: Vec<&str> = customers.iter().map(String::as_str).collect();
+        self.app.customers_wrote(&t.id, &refs).await;
         futures::stream::iter(0..n)
             .map(|i| async move {
-                self.send(t, &format!("3460{:07}", i), &format!("b{i}"))
+                self.send_open(t, &format!("3460{:07}", i), &format!("b{i}"))
                     .await
             })
             .buffer_unordered(at_once)

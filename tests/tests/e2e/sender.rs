@@ -13,28 +13,28 @@ use wiremock::{
     matchers::{header, method, path},
 };
 
-struct Rig {
-    app: TestApp,
-    graph: MockServer,
-    tenant: String,
-    key: String,
-    token: String,
-    number: String,
+pub(crate) struct Rig {
+    pub(crate) app: TestApp,
+    pub(crate) graph: MockServer,
+    pub(crate) tenant: String,
+    pub(crate) key: String,
+    pub(crate) token: String,
+    pub(crate) number: String,
     shim: Shim,
     handler: Box<dyn SqsHandler>,
 }
 
-fn ok_body(wamid: &str) -> Value {
+pub(crate) fn ok_body(wamid: &str) -> Value {
     json!({"messaging_product": "whatsapp", "contacts": [{"input": "34600111222", "wa_id": "34600111222"}], "messages": [{"id": wamid}]})
 }
 
-fn graph_error(code: i64, title: &str) -> Value {
+pub(crate) fn graph_error(code: i64, title: &str) -> Value {
     json!({"error": {"message": title, "type": "OAuthException", "code": code, "error_data": {"messaging_product": "whatsapp", "details": title}, "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"}})
 }
 
 /// A queue with the production redrive policy (DLQ after 5 receives) feeding a sender
 /// whose retry backoff is zero, so retries happen within the test.
-async fn rig(access_token: Option<&str>) -> Rig {
+pub(crate) async fn rig(access_token: Option<&str>) -> Rig {
     rig_with(access_token, None).await
 }
 
@@ -63,11 +63,13 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
         .register(&json!({"name": "Shop", "phoneNumberId": number, "accessToken": token}))
         .await;
     assert_eq!(r.status, 201);
+    let tenant = r.body["tenant"]["id"].as_str().expect("id").to_owned();
+    app.customers_wrote(&tenant, &["34600111222"]).await;
     let handler = sender::handler(app.state.clone());
     let mut shim = Shim::new(sqs, &queue).await.expect("shim");
     shim.wait_seconds = 0;
     Rig {
-        tenant: r.body["tenant"]["id"].as_str().expect("id").to_owned(),
+        tenant,
         key: r.body["apiKey"].as_str().expect("key").to_owned(),
         app,
         graph,
@@ -79,18 +81,35 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
 }
 
 impl Rig {
-    async fn send(&self, body: Value) -> String {
+    pub(crate) async fn send(&self, body: Value) -> String {
         let r = self.app.send(&self.tenant, &self.key, &body).await;
         assert_eq!(r.status, 202, "{}", r.text);
         r.body["messageId"].as_str().expect("id").to_owned()
     }
 
-    fn graph_path(&self) -> String {
+    /// Meta delivers `message` (one inbound message object) from `from`, written `age_secs`
+    /// ago; asserts the webhook took it.
+    pub(crate) async fn inbound(&self, from: &str, message: Value, age_secs: i64) -> Value {
+        let mut message = message;
+        message["from"] = json!(from);
+        message["id"] = json!(format!("wamid.in{}", e2e::random_hex(8)));
+        let at = mongodb::bson::DateTime::now().timestamp_millis() / 1000 - age_secs;
+        message["timestamp"] = json!(at.to_string());
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550001111", "phone_number_id": self.number},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
+            "messages": [message]}}]}]});
+        let r = self.app.webhook(&body.to_string()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    pub(crate) fn graph_path(&self) -> String {
         format!("/v20.0/{}/messages", self.number)
     }
 
     /// Runs the event source mapping until `done` holds (or 30 s pass).
-    async fn pump_until(&self, done: impl AsyncFn(&Rig) -> bool) {
+    pub(crate) async fn pump_until(&self, done: impl AsyncFn(&Rig) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             self.shim
@@ -106,7 +125,7 @@ impl Rig {
         panic!("condition not reached in 30 s: {docs:?}");
     }
 
-    async fn message(&self, id: &str) -> Document {
+    pub(crate) async fn message(&self, id: &str) -> Document {
         let oid = mongodb::bson::oid::ObjectId::parse_str(id).expect("id");
         self.app.messages(doc! {"_id": oid}).await.remove(0)
     }
@@ -118,7 +137,7 @@ impl Rig {
             .expect("attempts")
     }
 
-    async fn status(&self, id: &str) -> String {
+    pub(crate) async fn status(&self, id: &str) -> String {
         self.message(id)
             .await
             .get_str("status")
