@@ -51,6 +51,10 @@ fn template(key: &str, spec: Value) -> TemplateDoc {
         variables: s.variables,
         description: None,
         is_active: true,
+        list: s.list,
+        header: s.header,
+        footer: s.footer,
+        media: s.media,
         version: 1,
         created_at: DateTime::now(),
         updated_at: DateTime::now(),
@@ -94,7 +98,7 @@ fn config() -> BotConfig {
 fn pipeline(body: &[u8], sig: &str, config: &BotConfig, conversation: &Conversation) -> usize {
     signature::verify(SECRET, body, Some(sig)).expect("signed");
     let notification = parse(body).expect("json").expect("known shape");
-    let (parsed, _) = changes(notification);
+    let parsed = changes(notification).messages;
     let mut replies = 0;
     for change in &parsed {
         for (m, name) in &change.messages {

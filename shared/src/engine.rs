@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::{
     customer::{Conversation, StateUpdate},
     flow::{CompiledFlow, Flow, first_match},
-    queue::{Content, ContentKind, JobButton},
-    template::{self, TemplateDoc, TemplateKey, TemplateKind},
+    queue::{Content, ContentKind, JobButton, JobHeader, JobList, JobMedia, JobRow, JobSection},
+    template::{self, StateName, TemplateDoc, TemplateKey, TemplateKind},
 };
 
 /// What the customer sent, as the engine needs it.
@@ -106,6 +106,12 @@ pub fn decide(inbound: &Inbound<'_>, conversation: &Conversation, config: &BotCo
     Decision::NoReply
 }
 
+type Choice<'t> = (&'t str, Option<&'t TemplateKey>, Option<&'t StateName>);
+
+fn tapped<'t>(t: &'t TemplateDoc, payload: &str) -> Option<Choice<'t>> {
+    t.choices().find(|(id, _, _)| *id == payload)
+}
+
 fn by_button(
     inbound: &Inbound<'_>,
     conversation: &Conversation,
@@ -116,26 +122,25 @@ fn by_button(
         .last_template_key
         .as_ref()
         .and_then(|k| config.templates.get(k));
-    let (from, button) =
-        match last.and_then(|t| t.buttons.iter().find(|b| b.id.as_str() == payload)) {
-            Some(b) => (last?, b),
-            None => {
-                // A tap on an older menu still in the chat: accept an id that is unambiguous.
-                let mut owners = config.templates.values().filter_map(|t| {
-                    t.buttons
-                        .iter()
-                        .find(|b| b.id.as_str() == payload)
-                        .map(|b| (t, b))
-                });
-                let first = owners.next()?;
-                if owners.next().is_some() {
-                    return None;
-                }
-                first
+    let tapped = |t| tapped(t, payload);
+    let (from, (_, next, state)) = match last.and_then(|t| tapped(t).map(|c| (t, c))) {
+        Some(found) => found,
+        None => {
+            // A tap on an older menu still in the chat (or on a Meta template's quick
+            // reply carrying a bot button's id): accept an id that is unambiguous.
+            let mut owners = config
+                .templates
+                .values()
+                .filter_map(|t| tapped(t).map(|c| (t, c)));
+            let first = owners.next()?;
+            if owners.next().is_some() {
+                return None;
             }
-        };
-    let next = config.templates.get(button.next_template_key.as_ref()?)?;
-    let state = button.next_state.as_ref().map(|s| s.as_str().to_owned());
+            first
+        }
+    };
+    let next = config.templates.get(next?)?;
+    let state = state.map(|s| s.as_str().to_owned());
     Some(reply(
         inbound,
         next,
@@ -159,11 +164,20 @@ pub fn auto_reply_variable(inbound: &Inbound<'_>, name: &str) -> Option<String> 
 
 /// A template rendered into what the sender delivers.
 pub fn content_of(t: &TemplateDoc, variable: impl Fn(&str) -> Option<String>) -> Content {
+    let job_media = |m: &template::Media| JobMedia {
+        kind: m.kind.as_str().to_owned(),
+        link: m.link.clone(),
+        id: m.id.clone(),
+        filename: m.filename.clone(),
+    };
+    let kind = match (t.kind, &t.media) {
+        (TemplateKind::Text, None) => ContentKind::Text,
+        (TemplateKind::Text, Some(_)) => ContentKind::Media,
+        (TemplateKind::InteractiveButton, _) => ContentKind::InteractiveButton,
+        (TemplateKind::InteractiveList, _) => ContentKind::InteractiveList,
+    };
     Content {
-        kind: match t.kind {
-            TemplateKind::Text => ContentKind::Text,
-            TemplateKind::InteractiveButton => ContentKind::InteractiveButton,
-        },
+        kind,
         text: template::render(&t.body, variable),
         buttons: t
             .buttons
@@ -173,6 +187,32 @@ pub fn content_of(t: &TemplateDoc, variable: impl Fn(&str) -> Option<String>) ->
                 title: b.title.as_str().to_owned(),
             })
             .collect(),
+        list: t.list.as_ref().map(|l| JobList {
+            button: l.button.clone(),
+            sections: l
+                .sections
+                .iter()
+                .map(|s| JobSection {
+                    title: s.title.clone(),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| JobRow {
+                            id: r.id.clone(),
+                            title: r.title.clone(),
+                            description: r.description.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+        header: t.header.as_ref().map(|h| JobHeader {
+            text: h.text.clone(),
+            media: h.media.as_ref().map(job_media),
+        }),
+        footer: t.footer.clone(),
+        media: t.media.as_ref().map(job_media),
+        template: None,
     }
 }
 

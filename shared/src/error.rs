@@ -47,6 +47,9 @@ pub enum ApiError {
         /// What went wrong (may name hosts, never credentials); logged, never answered.
         cause: String,
     },
+    /// The Graph API failed a call made on the caller's behalf (sync, media): Graph's words.
+    #[error("{0}")]
+    BadGateway(String),
     /// Another request is still doing this work (same wamid or idempotency key): retry.
     #[error("{0}")]
     InProgress(String),
@@ -118,10 +121,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unprocessable { .. } | Self::Refused { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Unprocessable { .. } | Self::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } | Self::InProgress(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

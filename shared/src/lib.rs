@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod locks;
 pub mod message;
+pub mod meta_template;
 pub mod metrics;
 pub mod outbox;
 pub mod pacing;

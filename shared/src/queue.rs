@@ -5,11 +5,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContentKind {
+    #[default]
     Text,
     InteractiveButton,
+    InteractiveList,
+    /// An image, document, video or audio (`media`), with `text` as its caption.
+    Media,
+    /// An approved Meta template (`template`); `text` is its body as the customer reads it.
+    MetaTemplate,
+}
+
+impl ContentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::InteractiveButton => "interactive_button",
+            Self::InteractiveList => "interactive_list",
+            Self::Media => "media",
+            Self::MetaTemplate => "meta_template",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,13 +36,79 @@ pub struct JobButton {
     pub title: String,
 }
 
-/// What to send: plain text, or text with reply buttons.
+/// A list message's menu: the button that opens it and its sections of rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobList {
+    pub button: String,
+    pub sections: Vec<JobSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub rows: Vec<JobRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRow {
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A file WhatsApp fetches (`link`) or one uploaded to Meta before (`id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMedia {
+    /// `image`, `document`, `video` or `audio`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// An interactive message's header: text, or an image or document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobHeader {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<JobMedia>,
+}
+
+/// An approved Meta template with its parameters, in Meta's `template` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTemplate {
+    pub name: String,
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<serde_json::Value>,
+}
+
+/// What to send. The seed's shape (`kind`, `text`, `buttons`) plus, by kind, a list, a
+/// header and footer, a media file or a Meta template; absent parts are not serialised, so
+/// a text or button job is exactly the seed's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Content {
     pub kind: ContentKind,
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<JobButton>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<JobList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<JobHeader>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<JobMedia>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<JobTemplate>,
 }
 
 /// `{tenantId, messageId, to, content:{kind, text, buttons?}, idempotencyKey}`, plus the

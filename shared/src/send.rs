@@ -14,7 +14,7 @@ use crate::{
     idempotency::{self, Begin},
     ids::{Recipient, TenantId},
     message::{self, API_KEY_PREFIX, Inserted, MessageDoc},
-    outbox, pacing,
+    meta_template, outbox, pacing,
     queue::{Content, ContentKind},
     state::AppState,
     template::{self, TemplateKey, TemplateKind},
@@ -97,7 +97,7 @@ pub async fn send_text(
     let content = Content {
         kind: ContentKind::Text,
         text: text.to_owned(),
-        buttons: Vec::new(),
+        ..Content::default()
     };
     submit(state, tenant, &to, key, content, None, Window::Required).await
 }
@@ -168,6 +168,36 @@ pub async fn send_template(
     .await;
     if let Ok(a) = &mut accepted {
         tracing::info!(tenantId = %tenant, messageId = %a.message_id, templateKey = %key, "template send queued");
+    }
+    accepted
+}
+
+/// An approved Meta template: allowed outside the 24-hour window (the only message that
+/// is). Refused (422, with a code) when unknown, not approved, or its parameters do not
+/// match the template's placeholders.
+pub async fn send_meta_template(
+    state: &AppState,
+    tenant: &TenantId,
+    req: &meta_template::SendMetaTemplateRequest,
+) -> Result<Accepted, ApiError> {
+    let to = Recipient::parse(&req.to)?;
+    if req.name.trim().is_empty() {
+        return Err(ApiError::invalid("name", "must not be empty"));
+    }
+    if req.language.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "language",
+            "must not be empty (e.g. en_US)",
+        ));
+    }
+    let key = IdempotencyKey::parse(req.idempotency_key.as_deref())?;
+    let t =
+        meta_template::approved(&state.store, tenant, req.name.trim(), req.language.trim()).await?;
+    let none = meta_template::ParameterValues::default();
+    let content = meta_template::render(&t, req.parameters.as_ref().unwrap_or(&none))?;
+    let accepted = submit(state, tenant, &to, key, content, None, Window::Any).await;
+    if let Ok(a) = &accepted {
+        tracing::info!(tenantId = %tenant, messageId = %a.message_id, metaTemplate = %t.name, "Meta template send queued");
     }
     accepted
 }

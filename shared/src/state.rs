@@ -52,6 +52,8 @@ pub struct Inner {
     pub sending: TtlCache<TenantId, crate::tenant::Sending>,
     /// Decrypted tokens by (tenant, token version): the sender's KMS calls, amortised.
     pub tokens: TtlCache<(TenantId, i64), crate::secret::Secret>,
+    /// Graph calls made for an API request (template sync, media); the sender has its own.
+    pub graph: crate::whatsapp::GraphClient,
     cipher: Option<TokenCipher>,
     queue: Option<SendQueue>,
 }
@@ -158,6 +160,10 @@ impl AppState {
             tokens: TtlCache::new(TOKEN_CACHE_TTL),
             rejected_keys: TtlCache::new(REJECTED_KEY_TTL),
             sqs,
+            graph: crate::whatsapp::GraphClient::new(
+                &config.whatsapp_api_base,
+                &config.whatsapp_api_version,
+            ),
             cipher,
             queue,
             config,
@@ -195,6 +201,22 @@ impl AppState {
             store: &self.store,
             queue: self.queue.as_ref(),
         }
+    }
+
+    /// The active tenant's sending profile and its token, decrypted once per token version
+    /// (shared with the sender's cache).
+    pub async fn credentials(
+        &self,
+        tenant: &crate::ids::TenantId,
+    ) -> Result<(Arc<crate::tenant::Sending>, Arc<crate::secret::Secret>), ApiError> {
+        let profile = crate::tenant::sending(&self.store, &self.sending, tenant).await?;
+        let token = self
+            .tokens
+            .get_or_load(&(*tenant, profile.token_version), async {
+                self.cipher()?.decrypt(tenant, &profile.ciphertext).await
+            })
+            .await?;
+        Ok((profile, token))
     }
 
     pub fn cipher(&self) -> Result<&TokenCipher, ApiError> {

@@ -51,6 +51,7 @@ pub const TEMPLATES: &str = "templates";
 pub const FLOWS: &str = "flows";
 pub const MESSAGES: &str = "messages";
 pub const CUSTOMERS: &str = "customers";
+pub const META_TEMPLATES: &str = "metaTemplates";
 /// Statuses that arrived before the sender recorded their wamid (see `message::store`).
 pub const PENDING_STATUSES: &str = "pendingStatuses";
 
@@ -118,6 +119,16 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
                         .build(),
                 )
                 .build(),
+        ])
+        .await?;
+    db.collection::<Document>(META_TEMPLATES)
+        .create_indexes([
+            unique(
+                doc! { "tenantId": 1, "name": 1, "language": 1 },
+                "tenant_name_language_unique",
+            ),
+            // Template webhooks are routed by the WABA.
+            plain(doc! { "wabaId": 1, "metaId": 1 }, "waba_meta_id"),
         ])
         .await?;
     db.collection::<Document>(CUSTOMERS)

@@ -52,7 +52,8 @@ impl TenantName {
     }
 }
 
-/// WhatsApp Business Account id: optional, free-form but bounded.
+/// WhatsApp Business Account id: optional; digits, as Meta's ids are (it goes into Graph
+/// URLs, so nothing else may).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WabaId(String);
 
@@ -61,12 +62,16 @@ impl WabaId {
         let s = s.trim();
         match s.len() {
             0 => Ok(None),
-            1..=64 if !s.chars().any(char::is_control) => Ok(Some(Self(s.to_owned()))),
+            1..=32 if s.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(Self(s.to_owned()))),
             _ => Err(ApiError::invalid(
                 "wabaId",
-                "must be at most 64 printable characters",
+                "must be Meta's WhatsApp Business Account id: 1–32 digits",
             )),
         }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -348,6 +353,8 @@ pub struct SettingsPatch {
     pub customer_burst: Option<u32>,
     pub customer_interval_seconds: Option<f64>,
     pub marketing_backoff_minutes: Option<u32>,
+    /// The WhatsApp Business Account (Meta templates); `""` clears it.
+    pub waba_id: Option<String>,
 }
 
 impl SettingsPatch {
@@ -380,13 +387,14 @@ pub async fn update_settings(
     let current = find(store, id).await?;
     let next = patch.apply(current.settings)?;
     let pacing = bson::to_bson(&next).map_err(|_| ApiError::Internal)?;
+    let mut set = doc! { "pacing": pacing, "updatedAt": DateTime::now() };
+    if let Some(w) = &patch.waba_id {
+        set.insert("wabaId", WabaId::parse(w)?.map(|w| w.0));
+    }
     store
         .tenants()
         .await?
-        .update_one(
-            doc! { "_id": id.object_id() },
-            doc! { "$set": { "pacing": pacing, "updatedAt": DateTime::now() } },
-        )
+        .update_one(doc! { "_id": id.object_id() }, doc! { "$set": set })
         .await?;
     tracing::info!(tenantId = %id, throughputPerSecond = next.throughput_per_second, "tenant settings changed");
     find(store, id).await

@@ -138,30 +138,139 @@ pub fn reason_for(code: &str) -> Option<&'static str> {
 
 /// The `/messages` request body for `content`.
 pub fn payload(to: &str, content: &Content) -> Value {
-    match content.kind {
-        ContentKind::Text => json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": { "preview_url": false, "body": content.text },
-        }),
-        ContentKind::InteractiveButton => json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "interactive",
-            "interactive": {
-                "type": "button",
-                "body": { "text": content.text },
-                "action": {
+    let mut p = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+    });
+    let (kind, part) = match content.kind {
+        ContentKind::Text => (
+            "text",
+            json!({ "preview_url": false, "body": content.text }),
+        ),
+        ContentKind::InteractiveButton => (
+            "interactive",
+            interactive(
+                content,
+                "button",
+                json!({
                     "buttons": content.buttons.iter().map(|b| json!({
                         "type": "reply",
                         "reply": { "id": b.id, "title": b.title },
                     })).collect::<Vec<_>>(),
-                },
-            },
-        }),
+                }),
+            ),
+        ),
+        ContentKind::InteractiveList => {
+            let list = content.list.as_ref();
+            (
+                "interactive",
+                interactive(
+                    content,
+                    "list",
+                    json!({
+                        "button": list.map(|l| l.button.as_str()).unwrap_or_default(),
+                        "sections": list.map(|l| l.sections.iter().map(|s| {
+                            let mut section = json!({ "rows": s.rows.iter().map(|r| {
+                                let mut row = json!({ "id": r.id, "title": r.title });
+                                if let Some(d) = &r.description {
+                                    row["description"] = json!(d);
+                                }
+                                row
+                            }).collect::<Vec<_>>() });
+                            if let Some(t) = &s.title {
+                                section["title"] = json!(t);
+                            }
+                            section
+                        }).collect::<Vec<_>>()).unwrap_or_default(),
+                    }),
+                ),
+            )
+        }
+        ContentKind::Media => {
+            let m = content.media.as_ref();
+            let kind = m.map(|m| m.kind.as_str()).unwrap_or("document");
+            let mut part = media_object(m);
+            // Audio takes no caption; WhatsApp refuses one.
+            if !content.text.is_empty() && kind != "audio" {
+                part["caption"] = json!(content.text);
+            }
+            (kind, part)
+        }
+        ContentKind::MetaTemplate => {
+            let t = content.template.as_ref();
+            let mut part = json!({
+                "name": t.map(|t| t.name.as_str()).unwrap_or_default(),
+                "language": { "code": t.map(|t| t.language.as_str()).unwrap_or_default() },
+            });
+            if let Some(t) = t.filter(|t| !t.components.is_empty()) {
+                part["components"] = json!(t.components);
+            }
+            ("template", part)
+        }
+    };
+    p["type"] = json!(kind);
+    p[kind] = part;
+    p
+}
+
+/// `{link}` or `{id}`, with the file name of a document.
+fn media_object(m: Option<&crate::queue::JobMedia>) -> Value {
+    let mut o = json!({});
+    if let Some(m) = m {
+        if let Some(id) = &m.id {
+            o["id"] = json!(id);
+        } else if let Some(link) = &m.link {
+            o["link"] = json!(link);
+        }
+        if let Some(f) = &m.filename
+            && m.kind == "document"
+        {
+            o["filename"] = json!(f);
+        }
+    }
+    o
+}
+
+/// An interactive object: header and footer when the content has them.
+fn interactive(content: &Content, kind: &str, action: Value) -> Value {
+    let mut i = json!({
+        "type": kind,
+        "body": { "text": content.text },
+        "action": action,
+    });
+    if let Some(h) = &content.header {
+        i["header"] = match (&h.text, &h.media) {
+            (_, Some(m)) => json!({ "type": m.kind, m.kind.clone(): media_object(Some(m)) }),
+            (Some(t), None) => json!({ "type": "text", "text": t }),
+            (None, None) => Value::Null,
+        };
+    }
+    if let Some(f) = &content.footer {
+        i["footer"] = json!({ "text": f });
+    }
+    i
+}
+
+/// A Graph call that failed, for a caller that is not the sender: the HTTP status and
+/// Graph's own message (never the token).
+#[derive(Debug, Clone)]
+pub struct GraphFailure {
+    pub status: u16,
+    pub message: String,
+}
+
+impl GraphFailure {
+    /// 404 stays "not found"; anything else is Graph's failure, a 502 naming Graph's words.
+    pub fn into_api(self, what: &str) -> crate::error::ApiError {
+        if self.status == 404 {
+            crate::error::ApiError::not_found(format!("{what}: Graph has none"))
+        } else {
+            crate::error::ApiError::BadGateway(format!(
+                "{what}: Graph answered {}: {}",
+                self.status, self.message
+            ))
+        }
     }
 }
 
@@ -185,6 +294,119 @@ impl GraphClient {
             base: base.trim_end_matches('/').to_owned(),
             version: version.to_owned(),
         }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.base,
+            self.version,
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// A GET of Graph JSON; `url` must be under this client's base (a `paging.next` from
+    /// elsewhere never receives the token).
+    pub async fn get_json(&self, url: &str, token: &Secret) -> Result<Value, GraphFailure> {
+        if !url.starts_with(&format!("{}/", self.base)) {
+            return Err(GraphFailure {
+                status: 502,
+                message: "Graph pointed outside its own host".into(),
+            });
+        }
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| GraphFailure {
+                status: 502,
+                message: e.without_url().to_string(),
+            })?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(GraphFailure {
+                status,
+                message: classify(status, &body).title,
+            });
+        }
+        serde_json::from_str(&body).map_err(|_| GraphFailure {
+            status: 502,
+            message: "Graph answered something that is not JSON".into(),
+        })
+    }
+
+    /// Every template of a WhatsApp Business Account, following `paging.next`.
+    pub async fn message_templates(
+        &self,
+        waba_id: &str,
+        token: &Secret,
+    ) -> Result<Vec<Value>, GraphFailure> {
+        let mut url = self.url(&format!(
+            "{waba_id}/message_templates?fields=id,name,language,status,category,components,quality_score,rejected_reason&limit=100"
+        ));
+        let mut out = Vec::new();
+        // Bounded: a WABA holds at most a few thousand templates.
+        for _ in 0..100 {
+            let page = self.get_json(&url, token).await?;
+            out.extend(page["data"].as_array().cloned().unwrap_or_default());
+            match page["paging"]["next"].as_str() {
+                Some(next) => url = next.to_owned(),
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A media file's bytes and MIME type, in Graph's two steps: the media's URL (valid for
+    /// minutes), then the download with the same token.
+    pub async fn media(
+        &self,
+        media_id: &str,
+        token: &Secret,
+    ) -> Result<(Vec<u8>, String), GraphFailure> {
+        let meta = self.get_json(&self.url(media_id), token).await?;
+        let Some(url) = meta["url"].as_str() else {
+            return Err(GraphFailure {
+                status: 404,
+                message: "no url".into(),
+            });
+        };
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| GraphFailure {
+                status: 502,
+                message: e.without_url().to_string(),
+            })?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(GraphFailure {
+                status,
+                message: format!("the media download answered HTTP {status}"),
+            });
+        }
+        let mime = meta["mime_type"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| {
+                response
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let bytes = response.bytes().await.map_err(|e| GraphFailure {
+            status: 502,
+            message: e.without_url().to_string(),
+        })?;
+        Ok((bytes.to_vec(), mime))
     }
 
     /// Sends one message; returns its wamid.
@@ -295,6 +517,7 @@ mod tests {
                 id: "a".into(),
                 title: "A".into(),
             }],
+            ..Content::default()
         };
         let p = payload("34600111222", &content);
         assert_eq!(p["type"], "interactive");

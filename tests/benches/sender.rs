@@ -101,7 +101,7 @@ async fn batches(state: &AppState, tenant: &TenantId, tag: &str, n: usize) -> Ve
             let content = Content {
                 kind: ContentKind::Text,
                 text: format!("Message {b}-{i}"),
-                buttons: vec![],
+                ..Content::default()
             };
             let doc = MessageDoc::outbound(
                 tenant,
@@ -228,7 +228,7 @@ async fn pacer_alone(state: &AppState, graph_url: &str, arrivals: &Arrivals, rat
     let content = Content {
         kind: ContentKind::Text,
         text: "hi".into(),
-        buttons: vec![],
+        ..Content::default()
     };
     arrivals.lock().expect("arrivals").clear();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -13,6 +13,7 @@ use shared::{
     customer::{self, CustomerQuery},
     http::{ApiJson, ApiPath, ApiQuery, finish},
     message::{self, ListFilter, ListQuery, MessageDoc},
+    meta_template::SendMetaTemplateRequest,
     send::{self, Accepted, SendTemplateRequest, SendTextRequest},
 };
 
@@ -21,6 +22,10 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .route("/tenants/{tenantId}/send", post(send_text))
             .route("/tenants/{tenantId}/send/template", post(send_template))
+            .route(
+                "/tenants/{tenantId}/send/meta-template",
+                post(send_meta_template),
+            )
             .route("/tenants/{tenantId}/messages", get(messages))
             .route("/tenants/{tenantId}/customers", get(customers))
             .route("/tenants/{tenantId}/customers/{waId}", get(customer))
@@ -57,6 +62,16 @@ async fn send_template(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok(accepted(
         send::send_template(&state, &access.tenant, &req).await?,
+    ))
+}
+
+async fn send_meta_template(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(req): ApiJson<SendMetaTemplateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok(accepted(
+        send::send_meta_template(&state, &access.tenant, &req).await?,
     ))
 }
 

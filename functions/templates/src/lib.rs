@@ -14,7 +14,9 @@ use shared::{
     ApiError, AppState,
     auth::TenantAccess,
     http::{ApiJson, ApiPath, ApiQuery, finish},
+    meta_template,
     template::{self, TemplateDoc, TemplateInput, TemplateKey},
+    tenant,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -24,6 +26,11 @@ pub fn router(state: AppState) -> Router {
             .route(
                 "/tenants/{tenantId}/templates/{key}",
                 get(show).put(replace).delete(deactivate),
+            )
+            .route("/tenants/{tenantId}/meta-templates", get(meta_templates))
+            .route(
+                "/tenants/{tenantId}/meta-templates/sync",
+                post(sync_meta_templates),
             )
             .with_state(state),
     )
@@ -111,4 +118,46 @@ async fn deactivate(
     let saved = template::deactivate(&state.store, &access.tenant, &key).await;
     saved_for(&state, &access);
     Ok(one(&saved?))
+}
+
+/// The tenant's WABA, which Meta templates belong to: 422 naming `wabaId` without one.
+async fn waba_of(state: &AppState, access: &TenantAccess) -> Result<String, ApiError> {
+    tenant::find(&state.store, &access.tenant)
+        .await?
+        .waba_id
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "wabaId",
+                "the tenant has no WhatsApp Business Account id: set it with PATCH /tenants/{tenantId}",
+            )
+        })
+}
+
+fn meta_list(docs: &[meta_template::MetaTemplateDoc]) -> Json<Value> {
+    let templates: Vec<_> = docs
+        .iter()
+        .map(meta_template::MetaTemplateDoc::view)
+        .collect();
+    Json(json!({ "ok": true, "templates": templates }))
+}
+
+async fn meta_templates(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Value>, ApiError> {
+    waba_of(&state, &access).await?;
+    Ok(meta_list(
+        &meta_template::list(&state.store, &access.tenant).await?,
+    ))
+}
+
+async fn sync_meta_templates(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Value>, ApiError> {
+    let waba = waba_of(&state, &access).await?;
+    let (_, token) = state.credentials(&access.tenant).await?;
+    let docs =
+        meta_template::sync(&state.store, &state.graph, &token, &access.tenant, &waba).await?;
+    Ok(meta_list(&docs))
 }

@@ -89,6 +89,7 @@ async fn notify(
             "duplicates": summary.duplicates,
             "replies": summary.replies,
             "statuses": summary.statuses,
+            "templateUpdates": summary.template_updates,
         })),
     ))
 }

@@ -213,14 +213,10 @@ impl MessageDoc {
         content: Content,
         source: &str,
     ) -> Self {
-        let kind = match content.kind {
-            crate::queue::ContentKind::Text => "text",
-            crate::queue::ContentKind::InteractiveButton => "interactive_button",
-        };
         let mut doc = Self::new(
             tenant,
             Direction::Out,
-            kind.into(),
+            content.kind.as_str().into(),
             to,
             idempotency_key,
             Status::Queued,

@@ -2,6 +2,7 @@
 //! the next template. Validated at save time against WhatsApp's own limits, so a saved
 //! template always sends.
 
+pub mod rich;
 mod store;
 
 use std::{collections::HashSet, sync::LazyLock};
@@ -16,6 +17,10 @@ pub use store::{
 
 pub use crate::ids::{KEY_MAX, STATE_MAX, StateName, TemplateKey};
 use crate::{error::ApiError, ids::random_hex};
+pub use rich::{
+    Header, ListMenu, ListRow, ListRowInput, ListSection, ListSectionInput, Media, MediaInput,
+    MediaKind,
+};
 
 /// WhatsApp's limits for interactive reply buttons.
 pub const MAX_BUTTONS: usize = 3;
@@ -30,6 +35,7 @@ pub const DESCRIPTION_MAX: usize = 512;
 pub enum TemplateKind {
     Text,
     InteractiveButton,
+    InteractiveList,
 }
 
 impl TemplateKind {
@@ -37,18 +43,32 @@ impl TemplateKind {
         match s {
             None | Some("text") => Ok(Self::Text),
             Some("interactive_button") => Ok(Self::InteractiveButton),
+            Some("interactive_list") => Ok(Self::InteractiveList),
             Some(other) => Err(ApiError::invalid(
                 "kind",
-                format!("must be text or interactive_button, not {other:?}"),
+                format!("must be text, interactive_button or interactive_list, not {other:?}"),
             )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::InteractiveButton => "interactive_button",
+            Self::InteractiveList => "interactive_list",
         }
     }
 
     pub fn body_max(self) -> usize {
         match self {
             Self::Text => TEXT_BODY_MAX,
-            Self::InteractiveButton => INTERACTIVE_BODY_MAX,
+            Self::InteractiveButton | Self::InteractiveList => INTERACTIVE_BODY_MAX,
         }
+    }
+
+    /// Interactive messages: reply buttons or a list, with an optional header and footer.
+    pub fn is_interactive(self) -> bool {
+        self != Self::Text
     }
 }
 
@@ -169,6 +189,20 @@ pub struct TemplateInput {
     pub description: Option<String>,
     #[serde(default)]
     pub is_active: Option<bool>,
+    /// `interactive_list`: the text of the button that opens the list.
+    #[serde(default)]
+    pub button: Option<String>,
+    #[serde(default)]
+    pub sections: Option<Vec<ListSectionInput>>,
+    /// Interactive templates: `{type: text, text}` or `{type: image | document | video,
+    /// link | id}`.
+    #[serde(default)]
+    pub header: Option<MediaInput>,
+    #[serde(default)]
+    pub footer: Option<String>,
+    /// Text templates: a file sent with the body as its caption.
+    #[serde(default)]
+    pub media: Option<MediaInput>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +226,10 @@ pub struct TemplateSpec {
     pub variables: Vec<String>,
     pub description: Option<String>,
     pub is_active: bool,
+    pub list: Option<ListMenu>,
+    pub header: Option<Header>,
+    pub footer: Option<String>,
+    pub media: Option<Media>,
 }
 
 impl TemplateInput {
@@ -204,6 +242,16 @@ impl TemplateInput {
                     &format!("buttons[{i}].nextTemplateKey"),
                     k,
                 )?);
+            }
+        }
+        for (s, section) in self.sections.iter().flatten().enumerate() {
+            for (r, row) in section.rows.iter().enumerate() {
+                if let Some(k) = row.next_template_key.as_deref().filter(|k| !k.is_empty()) {
+                    keys.push(TemplateKey::parse(
+                        &format!("sections[{s}].rows[{r}].nextTemplateKey"),
+                        k,
+                    )?);
+                }
             }
         }
         Ok(keys)
@@ -229,10 +277,7 @@ impl TemplateInput {
                 format!(
                     "must be at most {} characters for {} templates (has {len})",
                     kind.body_max(),
-                    match kind {
-                        TemplateKind::Text => "text",
-                        TemplateKind::InteractiveButton => "interactive_button",
-                    }
+                    kind.as_str()
                 ),
             ));
         }
@@ -249,6 +294,12 @@ impl TemplateInput {
                 return Err(ApiError::invalid(
                     "buttons",
                     "interactive_button templates need 1–3 buttons",
+                ));
+            }
+            TemplateKind::InteractiveList if !inputs.is_empty() => {
+                return Err(ApiError::invalid(
+                    "buttons",
+                    "must be empty for interactive_list templates (rows go in sections)",
                 ));
             }
             TemplateKind::InteractiveButton if inputs.len() > MAX_BUTTONS => {
@@ -338,6 +389,86 @@ impl TemplateInput {
             Some(d) => Some(d.to_owned()),
         };
 
+        let list = match (kind, &self.sections) {
+            (TemplateKind::InteractiveList, sections) => Some(rich::parse_list(
+                self.button.as_deref(),
+                sections.as_deref().unwrap_or_default(),
+                |field, k| {
+                    let k = TemplateKey::parse(field, k)?;
+                    if &k != own_key && !existing.contains(&k) {
+                        return Err(ApiError::invalid(
+                            field,
+                            format!("template {k} does not exist (or is inactive) for this tenant"),
+                        ));
+                    }
+                    Ok(k)
+                },
+            )?),
+            (_, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "sections",
+                    "is for interactive_list templates only",
+                ));
+            }
+            (_, None) if self.button.is_some() => {
+                return Err(ApiError::invalid(
+                    "button",
+                    "is for interactive_list templates only",
+                ));
+            }
+            _ => None,
+        };
+        let header = match &self.header {
+            Some(h) if kind.is_interactive() => Some(rich::parse_header(h)?),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "header",
+                    "is for interactive templates only (text templates may carry media)",
+                ));
+            }
+            None => None,
+        };
+        let footer = match self.footer.as_deref() {
+            Some(_) if !kind.is_interactive() => {
+                return Err(ApiError::invalid(
+                    "footer",
+                    "is for interactive templates only",
+                ));
+            }
+            f => rich::parse_footer(f)?,
+        };
+        let media = match &self.media {
+            Some(m) if kind == TemplateKind::Text => {
+                if m.caption.is_some() {
+                    return Err(ApiError::invalid(
+                        "media.caption",
+                        "a template's body is its caption",
+                    ));
+                }
+                if len > rich::CAPTION_MAX {
+                    return Err(ApiError::invalid(
+                        "body",
+                        format!(
+                            "is the media's caption: at most {} characters (has {len})",
+                            rich::CAPTION_MAX
+                        ),
+                    ));
+                }
+                // Audio takes no caption, and a template always has a body.
+                Some(m.parse(
+                    "media",
+                    &[MediaKind::Image, MediaKind::Document, MediaKind::Video],
+                )?)
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "media",
+                    "is for text templates (interactive templates take a header)",
+                ));
+            }
+            None => None,
+        };
+
         Ok(TemplateSpec {
             kind,
             body: body.to_owned(),
@@ -345,6 +476,10 @@ impl TemplateInput {
             variables,
             description,
             is_active: self.is_active.unwrap_or(true),
+            list,
+            header,
+            footer,
+            media,
         })
     }
 }

@@ -11,7 +11,9 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Button, TemplateInput, TemplateKey, TemplateKind, TemplateSpec};
+use super::{
+    Button, Header, ListMenu, Media, TemplateInput, TemplateKey, TemplateKind, TemplateSpec,
+};
 use crate::{
     error::ApiError,
     flow,
@@ -33,9 +35,42 @@ pub struct TemplateDoc {
     #[serde(default)]
     pub description: Option<String>,
     pub is_active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListMenu>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Header>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<Media>,
     pub version: i64,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+impl TemplateDoc {
+    /// What the customer can tap on this template: (id, next template, next state) of each
+    /// reply button and list row.
+    pub fn choices(
+        &self,
+    ) -> impl Iterator<Item = (&str, Option<&TemplateKey>, Option<&super::StateName>)> {
+        self.buttons
+            .iter()
+            .map(|b| {
+                (
+                    b.id.as_str(),
+                    b.next_template_key.as_ref(),
+                    b.next_state.as_ref(),
+                )
+            })
+            .chain(self.list.iter().flat_map(|l| l.rows()).map(|r| {
+                (
+                    r.id.as_str(),
+                    r.next_template_key.as_ref(),
+                    r.next_state.as_ref(),
+                )
+            }))
+    }
 }
 
 /// The API's view of a template.
@@ -50,9 +85,55 @@ pub struct TemplateView {
     pub variables: Vec<String>,
     pub description: Option<String>,
     pub is_active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub button: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sections: Option<Vec<super::ListSection>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<HeaderView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<Media>,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A header as the API takes it: `{type, text}` or `{type, link | id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+impl HeaderView {
+    fn of(h: &Header) -> Self {
+        match &h.media {
+            Some(m) => Self {
+                kind: m.kind.as_str().to_owned(),
+                text: None,
+                link: m.link.clone(),
+                id: m.id.clone(),
+                filename: m.filename.clone(),
+            },
+            None => Self {
+                kind: "text".into(),
+                text: h.text.clone(),
+                link: None,
+                id: None,
+                filename: None,
+            },
+        }
+    }
 }
 
 impl TemplateDoc {
@@ -66,6 +147,11 @@ impl TemplateDoc {
             variables: self.variables.clone(),
             description: self.description.clone(),
             is_active: self.is_active,
+            button: self.list.as_ref().map(|l| l.button.clone()),
+            sections: self.list.as_ref().map(|l| l.sections.clone()),
+            header: self.header.as_ref().map(HeaderView::of),
+            footer: self.footer.clone(),
+            media: self.media.clone(),
             version: self.version,
             created_at: crate::ids::rfc3339(self.created_at),
             updated_at: crate::ids::rfc3339(self.updated_at),
@@ -148,6 +234,7 @@ pub async fn load_active(store: &Store, tenant: &TenantId) -> Result<Vec<Templat
 fn spec_fields(spec: &TemplateSpec) -> Result<bson::Document, ApiError> {
     let buttons = bson::to_bson(&spec.buttons).map_err(|_| ApiError::Internal)?;
     let kind = bson::to_bson(&spec.kind).map_err(|_| ApiError::Internal)?;
+    let bson_of = |v: &dyn erased::ToBson| v.to_bson();
     Ok(doc! {
         "kind": kind,
         "body": &spec.body,
@@ -155,7 +242,26 @@ fn spec_fields(spec: &TemplateSpec) -> Result<bson::Document, ApiError> {
         "variables": &spec.variables,
         "description": spec.description.as_deref(),
         "isActive": spec.is_active,
+        "list": bson_of(&spec.list)?,
+        "header": bson_of(&spec.header)?,
+        "footer": spec.footer.as_deref(),
+        "media": bson_of(&spec.media)?,
     })
+}
+
+mod erased {
+    use crate::error::ApiError;
+
+    /// Any optional part of a template, as BSON (`null` when absent, so a replace clears it).
+    pub trait ToBson {
+        fn to_bson(&self) -> Result<mongodb::bson::Bson, ApiError>;
+    }
+
+    impl<T: serde::Serialize> ToBson for Option<T> {
+        fn to_bson(&self) -> Result<mongodb::bson::Bson, ApiError> {
+            mongodb::bson::to_bson(self).map_err(|_| ApiError::Internal)
+        }
+    }
 }
 
 /// Who still points at `key`: active flow rules/fallback and other active templates' buttons.
@@ -171,7 +277,10 @@ pub async fn references(
             "tenantId": tenant.object_id(),
             "isActive": true,
             "key": { "$ne": key.as_str() },
-            "buttons.nextTemplateKey": key.as_str(),
+            "$or": [
+                { "buttons.nextTemplateKey": key.as_str() },
+                { "list.sections.rows.nextTemplateKey": key.as_str() },
+            ],
         })
         .sort(doc! { "key": 1 })
         .await?
@@ -184,6 +293,14 @@ pub async fn references(
             .filter(|b| b.next_template_key.as_ref() == Some(key))
         {
             who.push(format!("template {} button {:?}", t.key, b.title.as_str()));
+        }
+        for r in t
+            .list
+            .iter()
+            .flat_map(|l| l.rows())
+            .filter(|r| r.next_template_key.as_ref() == Some(key))
+        {
+            who.push(format!("template {} row {:?}", t.key, r.title));
         }
     }
     Ok(who)
@@ -245,6 +362,10 @@ async fn insert(
         variables: spec.variables,
         description: spec.description,
         is_active: spec.is_active,
+        list: spec.list,
+        header: spec.header,
+        footer: spec.footer,
+        media: spec.media,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -329,6 +450,10 @@ pub async fn deactivate(
         variables: current.variables.clone(),
         description: current.description.clone(),
         is_active: false,
+        list: current.list.clone(),
+        header: current.header.clone(),
+        footer: current.footer.clone(),
+        media: current.media.clone(),
     };
     update(store, &current, &spec).await
 }

@@ -21,6 +21,7 @@ use crate::{
     idempotency::{self, Begin},
     ids::TenantId,
     message::{self, Inserted, MessageDoc, MessageError, Status, store::StatusUpdate},
+    meta_template,
     metrics::{self, Metric},
     outbox,
     state::AppState,
@@ -80,6 +81,7 @@ pub struct Summary {
     pub duplicates: usize,
     pub replies: usize,
     pub statuses: usize,
+    pub template_updates: usize,
     pub ignored_changes: usize,
 }
 
@@ -107,21 +109,71 @@ pub struct ParsedChange {
     pub messages: Vec<(InboundMessage, Option<String>)>,
 }
 
-/// The changes of a notification that concern messages; the rest is counted as ignored.
-pub fn changes(notification: Notification) -> (Vec<ParsedChange>, usize) {
+/// A Meta template webhook (status, quality or category), routed by the entry's WABA id.
+#[derive(Debug)]
+pub struct TemplateChange {
+    pub waba_id: String,
+    pub meta_id: Option<String>,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub change: meta_template::Change,
+}
+
+/// What a notification is about.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub messages: Vec<ParsedChange>,
+    pub templates: Vec<TemplateChange>,
+    /// Changes of other fields, or unreadable ones.
+    pub ignored: usize,
+}
+
+/// The changes of a notification that concern messages and Meta templates; the rest is
+/// counted as ignored.
+pub fn changes(notification: Notification) -> Changes {
     let mut ignored = 0;
     let mut out = Vec::new();
-    for change in notification.entry.into_iter().flat_map(|e| e.changes) {
-        if change.field.as_deref() != Some("messages") {
-            ignored += 1;
-            continue;
+    let mut templates = Vec::new();
+    for entry in notification.entry {
+        let waba_id = entry.id;
+        for change in entry.changes {
+            let field = change.field.as_deref().unwrap_or_default();
+            if field == "messages" {
+                match message_change(change.value) {
+                    Some(c) => out.push(c),
+                    None => ignored += 1,
+                }
+                continue;
+            }
+            match (&waba_id, meta_template::read_change(field, &change.value)) {
+                (Some(waba), Some((meta_id, name, language, change))) => {
+                    templates.push(TemplateChange {
+                        waba_id: waba.clone(),
+                        meta_id,
+                        name,
+                        language,
+                        change,
+                    })
+                }
+                _ => ignored += 1,
+            }
         }
-        let value: payload::ChangeValue = match serde_json::from_value(change.value) {
+    }
+    Changes {
+        messages: out,
+        templates,
+        ignored,
+    }
+}
+
+fn message_change(value: serde_json::Value) -> Option<ParsedChange> {
+    {
+        let change_value = value;
+        let value: payload::ChangeValue = match serde_json::from_value(change_value) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook change of an unknown shape skipped");
-                ignored += 1;
-                continue;
+                return None;
             }
         };
         let Some(number) = value
@@ -130,8 +182,7 @@ pub fn changes(notification: Notification) -> (Vec<ParsedChange>, usize) {
             .and_then(|m| m.phone_number_id.clone())
         else {
             tracing::warn!("webhook change without metadata.phone_number_id skipped");
-            ignored += 1;
-            continue;
+            return None;
         };
         let contacts = value.contacts;
         let messages = value
@@ -151,22 +202,38 @@ pub fn changes(notification: Notification) -> (Vec<ParsedChange>, usize) {
                 }
             })
             .collect();
-        out.push(ParsedChange {
+        Some(ParsedChange {
             phone_number_id: number,
             statuses: value.statuses,
             messages,
-        });
+        })
     }
-    (out, ignored)
 }
 
 /// Handles a parsed notification. Returns only once everything accepted is durable.
 pub async fn handle(state: &AppState, notification: Notification) -> Result<Summary, ApiError> {
-    let (changes, ignored) = changes(notification);
+    let Changes {
+        messages: changes,
+        templates,
+        ignored,
+    } = changes(notification);
     let mut summary = Summary {
         ignored_changes: ignored,
         ..Summary::default()
     };
+    for t in &templates {
+        let changed = meta_template::apply_change(
+            &state.store,
+            &t.waba_id,
+            t.meta_id.as_deref(),
+            t.name.as_deref(),
+            t.language.as_deref(),
+            &t.change,
+        )
+        .await?;
+        tracing::info!(wabaId = %t.waba_id, template = ?t.name, change = ?t.change, changed, "Meta template update");
+        summary.template_updates += 1;
+    }
     for change in changes {
         let Some(tenant) = tenant::by_phone_number(
             &state.store,
@@ -304,8 +371,7 @@ async fn process(
         message.timestamp.map(|s| DateTime::from_millis(s * 1000)),
         DateTime::now(),
     );
-    let conversation =
-        customer::touch(&state.store, tenant, &message.from, name, wrote_at).await?;
+    let conversation = customer::touch(&state.store, tenant, &message.from, name, wrote_at).await?;
     if !message.is_conversational() {
         return Ok(Received::Stored);
     }

@@ -8,6 +8,8 @@ mod faults;
 mod flows;
 mod lambda_replay;
 mod layers;
+mod lists;
+mod meta_templates;
 mod pacing;
 mod queue_shim;
 mod register;

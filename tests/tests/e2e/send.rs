@@ -23,7 +23,8 @@ async fn send_template(app: &TestApp, tenant: &str, key: &str, body: Value) -> e
 async fn a_text_send_is_stored_then_queued_and_listed() {
     let app = spawn_app().await;
     let (tenant, key, _) = app.register_tenant("Shop").await;
-    app.customers_wrote(&tenant, &["34600111222", "34600111223"]).await;
+    app.customers_wrote(&tenant, &["34600111222", "34600111223"])
+        .await;
     let r = send(&app, &tenant, &key, json!({"to": "+34 600111222".replace(' ', ""), "text": "Your order shipped", "idempotency_key": "order-42"})).await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.body["ok"], true);
@@ -135,7 +136,8 @@ async fn a_text_send_is_stored_then_queued_and_listed() {
 async fn invalid_sends_are_refused_and_nothing_is_queued() {
     let app = spawn_app().await;
     let (tenant, key, _) = app.register_tenant("Shop").await;
-    app.customers_wrote(&tenant, &["34600111222", "34600111223"]).await;
+    app.customers_wrote(&tenant, &["34600111222", "34600111223"])
+        .await;
     let (_, other_key, _) = app.register_tenant("Other").await;
     for (body, field) in [
         (json!({"to": "123", "text": "x"}), "to"),
@@ -199,7 +201,8 @@ async fn invalid_sends_are_refused_and_nothing_is_queued() {
 async fn a_reused_key_is_409_with_the_original_message() {
     let app = spawn_app().await;
     let (tenant, key, _) = app.register_tenant("Shop").await;
-    app.customers_wrote(&tenant, &["34600111222", "34600111223"]).await;
+    app.customers_wrote(&tenant, &["34600111222", "34600111223"])
+        .await;
     let body = json!({"to": "34600111222", "text": "OTP 1234", "idempotency_key": "otp-1"});
     let first = send(&app, &tenant, &key, body.clone()).await;
     assert_eq!(first.status, 202);
@@ -211,7 +214,8 @@ async fn a_reused_key_is_409_with_the_original_message() {
     );
     // Keys are per tenant.
     let (other, other_key, _) = app.register_tenant("Other").await;
-    app.customers_wrote(&other, &["34600111222", "34600111223"]).await;
+    app.customers_wrote(&other, &["34600111222", "34600111223"])
+        .await;
     assert_eq!(send(&app, &other, &other_key, body).await.status, 202);
     assert_eq!(app.queued_jobs().await.len(), 2);
 }
@@ -220,7 +224,8 @@ async fn a_reused_key_is_409_with_the_original_message() {
 async fn ten_concurrent_identical_sends_make_one_message() {
     let app = spawn_app().await;
     let (tenant, key, _) = app.register_tenant("Shop").await;
-    app.customers_wrote(&tenant, &["34600111222", "34600111223"]).await;
+    app.customers_wrote(&tenant, &["34600111222", "34600111223"])
+        .await;
     let body = json!({"to": "34600111222", "text": "Once", "idempotency_key": "burst"});
     let replies =
         futures::future::join_all((0..10).map(|_| send(&app, &tenant, &key, body.clone()))).await;
@@ -240,7 +245,8 @@ async fn ten_concurrent_identical_sends_make_one_message() {
 async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
     let (down, up) = e2e::queue_outage_then_recovery().await;
     let (tenant, key, _) = down.register_tenant("Shop").await;
-    down.customers_wrote(&tenant, &["34600111222", "34600111223"]).await;
+    down.customers_wrote(&tenant, &["34600111222", "34600111223"])
+        .await;
     let body = json!({"to": "34600111222", "text": "Important", "idempotency_key": "k1"});
     let r = send(&down, &tenant, &key, body.clone()).await;
     assert_eq!(r.status, 503, "{}", r.text);
@@ -270,7 +276,8 @@ async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
 async fn template_sends_render_variables_and_keep_buttons() {
     let app = spawn_with(|_| {}).await;
     let (tenant, key, _) = app.register_tenant("Shop").await;
-    app.customers_wrote(&tenant, &["34600111222", "34600111223"]).await;
+    app.customers_wrote(&tenant, &["34600111222", "34600111223"])
+        .await;
     let t = format!("/tenants/{tenant}/templates");
     for body in [
         json!({"key": "shipped", "body": "Hi {{name}}, order {{order_id}} ships {{when}}."}),

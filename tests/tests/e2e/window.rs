@@ -48,20 +48,32 @@ async fn a_send_needs_the_customer_to_have_written_in_the_last_24_hours() {
             Some(&tpl.to_string()),
         )
         .await;
-    assert_eq!(r.status, 404, "an unknown template is named first: {}", r.text);
+    assert_eq!(
+        r.status, 404,
+        "an unknown template is named first: {}",
+        r.text
+    );
     assert!(rig.app.messages(doc! {"direction": "OUT"}).await.is_empty());
     assert!(rig.app.queued_jobs().await.is_empty(), "nothing queued");
     assert_eq!(customer(&rig, never).await.status, 404);
 
     // A message written 25 hours ago (delivered late by Meta) does not open the window.
-    rig.inbound(never, json!({"type": "text", "text": {"body": "old"}}), 25 * 3600)
-        .await;
+    rig.inbound(
+        never,
+        json!({"type": "text", "text": {"body": "old"}}),
+        25 * 3600,
+    )
+    .await;
     let c = customer(&rig, never).await;
     assert_eq!(c.status, 200, "{}", c.text);
     assert_eq!(c.body["customer"]["windowOpen"], false);
     assert_eq!(c.body["customer"]["name"], "Ana");
     let r = rig.app.send(&rig.tenant, &rig.key, &send).await;
-    assert_eq!(r.body["code"], "outside_customer_service_window", "{}", r.text);
+    assert_eq!(
+        r.body["code"], "outside_customer_service_window",
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("last wrote at"), "{}", r.text);
 
     // The customer writes now: the window is open for 24 hours from their message.
@@ -76,8 +88,12 @@ async fn a_send_needs_the_customer_to_have_written_in_the_last_24_hours() {
     assert!((now - last - 60_000).abs() < 5_000, "Meta's timestamp: {c}");
 
     // An older message delivered after that never moves the window back.
-    rig.inbound(never, json!({"type": "text", "text": {"body": "late"}}), 30 * 3600)
-        .await;
+    rig.inbound(
+        never,
+        json!({"type": "text", "text": {"body": "late"}}),
+        30 * 3600,
+    )
+    .await;
     let again = customer(&rig, never).await.body["customer"].clone();
     assert_eq!(again["lastInboundAt"], c["lastInboundAt"]);
 
@@ -106,7 +122,11 @@ async fn a_send_needs_the_customer_to_have_written_in_the_last_24_hours() {
             None,
         )
         .await;
-    assert_eq!(next.body["customers"][0]["waId"], "34600111222", "{}", next.text);
+    assert_eq!(
+        next.body["customers"][0]["waId"], "34600111222",
+        "{}",
+        next.text
+    );
     for bad in ["limit=0", "limit=201", "cursor=nope", "colour=red"] {
         let r = rig
             .app
@@ -133,9 +153,7 @@ async fn a_window_refusal_from_graph_is_permanent_and_readable() {
         .expect(1)
         .mount(&rig.graph)
         .await;
-    let id = rig
-        .send(json!({"to": "34600111222", "text": "Late"}))
-        .await;
+    let id = rig.send(json!({"to": "34600111222", "text": "Late"})).await;
     rig.pump_until(async |r: &Rig| r.status(&id).await == "failed")
         .await;
     let m = rig.message(&id).await;
