@@ -18,6 +18,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod locks;
+pub mod media;
 pub mod message;
 pub mod meta_template;
 pub mod metrics;

@@ -53,7 +53,11 @@ impl IdempotencyKey {
 #[derive(Debug, Deserialize)]
 pub struct SendTextRequest {
     pub to: String,
-    pub text: String,
+    /// The message, or the media's caption; required without media.
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub media: Option<template::MediaInput>,
     #[serde(default, alias = "idempotencyKey")]
     pub idempotency_key: Option<String>,
 }
@@ -82,7 +86,20 @@ pub async fn send_text(
     req: &SendTextRequest,
 ) -> Result<Accepted, ApiError> {
     let to = Recipient::parse(&req.to)?;
-    let text = req.text.trim();
+    let content = match &req.media {
+        None => Content {
+            kind: ContentKind::Text,
+            text: text_of(req.text.as_deref().unwrap_or_default())?,
+            ..Content::default()
+        },
+        Some(m) => media_content(req.text.as_deref(), m)?,
+    };
+    let key = IdempotencyKey::parse(req.idempotency_key.as_deref())?;
+    submit(state, tenant, &to, key, content, None, Window::Required).await
+}
+
+fn text_of(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
     let len = text.chars().count();
     if len == 0 {
         return Err(ApiError::invalid("text", "must not be empty"));
@@ -93,13 +110,57 @@ pub async fn send_text(
             format!("must be at most {TEXT_MAX} characters (has {len})"),
         ));
     }
-    let key = IdempotencyKey::parse(req.idempotency_key.as_deref())?;
-    let content = Content {
-        kind: ContentKind::Text,
-        text: text.to_owned(),
-        ..Content::default()
+    Ok(text.to_owned())
+}
+
+/// A media message: the file, and `text` (or `media.caption`) as its caption.
+fn media_content(text: Option<&str>, m: &template::MediaInput) -> Result<Content, ApiError> {
+    use template::MediaKind::*;
+    let media = m.parse("media", &[Image, Document, Video, Audio])?;
+    if m.text.is_some() {
+        return Err(ApiError::invalid("media.text", "is for headers; use text"));
+    }
+    let caption = match (
+        text.map(str::trim).filter(|t| !t.is_empty()),
+        m.caption("media", media.kind)?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "media.caption",
+                "give the caption as text or media.caption, not both",
+            ));
+        }
+        (Some(t), None) => {
+            if media.kind == Audio {
+                return Err(ApiError::invalid(
+                    "text",
+                    "audio takes no caption (WhatsApp refuses one)",
+                ));
+            }
+            if t.chars().count() > template::rich::CAPTION_MAX {
+                return Err(ApiError::invalid(
+                    "text",
+                    format!(
+                        "is the caption: at most {} characters",
+                        template::rich::CAPTION_MAX
+                    ),
+                ));
+            }
+            Some(t.to_owned())
+        }
+        (None, c) => c,
     };
-    submit(state, tenant, &to, key, content, None, Window::Required).await
+    Ok(Content {
+        kind: ContentKind::Media,
+        text: caption.unwrap_or_default(),
+        media: Some(crate::queue::JobMedia {
+            kind: media.kind.as_str().to_owned(),
+            link: media.link,
+            id: media.id,
+            filename: media.filename,
+        }),
+        ..Content::default()
+    })
 }
 
 fn variable_text(v: &Value) -> Option<String> {

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
             )
             .route("/tenants/{tenantId}/messages", get(messages))
             .route("/tenants/{tenantId}/customers", get(customers))
+            .route("/tenants/{tenantId}/media/{mediaId}", get(media))
             .route("/tenants/{tenantId}/customers/{waId}", get(customer))
             .with_state(state),
     )
@@ -112,4 +113,32 @@ async fn customer(
     let wa_id = params.get("waId").map(String::as_str).unwrap_or_default();
     let c = customer::get(&state.store, &access.tenant, wa_id).await?;
     Ok(Json(json!({ "ok": true, "customer": c })))
+}
+
+/// An inbound file, fetched from Graph with the tenant's token.
+async fn media(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath(params): ApiPath<std::collections::HashMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id = shared::media::parse_id(
+        params
+            .get("mediaId")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let (_, token) = state.credentials(&access.tenant).await?;
+    let file = shared::media::fetch(&state.graph, &token, id).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, file.mime_type),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, max-age=300".to_owned(),
+            ),
+        ],
+        file.bytes,
+    )
+        .into_response())
 }

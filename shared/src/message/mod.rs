@@ -140,6 +140,10 @@ pub struct MessageDoc {
     /// When each status was reached (`statusAt.sent`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_at: Option<bson::Document>,
+    /// An inbound file: Meta's media id (download it through `GET /media/{id}`), type,
+    /// checksum, caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<InboundMedia>,
     /// The sender's claim: no other delivery attempt starts before it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime>,
@@ -185,6 +189,7 @@ impl MessageDoc {
             enqueued: direction == Direction::In,
             enqueued_at: None,
             status_at: None,
+            media: None,
             lease_until: Some(DateTime::from_millis(0)),
             created_at: now,
             updated_at: now,
@@ -255,6 +260,7 @@ impl MessageDoc {
                 .unwrap_or(&self.idempotency_key)
                 .to_owned(),
             status_at,
+            media: self.media.clone(),
             created_at: crate::ids::rfc3339(self.created_at),
             updated_at: crate::ids::rfc3339(self.updated_at),
         }
@@ -297,8 +303,25 @@ pub struct MessageView {
     pub idempotency_key: String,
     /// When each status was reached.
     pub status_at: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<InboundMedia>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A file a customer sent, as Meta described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundMedia {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
 }
 
 /// API sends store the caller's key under this prefix, so it can never collide with the

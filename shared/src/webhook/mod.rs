@@ -391,6 +391,7 @@ fn inbound_doc(tenant: &TenantId, m: &InboundMessage) -> MessageDoc {
     let mut doc = MessageDoc::inbound(tenant, &m.wamid, &m.kind, &m.from);
     doc.body = m.body.clone();
     doc.payload_id = m.payload_id.clone();
+    doc.media = m.media.clone();
     doc.raw = mongodb::bson::to_document(&m.raw).ok();
     doc.wa_timestamp = m.timestamp.map(|s| DateTime::from_millis(s * 1000));
     doc

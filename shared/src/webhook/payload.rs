@@ -153,6 +153,8 @@ pub struct InboundMessage {
     /// Text, button title or media caption.
     pub body: Option<String>,
     pub payload_id: Option<String>,
+    /// An image, document, video, audio or sticker.
+    pub media: Option<crate::message::InboundMedia>,
     pub raw: Value,
 }
 
@@ -203,6 +205,20 @@ impl InboundMessage {
                 (other.to_owned(), caption, None)
             }
         };
+        let media = match kind.as_str() {
+            "image" | "document" | "video" | "audio" | "sticker" => {
+                let m = &raw[kind.as_str()];
+                let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+                text("id").map(|id| crate::message::InboundMedia {
+                    id,
+                    mime_type: text("mime_type"),
+                    sha256: text("sha256"),
+                    caption: text("caption"),
+                    filename: text("filename"),
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             wamid: f.id,
             from: f.from,
@@ -210,6 +226,7 @@ impl InboundMessage {
             kind,
             body,
             payload_id,
+            media,
             raw,
         })
     }
@@ -275,6 +292,11 @@ mod tests {
             ("image", Some("look"))
         );
         assert!(img.is_conversational());
+        let media = img.media.as_ref().expect("media");
+        assert_eq!(
+            (media.id.as_str(), media.mime_type.as_deref()),
+            ("media", Some("image/jpeg"))
+        );
         let reaction = parse(
             json!({"from": "1", "id": "w", "type": "reaction", "reaction": {"message_id": "x", "emoji": "👍"}}),
         );

@@ -9,6 +9,7 @@ mod flows;
 mod lambda_replay;
 mod layers;
 mod lists;
+mod media;
 mod meta_templates;
 mod pacing;
 mod queue_shim;
