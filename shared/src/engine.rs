@@ -65,7 +65,7 @@ pub struct Reply {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Reply(Reply),
+    Reply(Box<Reply>),
     NoReply,
 }
 
@@ -75,7 +75,7 @@ pub enum Decision {
 /// 3. else the fallback template; else no reply.
 pub fn decide(inbound: &Inbound<'_>, conversation: &Conversation, config: &BotConfig) -> Decision {
     if let Some(reply) = by_button(inbound, conversation, config) {
-        return Decision::Reply(reply);
+        return Decision::Reply(Box::new(reply));
     }
     if let Some(flow) = &config.flow {
         if let Some(rule) = first_match(flow, inbound.text)
@@ -86,21 +86,21 @@ pub fn decide(inbound: &Inbound<'_>, conversation: &Conversation, config: &BotCo
                 .set_state
                 .as_ref()
                 .map(|s| s.as_str().to_owned());
-            return Decision::Reply(reply(
+            return Decision::Reply(Box::new(reply(
                 inbound,
                 t,
                 state,
                 Cause::Rule {
                     id: rule.id.clone(),
                 },
-            ));
+            )));
         }
         if let Some(t) = flow
             .fallback_template_key
             .as_ref()
             .and_then(|k| config.templates.get(k))
         {
-            return Decision::Reply(reply(inbound, t, None, Cause::Fallback));
+            return Decision::Reply(Box::new(reply(inbound, t, None, Cause::Fallback)));
         }
     }
     Decision::NoReply

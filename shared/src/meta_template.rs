@@ -285,12 +285,18 @@ pub struct Change {
     pub category: Option<String>,
 }
 
+/// Which template a webhook is about, and what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub meta_id: Option<String>,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub change: Change,
+}
+
 /// Reads a `message_template_status_update`, `message_template_quality_update` or
-/// `template_category_update` change value: (Meta's id, name, language, change).
-pub fn read_change(
-    field: &str,
-    v: &Value,
-) -> Option<(Option<String>, Option<String>, Option<String>, Change)> {
+/// `template_category_update` change value.
+pub fn read_change(field: &str, v: &Value) -> Option<Update> {
     let id = match &v["message_template_id"] {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s) => Some(s.clone()),
@@ -313,33 +319,27 @@ pub fn read_change(
         },
         _ => return None,
     };
-    Some((
-        id,
-        text("message_template_name"),
-        text("message_template_language"),
+    Some(Update {
+        meta_id: id,
+        name: text("message_template_name"),
+        language: text("message_template_language"),
         change,
-    ))
+    })
 }
 
 /// Applies a template webhook to the templates of every tenant on `waba_id` (routed by the
 /// entry's WABA id, matched by Meta's id, else by name and language). Returns how many
 /// stored templates changed.
-pub async fn apply_change(
-    store: &Store,
-    waba_id: &str,
-    meta_id: Option<&str>,
-    name: Option<&str>,
-    language: Option<&str>,
-    change: &Change,
-) -> Result<u64, ApiError> {
+pub async fn apply_change(store: &Store, waba_id: &str, update: &Update) -> Result<u64, ApiError> {
+    let change = &update.change;
     let mut filter = doc! { "wabaId": waba_id };
-    match (meta_id, name) {
+    match (update.meta_id.as_deref(), update.name.as_deref()) {
         (Some(id), _) => {
             filter.insert("metaId", id);
         }
         (None, Some(name)) => {
             filter.insert("name", name);
-            if let Some(l) = language {
+            if let Some(l) = &update.language {
                 filter.insert("language", l);
             }
         }
@@ -690,7 +690,12 @@ mod tests {
 
     #[test]
     fn reads_template_webhooks() {
-        let (id, name, lang, c) = read_change(
+        let Update {
+            meta_id: id,
+            name,
+            language: lang,
+            change: c,
+        } = read_change(
             "message_template_status_update",
             &json!({"event": "PAUSED", "message_template_id": 123, "message_template_name": "n",
                 "message_template_language": "en_US", "reason": "LOW_QUALITY"}),

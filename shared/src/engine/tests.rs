@@ -93,7 +93,7 @@ fn after(k: &str) -> Conversation {
 
 fn replied(d: Decision) -> Reply {
     match d {
-        Decision::Reply(r) => r,
+        Decision::Reply(r) => *r,
         Decision::NoReply => panic!("expected a reply"),
     }
 }

@@ -113,10 +113,7 @@ pub struct ParsedChange {
 #[derive(Debug)]
 pub struct TemplateChange {
     pub waba_id: String,
-    pub meta_id: Option<String>,
-    pub name: Option<String>,
-    pub language: Option<String>,
-    pub change: meta_template::Change,
+    pub update: meta_template::Update,
 }
 
 /// What a notification is about.
@@ -146,15 +143,10 @@ pub fn changes(notification: Notification) -> Changes {
                 continue;
             }
             match (&waba_id, meta_template::read_change(field, &change.value)) {
-                (Some(waba), Some((meta_id, name, language, change))) => {
-                    templates.push(TemplateChange {
-                        waba_id: waba.clone(),
-                        meta_id,
-                        name,
-                        language,
-                        change,
-                    })
-                }
+                (Some(waba), Some(update)) => templates.push(TemplateChange {
+                    waba_id: waba.clone(),
+                    update,
+                }),
                 _ => ignored += 1,
             }
         }
@@ -222,16 +214,8 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
         ..Summary::default()
     };
     for t in &templates {
-        let changed = meta_template::apply_change(
-            &state.store,
-            &t.waba_id,
-            t.meta_id.as_deref(),
-            t.name.as_deref(),
-            t.language.as_deref(),
-            &t.change,
-        )
-        .await?;
-        tracing::info!(wabaId = %t.waba_id, template = ?t.name, change = ?t.change, changed, "Meta template update");
+        let changed = meta_template::apply_change(&state.store, &t.waba_id, &t.update).await?;
+        tracing::info!(wabaId = %t.waba_id, template = ?t.update.name, change = ?t.update.change, changed, "Meta template update");
         summary.template_updates += 1;
     }
     for change in changes {
