@@ -1,5 +1,5 @@
-"""Creates the send queue, its DLQ (redrive after 5 receives) and the token KMS key, if
-missing, and prints `export NAME=value` lines for them. Idempotent.
+"""Creates the send queue, its DLQ (redrive after 5 receives), the token KMS key and the
+media bucket, if missing, and prints `export NAME=value` lines for them. Idempotent.
 
 Uses the standard AWS environment (AWS_ENDPOINT_URL for the local moto server).
 """
@@ -50,6 +50,15 @@ def key(kms, stage):
     return key_id
 
 
+def bucket(s3, stage):
+    name = f"wa-media-{stage}"
+    try:
+        s3.create_bucket(Bucket=name)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return name
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--stage", default="local")
@@ -61,6 +70,8 @@ def main():
         export("SEND_DLQ_URL", dlq)
     if not os.environ.get("KMS_KEY_ID"):
         export("KMS_KEY_ID", key(session.client("kms"), a.stage))
+    if not os.environ.get("MEDIA_BUCKET"):
+        export("MEDIA_BUCKET", bucket(session.client("s3"), a.stage))
 
 
 if __name__ == "__main__":

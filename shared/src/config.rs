@@ -24,6 +24,9 @@ pub struct Config {
     pub send_queue_url: Option<String>,
     pub send_dlq_url: Option<String>,
     pub kms_key_id: Option<String>,
+    /// Where media too large for a Lambda response is copied for a presigned download
+    /// (`MEDIA_BUCKET`); without it such a file is a 413.
+    pub media_bucket: Option<String>,
     pub whatsapp_api_base: String,
     pub whatsapp_api_version: String,
     /// How long a warm function reuses a tenant's templates and flow (`CONFIG_CACHE_TTL_SECS`).
@@ -101,6 +104,7 @@ impl Config {
             send_queue_url: get("SEND_QUEUE_URL"),
             send_dlq_url: get("SEND_DLQ_URL"),
             kms_key_id: get("KMS_KEY_ID"),
+            media_bucket: get("MEDIA_BUCKET"),
             whatsapp_api_base: get("WHATSAPP_API_BASE")
                 .unwrap_or_else(|| "https://graph.facebook.com".into())
                 .trim_end_matches('/')

@@ -54,6 +54,8 @@ pub struct Inner {
     pub tokens: TtlCache<(TenantId, i64), crate::secret::Secret>,
     /// Graph calls made for an API request (template sync, media); the sender has its own.
     pub graph: crate::whatsapp::GraphClient,
+    /// Where large media is copied for download (`MEDIA_BUCKET`).
+    pub media_bucket: Option<crate::media::MediaBucket>,
     cipher: Option<TokenCipher>,
     queue: Option<SendQueue>,
 }
@@ -164,6 +166,10 @@ impl AppState {
                 &config.whatsapp_api_base,
                 &config.whatsapp_api_version,
             ),
+            media_bucket: config
+                .media_bucket
+                .as_deref()
+                .map(|b| crate::media::MediaBucket::new(aws, b)),
             cipher,
             queue,
             config,

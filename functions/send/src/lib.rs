@@ -129,16 +129,28 @@ async fn media(
             .unwrap_or_default(),
     )?;
     let (_, token) = state.credentials(&access.tenant).await?;
-    let file = shared::media::fetch(&state.graph, &token, id).await?;
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, file.mime_type),
-            (
-                axum::http::header::CACHE_CONTROL,
-                "private, max-age=300".to_owned(),
-            ),
-        ],
-        file.bytes,
+    let download = shared::media::download(
+        &state.graph,
+        state.media_bucket.as_ref(),
+        &token,
+        &access.tenant,
+        id,
     )
-        .into_response())
+    .await?;
+    Ok(match download {
+        shared::media::Download::Inline(file) => (
+            [
+                (axum::http::header::CONTENT_TYPE, file.mime_type),
+                (
+                    axum::http::header::CACHE_CONTROL,
+                    "private, max-age=300".to_owned(),
+                ),
+            ],
+            file.bytes,
+        )
+            .into_response(),
+        shared::media::Download::Link(url) => {
+            (StatusCode::FOUND, [(axum::http::header::LOCATION, url)]).into_response()
+        }
+    })
 }

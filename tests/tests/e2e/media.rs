@@ -152,3 +152,61 @@ async fn files_are_sent_logged_and_downloaded_through_the_proxy() {
         .expect("request");
     assert_eq!(foreign.status(), 403, "another tenant's key");
 }
+
+#[tokio::test]
+async fn a_file_too_large_for_a_lambda_response_is_answered_with_a_short_lived_link() {
+    let rig = rig(None).await;
+    assert!(
+        rig.app.state.config.media_bucket.is_some(),
+        "the stack has a media bucket"
+    );
+    let big: Vec<u8> = (0..shared::media::INLINE_MAX + 1024)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/v20.0/880022"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"messaging_product": "whatsapp",
+            "url": format!("{}/whatsapp_business/attachments/?mid=880022", rig.graph.uri()),
+            "mime_type": "video/mp4", "id": "880022"}),
+        ))
+        .mount(&rig.graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/whatsapp_business/attachments/"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(big.clone()))
+        .mount(&rig.graph)
+        .await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirects
+        .get(format!(
+            "{}/tenants/{}/media/880022",
+            rig.app.base, rig.tenant
+        ))
+        .bearer_auth(&rig.key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 302);
+    let link = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(link.contains("X-Amz-Signature="), "{link}");
+    assert!(link.contains("X-Amz-Expires=300"), "{link}");
+    assert!(
+        link.contains(&format!("media/{}/880022", rig.tenant)),
+        "{link}"
+    );
+    let file = reqwest::get(&link).await.expect("download");
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().await.expect("bytes").as_ref(), big.as_slice());
+    let tampered = link.replace("880022", "880023");
+    assert_ne!(
+        reqwest::get(&tampered).await.expect("download").status(),
+        200
+    );
+}
