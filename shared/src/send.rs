@@ -17,7 +17,7 @@ use crate::{
     meta_template, outbox, pacing,
     queue::{Content, ContentKind},
     state::AppState,
-    template::{self, TemplateKey, TemplateKind},
+    template::{self, TemplateKey},
     tenant,
 };
 
@@ -213,7 +213,7 @@ pub async fn send_template(
         ));
     }
     // A sent menu must branch when the customer taps it, as if the bot had sent it.
-    let state_update = (t.kind == TemplateKind::InteractiveButton).then(|| StateUpdate {
+    let state_update = t.kind.is_interactive().then(|| StateUpdate {
         last_template_key: t.key.clone(),
         state: None,
     });
