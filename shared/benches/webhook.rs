@@ -4,13 +4,12 @@
 use std::{collections::HashSet, hint::black_box};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mongodb::bson::{DateTime, oid::ObjectId};
 use serde_json::{Value, json};
 use shared::{
     customer::Conversation,
     engine::{BotConfig, Decision, Inbound, decide},
     flow::FlowInput,
-    template::{TemplateDoc, TemplateInput, TemplateKey},
+    template::{Template, TemplateInput, TemplateKey},
     webhook::{changes, parse, signature},
 };
 
@@ -33,32 +32,14 @@ fn payload() -> Vec<u8> {
         .into_bytes()
 }
 
-fn template(key: &str, spec: Value) -> TemplateDoc {
+fn template(key: &str, spec: Value) -> Template {
     let input: TemplateInput = serde_json::from_value(spec).expect("template");
     let k = TemplateKey::parse("key", key).expect("key");
     let known: HashSet<TemplateKey> = ["menu", "prices", "delivery", "fallback"]
         .iter()
         .map(|k| TemplateKey::parse("k", k).expect("key"))
         .collect();
-    let s = input.validate(&k, &known).expect("valid");
-    TemplateDoc {
-        id: ObjectId::new(),
-        tenant_id: ObjectId::new(),
-        key: k,
-        kind: s.kind,
-        body: s.body,
-        buttons: s.buttons,
-        variables: s.variables,
-        description: None,
-        is_active: true,
-        list: s.list,
-        header: s.header,
-        footer: s.footer,
-        media: s.media,
-        version: 1,
-        created_at: DateTime::now(),
-        updated_at: DateTime::now(),
-    }
+    input.validate(&k, &known).expect("valid")
 }
 
 /// A realistic tenant: 4 templates, 20 rules of every type, the match near the end.

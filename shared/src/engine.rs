@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::{
     customer::{Conversation, StateUpdate},
     flow::{CompiledFlow, Flow, first_match},
-    queue::{Content, ContentKind, JobButton, JobHeader, JobList, JobMedia, JobRow, JobSection},
-    template::{self, StateName, TemplateDoc, TemplateKey, TemplateKind},
+    queue::Content,
+    template::{Choice, Template, TemplateKey},
 };
 
 /// What the customer sent, as the engine needs it.
@@ -25,12 +25,12 @@ pub struct Inbound<'a> {
 /// A tenant's active templates and flow, compiled once per cache fill.
 #[derive(Default)]
 pub struct BotConfig {
-    pub templates: HashMap<TemplateKey, TemplateDoc>,
+    pub templates: HashMap<TemplateKey, Template>,
     pub flow: Option<CompiledFlow>,
 }
 
 impl BotConfig {
-    pub fn new(templates: Vec<TemplateDoc>, flow: Option<&Flow>) -> Self {
+    pub fn new(templates: Vec<Template>, flow: Option<&Flow>) -> Self {
         Self {
             templates: templates
                 .into_iter()
@@ -106,9 +106,7 @@ pub fn decide(inbound: &Inbound<'_>, conversation: &Conversation, config: &BotCo
     Decision::NoReply
 }
 
-type Choice<'t> = (&'t str, Option<&'t TemplateKey>, Option<&'t StateName>);
-
-fn tapped<'t>(t: &'t TemplateDoc, payload: &str) -> Option<Choice<'t>> {
+fn tapped<'t>(t: &'t Template, payload: &str) -> Option<Choice<'t>> {
     t.choices().find(|(id, _, _)| *id == payload)
 }
 
@@ -162,64 +160,10 @@ pub fn auto_reply_variable(inbound: &Inbound<'_>, name: &str) -> Option<String> 
     }
 }
 
-/// A template rendered into what the sender delivers.
-pub fn content_of(t: &TemplateDoc, variable: impl Fn(&str) -> Option<String>) -> Content {
-    let job_media = |m: &template::Media| JobMedia {
-        kind: m.kind.as_str().to_owned(),
-        link: m.link.clone(),
-        id: m.id.clone(),
-        filename: m.filename.clone(),
-    };
-    let kind = match (t.kind, &t.media) {
-        (TemplateKind::Text, None) => ContentKind::Text,
-        (TemplateKind::Text, Some(_)) => ContentKind::Media,
-        (TemplateKind::InteractiveButton, _) => ContentKind::InteractiveButton,
-        (TemplateKind::InteractiveList, _) => ContentKind::InteractiveList,
-    };
-    Content {
-        kind,
-        text: template::render(&t.body, variable),
-        buttons: t
-            .buttons
-            .iter()
-            .map(|b| JobButton {
-                id: b.id.as_str().to_owned(),
-                title: b.title.as_str().to_owned(),
-            })
-            .collect(),
-        list: t.list.as_ref().map(|l| JobList {
-            button: l.button.clone(),
-            sections: l
-                .sections
-                .iter()
-                .map(|s| JobSection {
-                    title: s.title.clone(),
-                    rows: s
-                        .rows
-                        .iter()
-                        .map(|r| JobRow {
-                            id: r.id.clone(),
-                            title: r.title.clone(),
-                            description: r.description.clone(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }),
-        header: t.header.as_ref().map(|h| JobHeader {
-            text: h.text.clone(),
-            media: h.media.as_ref().map(job_media),
-        }),
-        footer: t.footer.clone(),
-        media: t.media.as_ref().map(job_media),
-        template: None,
-    }
-}
-
-fn reply(inbound: &Inbound<'_>, t: &TemplateDoc, state: Option<String>, cause: Cause) -> Reply {
+fn reply(inbound: &Inbound<'_>, t: &Template, state: Option<String>, cause: Cause) -> Reply {
     Reply {
         template_key: t.key.clone(),
-        content: content_of(t, |name| auto_reply_variable(inbound, name)),
+        content: t.render(|name| auto_reply_variable(inbound, name)),
         state_update: StateUpdate {
             last_template_key: t.key.clone(),
             state,

@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use crate::{
     customer::{self, StateUpdate},
-    engine,
     error::ApiError,
     failpoint,
     idempotency::{self, Begin},
@@ -188,7 +187,7 @@ pub async fn send_template(
             ));
         }
     }
-    let t = template::get(&state.store, tenant, &key).await?;
+    let t = template::get(&state.store, tenant, &key).await?.template;
     if !t.is_active {
         return Err(ApiError::not_found(format!("template {key} is inactive")));
     }
@@ -202,7 +201,7 @@ pub async fn send_template(
             format!("missing values for: {}", missing.join(", ")),
         ));
     }
-    let content = engine::content_of(&t, |name| req.variables.get(name).and_then(variable_text));
+    let content = t.render(|name| req.variables.get(name).and_then(variable_text));
     if content.text.chars().count() > t.kind.body_max() {
         return Err(ApiError::invalid(
             "variables",

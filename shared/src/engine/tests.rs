@@ -1,40 +1,22 @@
 use std::collections::HashSet;
 
-use mongodb::bson::{DateTime, oid::ObjectId};
 use serde_json::json;
 
 use super::*;
-use crate::{flow::FlowInput, template::TemplateInput};
+use crate::{flow::FlowInput, queue::ContentKind, template::TemplateInput};
 
 fn key(k: &str) -> TemplateKey {
     TemplateKey::parse("k", k).expect("key")
 }
 
-fn tpl(k: &str, spec: serde_json::Value) -> TemplateDoc {
+/// A template as an admin would save it: no ids, no dates.
+fn tpl(k: &str, spec: serde_json::Value) -> Template {
     let input: TemplateInput = serde_json::from_value(spec).expect("input");
     let known: HashSet<TemplateKey> = ["menu", "prices", "hours", "fallback", "sub"]
         .iter()
         .map(|k| key(k))
         .collect();
-    let s = input.validate(&key(k), &known).expect("valid template");
-    TemplateDoc {
-        id: ObjectId::new(),
-        tenant_id: ObjectId::new(),
-        key: key(k),
-        kind: s.kind,
-        body: s.body,
-        buttons: s.buttons,
-        variables: s.variables,
-        description: None,
-        is_active: s.is_active,
-        list: s.list,
-        header: s.header,
-        footer: s.footer,
-        media: s.media,
-        version: 1,
-        created_at: DateTime::now(),
-        updated_at: DateTime::now(),
-    }
+    input.validate(&key(k), &known).expect("valid template")
 }
 
 fn config(with_fallback: bool) -> BotConfig {

@@ -16,7 +16,11 @@ pub use store::{
 };
 
 pub use crate::ids::{KEY_MAX, STATE_MAX, StateName, TemplateKey};
-use crate::{error::ApiError, ids::random_hex};
+use crate::{
+    error::ApiError,
+    ids::random_hex,
+    queue::{Content, ContentKind, JobButton, JobHeader, JobList, JobMedia, JobRow, JobSection},
+};
 pub use rich::{
     Header, ListMenu, ListRow, ListRowInput, ListSection, ListSectionInput, Media, MediaInput,
     MediaKind,
@@ -217,20 +221,109 @@ pub struct ButtonInput {
     pub next_state: Option<String>,
 }
 
-/// A template's content after validation (everything but identity and bookkeeping).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateSpec {
+/// A bot template as the conversation uses it, validated: no storage fields (id, tenant,
+/// version, timestamps live in [`TemplateDoc`]), so the engine and its tests build it from
+/// an input alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    pub key: TemplateKey,
     pub kind: TemplateKind,
     pub body: String,
     pub buttons: Vec<Button>,
     pub variables: Vec<String>,
+    #[serde(default)]
     pub description: Option<String>,
     pub is_active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<ListMenu>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<Header>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<Media>,
 }
+
+impl Template {
+    /// What the customer can tap on this template: (id, next template, next state) of each
+    /// reply button and list row.
+    pub fn choices(&self) -> impl Iterator<Item = Choice<'_>> {
+        self.buttons
+            .iter()
+            .map(|b| {
+                (
+                    b.id.as_str(),
+                    b.next_template_key.as_ref(),
+                    b.next_state.as_ref(),
+                )
+            })
+            .chain(self.list.iter().flat_map(|l| l.rows()).map(|r| {
+                (
+                    r.id.as_str(),
+                    r.next_template_key.as_ref(),
+                    r.next_state.as_ref(),
+                )
+            }))
+    }
+
+    /// The message this template sends, its `{{placeholders}}` filled by `variable`.
+    pub fn render(&self, variable: impl Fn(&str) -> Option<String>) -> Content {
+        let job_media = |m: &Media| JobMedia {
+            kind: m.kind.as_str().to_owned(),
+            link: m.link.clone(),
+            id: m.id.clone(),
+            filename: m.filename.clone(),
+        };
+        let kind = match (self.kind, &self.media) {
+            (TemplateKind::Text, None) => ContentKind::Text,
+            (TemplateKind::Text, Some(_)) => ContentKind::Media,
+            (TemplateKind::InteractiveButton, _) => ContentKind::InteractiveButton,
+            (TemplateKind::InteractiveList, _) => ContentKind::InteractiveList,
+        };
+        Content {
+            kind,
+            text: render(&self.body, variable),
+            buttons: self
+                .buttons
+                .iter()
+                .map(|b| JobButton {
+                    id: b.id.as_str().to_owned(),
+                    title: b.title.as_str().to_owned(),
+                })
+                .collect(),
+            list: self.list.as_ref().map(|l| JobList {
+                button: l.button.clone(),
+                sections: l
+                    .sections
+                    .iter()
+                    .map(|s| JobSection {
+                        title: s.title.clone(),
+                        rows: s
+                            .rows
+                            .iter()
+                            .map(|r| JobRow {
+                                id: r.id.clone(),
+                                title: r.title.clone(),
+                                description: r.description.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }),
+            header: self.header.as_ref().map(|h| JobHeader {
+                text: h.text.clone(),
+                media: h.media.as_ref().map(job_media),
+            }),
+            footer: self.footer.clone(),
+            media: self.media.as_ref().map(job_media),
+            template: None,
+        }
+    }
+}
+
+/// A tap target: (id, next template, next state).
+pub type Choice<'t> = (&'t str, Option<&'t TemplateKey>, Option<&'t StateName>);
 
 impl TemplateInput {
     /// The keys this input's buttons point to, for the caller to look up.
@@ -263,7 +356,7 @@ impl TemplateInput {
         &self,
         own_key: &TemplateKey,
         existing: &HashSet<TemplateKey>,
-    ) -> Result<TemplateSpec, ApiError> {
+    ) -> Result<Template, ApiError> {
         let kind = TemplateKind::parse(self.kind.as_deref())?;
 
         let body = self.body.trim();
@@ -469,7 +562,8 @@ impl TemplateInput {
             None => None,
         };
 
-        Ok(TemplateSpec {
+        Ok(Template {
+            key: own_key.clone(),
             kind,
             body: body.to_owned(),
             buttons,

@@ -11,9 +11,7 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    Button, Header, ListMenu, Media, TemplateInput, TemplateKey, TemplateKind, TemplateSpec,
-};
+use super::{Button, Header, Media, Template, TemplateInput, TemplateKey, TemplateKind};
 use crate::{
     error::ApiError,
     flow,
@@ -21,56 +19,18 @@ use crate::{
     store::{Store, TEMPLATES, is_duplicate_key},
 };
 
+/// A stored template: the [`Template`] and its storage fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateDoc {
     #[serde(rename = "_id")]
     pub id: ObjectId,
     pub tenant_id: ObjectId,
-    pub key: TemplateKey,
-    pub kind: TemplateKind,
-    pub body: String,
-    pub buttons: Vec<Button>,
-    pub variables: Vec<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    pub is_active: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list: Option<ListMenu>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header: Option<Header>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub footer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media: Option<Media>,
+    #[serde(flatten)]
+    pub template: Template,
     pub version: i64,
     pub created_at: DateTime,
     pub updated_at: DateTime,
-}
-
-impl TemplateDoc {
-    /// What the customer can tap on this template: (id, next template, next state) of each
-    /// reply button and list row.
-    pub fn choices(
-        &self,
-    ) -> impl Iterator<Item = (&str, Option<&TemplateKey>, Option<&super::StateName>)> {
-        self.buttons
-            .iter()
-            .map(|b| {
-                (
-                    b.id.as_str(),
-                    b.next_template_key.as_ref(),
-                    b.next_state.as_ref(),
-                )
-            })
-            .chain(self.list.iter().flat_map(|l| l.rows()).map(|r| {
-                (
-                    r.id.as_str(),
-                    r.next_template_key.as_ref(),
-                    r.next_state.as_ref(),
-                )
-            }))
-    }
 }
 
 /// The API's view of a template.
@@ -138,20 +98,21 @@ impl HeaderView {
 
 impl TemplateDoc {
     pub fn view(&self) -> TemplateView {
+        let t = &self.template;
         TemplateView {
-            key: self.key.clone(),
+            key: t.key.clone(),
             tenant_id: self.tenant_id.to_hex(),
-            kind: self.kind,
-            body: self.body.clone(),
-            buttons: self.buttons.clone(),
-            variables: self.variables.clone(),
-            description: self.description.clone(),
-            is_active: self.is_active,
-            button: self.list.as_ref().map(|l| l.button.clone()),
-            sections: self.list.as_ref().map(|l| l.sections.clone()),
-            header: self.header.as_ref().map(HeaderView::of),
-            footer: self.footer.clone(),
-            media: self.media.clone(),
+            kind: t.kind,
+            body: t.body.clone(),
+            buttons: t.buttons.clone(),
+            variables: t.variables.clone(),
+            description: t.description.clone(),
+            is_active: t.is_active,
+            button: t.list.as_ref().map(|l| l.button.clone()),
+            sections: t.list.as_ref().map(|l| l.sections.clone()),
+            header: t.header.as_ref().map(HeaderView::of),
+            footer: t.footer.clone(),
+            media: t.media.clone(),
             version: self.version,
             created_at: crate::ids::rfc3339(self.created_at),
             updated_at: crate::ids::rfc3339(self.updated_at),
@@ -183,7 +144,7 @@ pub async fn existing_keys(
         .await?
         .try_collect()
         .await?;
-    Ok(found.into_iter().map(|d| d.key).collect())
+    Ok(found.into_iter().map(|d| d.template.key).collect())
 }
 
 async fn find(
@@ -227,11 +188,15 @@ pub async fn list(
 }
 
 /// Every active template of the tenant (what the conversation engine works from).
-pub async fn load_active(store: &Store, tenant: &TenantId) -> Result<Vec<TemplateDoc>, ApiError> {
-    list(store, tenant, false).await
+pub async fn load_active(store: &Store, tenant: &TenantId) -> Result<Vec<Template>, ApiError> {
+    Ok(list(store, tenant, false)
+        .await?
+        .into_iter()
+        .map(|d| d.template)
+        .collect())
 }
 
-fn spec_fields(spec: &TemplateSpec) -> Result<bson::Document, ApiError> {
+fn spec_fields(spec: &Template) -> Result<bson::Document, ApiError> {
     let buttons = bson::to_bson(&spec.buttons).map_err(|_| ApiError::Internal)?;
     let kind = bson::to_bson(&spec.kind).map_err(|_| ApiError::Internal)?;
     let bson_of = |v: &dyn erased::ToBson| v.to_bson();
@@ -286,7 +251,7 @@ pub async fn references(
         .await?
         .try_collect()
         .await?;
-    for t in pointing {
+    for t in pointing.into_iter().map(|d| d.template) {
         for b in t
             .buttons
             .iter()
@@ -326,10 +291,10 @@ async fn refuse_if_referenced(
 async fn update(
     store: &Store,
     current: &TemplateDoc,
-    spec: &TemplateSpec,
+    spec: &Template,
 ) -> Result<TemplateDoc, ApiError> {
-    if current.is_active && !spec.is_active {
-        refuse_if_referenced(store, &current.tenant_id.into(), &current.key).await?;
+    if current.template.is_active && !spec.is_active {
+        refuse_if_referenced(store, &current.tenant_id.into(), &current.template.key).await?;
     }
     let mut set = spec_fields(spec)?;
     set.insert("updatedAt", DateTime::now());
@@ -341,31 +306,20 @@ async fn update(
         )
         .return_document(ReturnDocument::After)
         .await?
-        .ok_or_else(|| not_found(&current.key))?;
+        .ok_or_else(|| not_found(&current.template.key))?;
     Ok(updated)
 }
 
 async fn insert(
     store: &Store,
     tenant: &TenantId,
-    key: TemplateKey,
-    spec: TemplateSpec,
+    template: Template,
 ) -> Result<Result<TemplateDoc, mongodb::error::Error>, ApiError> {
     let now = DateTime::now();
     let doc = TemplateDoc {
         id: ObjectId::new(),
         tenant_id: tenant.object_id(),
-        key,
-        kind: spec.kind,
-        body: spec.body,
-        buttons: spec.buttons,
-        variables: spec.variables,
-        description: spec.description,
-        is_active: spec.is_active,
-        list: spec.list,
-        header: spec.header,
-        footer: spec.footer,
-        media: spec.media,
+        template,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -388,7 +342,7 @@ pub async fn create_or_update(
         for _ in 0..5 {
             let key = TemplateKey::generate();
             let spec = input.validate(&key, &existing)?;
-            match insert(store, tenant, key, spec).await? {
+            match insert(store, tenant, spec).await? {
                 Ok(doc) => return Ok((doc, true)),
                 Err(e) if is_duplicate_key(&e) => continue,
                 Err(e) => return Err(e.into()),
@@ -406,7 +360,7 @@ pub async fn create_or_update(
         if let Some(current) = find(store, tenant, &key).await? {
             return Ok((update(store, &current, &spec).await?, false));
         }
-        match insert(store, tenant, key.clone(), spec.clone()).await? {
+        match insert(store, tenant, spec.clone()).await? {
             Ok(doc) => return Ok((doc, true)),
             Err(e) if is_duplicate_key(&e) => continue,
             Err(e) => return Err(e.into()),
@@ -440,20 +394,12 @@ pub async fn deactivate(
     key: &TemplateKey,
 ) -> Result<TemplateDoc, ApiError> {
     let current = get(store, tenant, key).await?;
-    if !current.is_active {
+    if !current.template.is_active {
         return Ok(current);
     }
-    let spec = TemplateSpec {
-        kind: current.kind,
-        body: current.body.clone(),
-        buttons: current.buttons.clone(),
-        variables: current.variables.clone(),
-        description: current.description.clone(),
+    let spec = Template {
         is_active: false,
-        list: current.list.clone(),
-        header: current.header.clone(),
-        footer: current.footer.clone(),
-        media: current.media.clone(),
+        ..current.template.clone()
     };
     update(store, &current, &spec).await
 }

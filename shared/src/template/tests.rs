@@ -8,7 +8,7 @@ fn input(v: serde_json::Value) -> TemplateInput {
     serde_json::from_value(v).expect("input shape")
 }
 
-fn field(r: Result<TemplateSpec, ApiError>) -> String {
+fn field(r: Result<Template, ApiError>) -> String {
     match r {
         Err(ApiError::Unprocessable { field, .. }) => field,
         other => panic!("expected 422, got {other:?}"),
