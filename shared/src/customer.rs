@@ -58,7 +58,7 @@ pub async fn touch(
     let doc = collection(store)
         .await?
         .find_one_and_update(
-            doc! { "tenantId": tenant.object_id(), "waId": wa_id },
+            doc! { "tenantId": *tenant, "waId": wa_id },
             doc! {
                 "$set": set,
                 "$max": { "lastInboundAt": wrote_at },
@@ -88,7 +88,7 @@ pub async fn apply(
     collection(store)
         .await?
         .update_one(
-            doc! { "tenantId": tenant.object_id(), "waId": wa_id },
+            doc! { "tenantId": *tenant, "waId": wa_id },
             doc! { "$set": set, "$setOnInsert": { "firstSeenAt": now } },
         )
         .upsert(true)
@@ -145,7 +145,7 @@ pub async fn last_inbound(
 ) -> Result<Option<DateTime>, ApiError> {
     let doc = collection(store)
         .await?
-        .find_one(doc! { "tenantId": tenant.object_id(), "waId": wa_id })
+        .find_one(doc! { "tenantId": *tenant, "waId": wa_id })
         .projection(doc! { "lastInboundAt": 1 })
         .await?;
     Ok(doc.and_then(|d| d.get_datetime("lastInboundAt").ok().copied()))
@@ -203,7 +203,7 @@ impl CustomerDoc {
 pub async fn get(store: &Store, tenant: &TenantId, wa_id: &str) -> Result<CustomerView, ApiError> {
     let doc = collection(store)
         .await?
-        .find_one(doc! { "tenantId": tenant.object_id(), "waId": wa_id })
+        .find_one(doc! { "tenantId": *tenant, "waId": wa_id })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("customer {wa_id} not found")))?;
     let doc: CustomerDoc = mongodb::bson::from_document(doc).map_err(|_| ApiError::Internal)?;
@@ -256,7 +256,7 @@ pub async fn list(
             }
         },
     };
-    let mut filter = doc! { "tenantId": tenant.object_id() };
+    let mut filter = doc! { "tenantId": *tenant };
     if let Some(c) = q.cursor.as_deref() {
         let (at, id) = parse_cursor(c).ok_or_else(|| {
             ApiError::invalid("cursor", "must be a nextCursor from a previous page")

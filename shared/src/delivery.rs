@@ -14,6 +14,7 @@ use mongodb::bson::{self, Bson, DateTime, Document, doc, oid::ObjectId};
 
 use crate::{
     error::ApiError,
+    ids::{MessageId, TenantId},
     message::{MessageDoc, MessageError, Status},
     store::{MESSAGES, Store},
 };
@@ -43,16 +44,17 @@ fn epoch() -> DateTime {
 /// Claims every message of a batch that is undelivered and not leased by another attempt.
 pub async fn claim_batch(
     store: &Store,
-    ids: &[ObjectId],
+    ids: &[MessageId],
     lease: Duration,
-) -> Result<HashMap<ObjectId, Claim>, ApiError> {
+) -> Result<HashMap<MessageId, Claim>, ApiError> {
     let token = ObjectId::new();
     let now = DateTime::now();
     let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
     let messages = store.collection::<Document>(MESSAGES).await?;
+    let wanted: Vec<Bson> = ids.iter().map(|id| (*id).into()).collect();
     messages
         .update_many(
-            doc! { "_id": { "$in": ids }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
+            doc! { "_id": { "$in": &wanted }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
             vec![doc! { "$set": {
                 // Recording an outcome removes the token: one still there is an attempt
                 // that never finished.
@@ -66,11 +68,12 @@ pub async fn claim_batch(
         )
         .await?;
     let docs: Vec<Document> = messages
-        .find(doc! { "_id": { "$in": ids }, "direction": "OUT" })
+        .find(doc! { "_id": { "$in": wanted }, "direction": "OUT" })
         .await?
         .try_collect()
         .await?;
-    let mut claims: HashMap<ObjectId, Claim> = ids.iter().map(|id| (*id, Claim::Missing)).collect();
+    let mut claims: HashMap<MessageId, Claim> =
+        ids.iter().map(|id| (*id, Claim::Missing)).collect();
     for raw in docs {
         let ours = raw.get_object_id("leaseToken").is_ok_and(|t| t == token);
         let interrupted = raw.get_bool("interrupted").unwrap_or(false);
@@ -113,8 +116,8 @@ pub enum Attempt {
 
 #[derive(Debug, Clone)]
 pub struct Finish {
-    pub id: ObjectId,
-    pub tenant_id: ObjectId,
+    pub id: MessageId,
+    pub tenant_id: TenantId,
     pub attempt: Attempt,
 }
 
@@ -128,11 +131,8 @@ fn statement(finishes: &[&Finish], now: DateTime) -> Result<Option<Document>, Ap
     let Some(first) = finishes.first() else {
         return Ok(None);
     };
-    let ids: Vec<Bson> = finishes.iter().map(|f| Bson::ObjectId(f.id)).collect();
-    let tenants: Vec<Bson> = finishes
-        .iter()
-        .map(|f| Bson::ObjectId(f.tenant_id))
-        .collect();
+    let ids: Vec<Bson> = finishes.iter().map(|f| f.id.into()).collect();
+    let tenants: Vec<Bson> = finishes.iter().map(|f| f.tenant_id.into()).collect();
     let errors = || -> Result<Vec<Bson>, ApiError> {
         finishes
             .iter()

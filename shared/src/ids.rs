@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// A tenant's id: a MongoDB ObjectId, shown as 24 hex characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A tenant's id: a MongoDB ObjectId, shown as 24 hex characters. Stored as the ObjectId
+/// itself (`serde(transparent)`); in JSON jobs as hex (see [`hex_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct TenantId(ObjectId);
 
 impl TenantId {
@@ -39,6 +41,77 @@ impl From<ObjectId> for TenantId {
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.to_hex())
+    }
+}
+
+impl From<TenantId> for mongodb::bson::Bson {
+    fn from(id: TenantId) -> Self {
+        Self::ObjectId(id.0)
+    }
+}
+
+/// A stored message's id (an ObjectId); the `messageId` of the API and of send jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(ObjectId);
+
+impl MessageId {
+    pub fn generate() -> Self {
+        Self(ObjectId::new())
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ObjectId::parse_str(s).ok().map(Self)
+    }
+
+    pub fn object_id(&self) -> ObjectId {
+        self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.to_hex()
+    }
+}
+
+impl From<ObjectId> for MessageId {
+    fn from(id: ObjectId) -> Self {
+        Self(id)
+    }
+}
+
+impl From<MessageId> for mongodb::bson::Bson {
+    fn from(id: MessageId) -> Self {
+        Self::ObjectId(id.0)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.to_hex())
+    }
+}
+
+/// An ObjectId-backed id as 24 hex characters in JSON (send jobs keep the seed's shape):
+/// `#[serde(with = "crate::ids::hex_id")]`.
+pub mod hex_id {
+    use mongodb::bson::oid::ObjectId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer, T: Copy + Into<mongodb::bson::Bson>>(
+        id: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match (*id).into() {
+            mongodb::bson::Bson::ObjectId(o) => s.serialize_str(&o.to_hex()),
+            _ => Err(serde::ser::Error::custom("not an ObjectId")),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: From<ObjectId>>(d: D) -> Result<T, D::Error> {
+        let s = String::deserialize(d)?;
+        ObjectId::parse_str(&s)
+            .map(T::from)
+            .map_err(|_| D::Error::custom("must be a 24-character hex id"))
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use futures::TryStreamExt;
 use mongodb::{
     Collection,
-    bson::{self, DateTime, Document, doc},
+    bson::{DateTime, Document, doc},
 };
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ pub fn parameters_of(components: &Value) -> Parameters {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetaTemplateDoc {
-    pub tenant_id: bson::oid::ObjectId,
+    pub tenant_id: TenantId,
     pub waba_id: String,
     /// Meta's template id.
     #[serde(default)]
@@ -205,7 +205,7 @@ pub async fn replace_all(
             .and_then(Value::as_str)
             .map(str::to_owned);
         let doc = MetaTemplateDoc {
-            tenant_id: tenant.object_id(),
+            tenant_id: *tenant,
             waba_id: waba_id.to_owned(),
             meta_id: t.id,
             name: t.name,
@@ -219,7 +219,7 @@ pub async fn replace_all(
             updated_at: now,
         };
         coll.replace_one(
-            doc! { "tenantId": tenant.object_id(), "name": &doc.name, "language": &doc.language },
+            doc! { "tenantId": *tenant, "name": &doc.name, "language": &doc.language },
             &doc,
         )
         .upsert(true)
@@ -230,7 +230,7 @@ pub async fn replace_all(
         .iter()
         .map(|d| doc! { "name": &d.name, "language": &d.language })
         .collect();
-    let mut gone = doc! { "tenantId": tenant.object_id() };
+    let mut gone = doc! { "tenantId": *tenant };
     if !names.is_empty() {
         gone.insert("$nor", names);
     }
@@ -269,7 +269,7 @@ pub async fn sync(
 pub async fn list(store: &Store, tenant: &TenantId) -> Result<Vec<MetaTemplateDoc>, ApiError> {
     Ok(collection(store)
         .await?
-        .find(doc! { "tenantId": tenant.object_id() })
+        .find(doc! { "tenantId": *tenant })
         .sort(doc! { "name": 1, "language": 1 })
         .await?
         .try_collect()
@@ -439,7 +439,7 @@ pub async fn approved(
 ) -> Result<MetaTemplateDoc, ApiError> {
     let t = collection(store)
         .await?
-        .find_one(doc! { "tenantId": tenant.object_id(), "name": name, "language": language })
+        .find_one(doc! { "tenantId": *tenant, "name": name, "language": language })
         .await?
         .ok_or_else(|| {
             ApiError::refused(
@@ -613,7 +613,7 @@ mod tests {
 
     fn doc_of(components: Value) -> MetaTemplateDoc {
         MetaTemplateDoc {
-            tenant_id: bson::oid::ObjectId::new(),
+            tenant_id: TenantId::generate(),
             waba_id: "1".into(),
             meta_id: None,
             name: "order_update".into(),

@@ -51,7 +51,7 @@ pub async fn dispatch_at(
     if let Some(update) = &message.state_update {
         customer::apply(
             outbox.store,
-            &message.tenant_id.into(),
+            &message.tenant_id,
             &message.customer_wa_id,
             update,
         )
@@ -160,13 +160,13 @@ pub async fn release_held(outbox: Outbox<'_>, tenant: &TenantId) -> Result<usize
     let messages = outbox.store.collection::<MessageDoc>(MESSAGES).await?;
     messages
         .update_many(
-            doc! { "tenantId": tenant.object_id(), "direction": "OUT", "status": "held" },
+            doc! { "tenantId": *tenant, "direction": "OUT", "status": "held" },
             doc! { "$set": { "status": "queued", "enqueued": false, "updatedAt": DateTime::now() } },
         )
         .await?;
     let released: Vec<MessageDoc> = messages
         .find(doc! {
-            "tenantId": tenant.object_id(), "direction": "OUT", "status": "queued",
+            "tenantId": *tenant, "direction": "OUT", "status": "queued",
             "enqueued": false,
         })
         .sort(doc! { "createdAt": 1 })

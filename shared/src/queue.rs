@@ -116,8 +116,10 @@ pub struct Content {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendJob {
-    pub tenant_id: String,
-    pub message_id: String,
+    #[serde(with = "crate::ids::hex_id")]
+    pub tenant_id: crate::ids::TenantId,
+    #[serde(with = "crate::ids::hex_id")]
+    pub message_id: crate::ids::MessageId,
     pub to: String,
     pub content: Content,
     pub idempotency_key: String,

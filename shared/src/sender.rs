@@ -26,14 +26,14 @@ use std::{
 use tokio::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use mongodb::bson::{DateTime, oid::ObjectId};
+use mongodb::bson::DateTime;
 use rand::Rng;
 
 use crate::{
     delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
     failpoint,
-    ids::TenantId,
+    ids::{MessageId, TenantId},
     message::{self, API_KEY_PREFIX, MessageError},
     metrics::{self, Metric},
     outbox,
@@ -54,7 +54,7 @@ pub struct Sender {
     state: AppState,
     graph: GraphClient,
     /// Sent by Graph, not yet recorded: message → wamid.
-    unrecorded: Mutex<HashMap<ObjectId, String>>,
+    unrecorded: Mutex<HashMap<MessageId, String>>,
     /// Numbers Meta throttled, until when: attempts of this process already waiting for a
     /// slot of that number give it back instead of calling Graph.
     throttled: Mutex<HashMap<String, Instant>>,
@@ -144,7 +144,7 @@ impl Attempted {
     }
 }
 
-fn unrecorded_key(id: &ObjectId) -> String {
+fn unrecorded_key(id: &MessageId) -> String {
     format!("wa:sent:{}", id.to_hex())
 }
 
@@ -165,13 +165,13 @@ impl Sender {
     /// The Lambda handler: one claim for the batch, every send concurrently; failures
     /// reported per item.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let jobs: Vec<Option<(TenantId, ObjectId, SendJob)>> =
+        let jobs: Vec<Option<(TenantId, MessageId, SendJob)>> =
             event.records.iter().map(read_job).collect();
         let mut outcomes = vec![Outcome::Retry(None); event.records.len()];
         // The same message twice in a batch is attempted once; its other jobs are done.
-        let mut first: HashMap<ObjectId, usize> = HashMap::new();
+        let mut first: HashMap<MessageId, usize> = HashMap::new();
         // In batch order: a customer's messages are decided in the order they came.
-        let mut ids: Vec<ObjectId> = Vec::new();
+        let mut ids: Vec<MessageId> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             if let Some((_, id, _)) = job {
                 if first.contains_key(id) {
@@ -235,9 +235,9 @@ impl Sender {
 
     async fn run(
         &self,
-        jobs: &[Option<(TenantId, ObjectId, SendJob)>],
-        ids: &[ObjectId],
-        first: &HashMap<ObjectId, usize>,
+        jobs: &[Option<(TenantId, MessageId, SendJob)>],
+        ids: &[MessageId],
+        first: &HashMap<MessageId, usize>,
         outcomes: &mut [Outcome],
     ) -> Result<(), ApiError> {
         failpoint::hit("sender.before_claim").await?;
@@ -248,7 +248,7 @@ impl Sender {
         let remembered = self.remembered(&claims).await;
         // One profile read per tenant, then each customer's jobs one after another (their
         // order is their slots' order), different customers concurrently.
-        let mut lanes: Vec<Vec<(usize, ObjectId, TenantId, &SendJob)>> = Vec::new();
+        let mut lanes: Vec<Vec<(usize, MessageId, TenantId, &SendJob)>> = Vec::new();
         let mut lane_of: HashMap<(TenantId, &str), usize> = HashMap::new();
         for id in ids {
             let Some(i) = first.get(id).copied() else {
@@ -283,7 +283,7 @@ impl Sender {
             (p.token_state == TokenState::Valid).then(|| self.token(t, p))
         }))
         .await;
-        let planned: Vec<(usize, ObjectId, TenantId, Plan)> =
+        let planned: Vec<(usize, MessageId, TenantId, Plan)> =
             futures::future::join_all(lanes.into_iter().map(|lane| {
                 let (profiles, claims, remembered) = (&profiles, &claims, &remembered);
                 async move {
@@ -442,7 +442,7 @@ impl Sender {
     /// Wamids of claimed messages that an earlier attempt sent but could not record: from
     /// this process's memory, else (only for interrupted attempts, so the usual batch costs
     /// no Redis call) from Redis.
-    async fn remembered(&self, claims: &HashMap<ObjectId, Claim>) -> HashMap<ObjectId, String> {
+    async fn remembered(&self, claims: &HashMap<MessageId, Claim>) -> HashMap<MessageId, String> {
         let (mut found, ask_redis) = self.in_memory(claims);
         if ask_redis.is_empty() {
             return found;
@@ -462,8 +462,8 @@ impl Sender {
     /// does not know about.
     fn in_memory(
         &self,
-        claims: &HashMap<ObjectId, Claim>,
-    ) -> (HashMap<ObjectId, String>, Vec<ObjectId>) {
+        claims: &HashMap<MessageId, Claim>,
+    ) -> (HashMap<MessageId, String>, Vec<MessageId>) {
         let mut found = HashMap::new();
         let mut unknown = Vec::new();
         let memory = self.unrecorded.lock().ok();
@@ -564,7 +564,7 @@ impl Sender {
         job: &SendJob,
         plan: Plan,
         claim: Claim,
-        remembered: &HashMap<ObjectId, String>,
+        remembered: &HashMap<MessageId, String>,
     ) -> Attempted {
         let message = match claim {
             Claim::Claimed { message, .. } => message,
@@ -599,7 +599,7 @@ impl Sender {
             };
             Attempted::of(Outcome::Retry(None), Some(finish(Attempt::Retry(error))))
         };
-        if message.tenant_id != tenant.object_id() {
+        if message.tenant_id != tenant {
             tracing::error!(tenantId = %tenant, messageId = %message.id, "send job names another tenant's message");
             return retry(
                 "tenant_mismatch",
@@ -872,13 +872,11 @@ impl Sender {
     }
 }
 
-fn read_job(record: &SqsMessage) -> Option<(TenantId, ObjectId, SendJob)> {
+fn read_job(record: &SqsMessage) -> Option<(TenantId, MessageId, SendJob)> {
     let job: SendJob = serde_json::from_str::<SendJob>(record.body.as_deref()?)
         .ok()?
         .with_attributes(|name| record.message_attributes.get(name)?.string_value.clone());
-    let tenant = TenantId::parse(&job.tenant_id).ok()?;
-    let id = ObjectId::parse_str(&job.message_id).ok()?;
-    Some((tenant, id, job))
+    Some((job.tenant_id, job.message_id, job))
 }
 
 /// `base · 2^(receives-1)`, capped, plus up to one `base` of jitter.

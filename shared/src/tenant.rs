@@ -304,7 +304,7 @@ pub async fn register(
     let api_key = ApiKey::generate(&id);
     let now = DateTime::now();
     let document = doc! {
-        "_id": id.object_id(),
+        "_id": id,
         "name": &new.name.0,
         "phoneNumberId": new.phone_number_id.as_str(),
         "wabaId": new.waba_id.as_ref().map(|w| w.0.as_str()),
@@ -394,7 +394,7 @@ pub async fn update_settings(
     store
         .tenants()
         .await?
-        .update_one(doc! { "_id": id.object_id() }, doc! { "$set": set })
+        .update_one(doc! { "_id": *id }, doc! { "$set": set })
         .await?;
     tracing::info!(tenantId = %id, throughputPerSecond = next.throughput_per_second, "tenant settings changed");
     find(store, id).await
@@ -437,7 +437,7 @@ pub async fn replace_token(
         .tenants()
         .await?
         .update_one(
-            doc! { "_id": id.object_id() },
+            doc! { "_id": *id },
             doc! {
                 "$set": {
                     "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
@@ -496,7 +496,7 @@ pub async fn sending(
                 .tenants()
                 .await?
                 .clone_with_type::<SendingDoc>()
-                .find_one(doc! { "_id": id.object_id(), "status": "active" })
+                .find_one(doc! { "_id": *id, "status": "active" })
                 .projection(doc! {
                     "phoneNumberId": 1, "pacing": 1, "tokenVersion": 1, "tokenStatus": 1,
                     "accessTokenCiphertext": 1, "marketingPausedUntil": 1,
@@ -534,7 +534,7 @@ pub async fn mark_token_invalid(
         .tenants()
         .await?
         .update_one(
-            doc! { "_id": id.object_id(), "tokenVersion": version_filter },
+            doc! { "_id": *id, "tokenVersion": version_filter },
             vec![doc! { "$set": {
                 "tokenStatus": {
                     "status": "invalid",
@@ -560,7 +560,7 @@ pub async fn token_version(store: &Store, id: &TenantId) -> Result<i64, ApiError
     let doc = store
         .tenants()
         .await?
-        .find_one(doc! { "_id": id.object_id() })
+        .find_one(doc! { "_id": *id })
         .projection(doc! { "tokenVersion": 1 })
         .await?;
     Ok(doc
@@ -579,7 +579,7 @@ pub async fn pause_marketing(
         .tenants()
         .await?
         .update_one(
-            doc! { "_id": id.object_id() },
+            doc! { "_id": *id },
             vec![doc! { "$set": { "marketingPausedUntil": { "$max": [
                 { "$ifNull": ["$marketingPausedUntil", until] }, until,
             ] } } }],
@@ -593,7 +593,7 @@ pub async fn find(store: &Store, id: &TenantId) -> Result<TenantView, ApiError> 
     let tenants = store.tenants().await?;
     let found = tenants
         .clone_with_type::<TenantPublicDoc>()
-        .find_one(doc! { "_id": id.object_id() })
+        .find_one(doc! { "_id": *id })
         .projection(public_projection())
         .await?;
     found
@@ -641,7 +641,7 @@ pub async fn ensure_exists(store: &Store, id: &TenantId) -> Result<(), ApiError>
     let found = store
         .tenants()
         .await?
-        .find_one(doc! { "_id": id.object_id() })
+        .find_one(doc! { "_id": *id })
         .projection(doc! { "_id": 1 })
         .await?;
     found

@@ -201,6 +201,16 @@ pub async fn serve_scaled(
     }
 }
 
+/// A registered tenant, as a test uses it.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: String,
+    pub key: String,
+    /// The access token it was registered with (never in a response or a log).
+    pub token: String,
+    pub number: String,
+}
+
 pub struct Reply {
     pub status: u16,
     pub body: Value,
@@ -254,17 +264,8 @@ impl TestApp {
         .await
     }
 
-    /// Registers a tenant as admin; returns (tenant id, api key, access token).
-    pub async fn register_tenant(&self, name: &str) -> (String, String, String) {
-        let (id, key, token, _) = self.register_tenant_with_number(name).await;
-        (id, key, token)
-    }
-
-    /// As [`Self::register_tenant`], also returning the phone_number_id.
-    pub async fn register_tenant_with_number(
-        &self,
-        name: &str,
-    ) -> (String, String, String, String) {
+    /// Registers a tenant as admin (a random number and token).
+    pub async fn register_tenant(&self, name: &str) -> TestTenant {
         let token = format!("EAAtest{}", random_hex(16));
         let number = phone_number_id();
         let r = self
@@ -273,12 +274,36 @@ impl TestApp {
             }))
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
-        (
-            r.body["tenant"]["id"].as_str().expect("id").to_owned(),
-            r.body["apiKey"].as_str().expect("apiKey").to_owned(),
+        TestTenant {
+            id: r.body["tenant"]["id"].as_str().expect("id").to_owned(),
+            key: r.body["apiKey"].as_str().expect("apiKey").to_owned(),
             token,
             number,
+        }
+    }
+
+    /// `POST /tenants/{id}/templates` with this body, with the tenant's key.
+    pub async fn create_template(&self, tenant: &TestTenant, body: &Value) -> Reply {
+        self.post(
+            &format!("/tenants/{}/templates", tenant.id),
+            &tenant.key,
+            body,
         )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> Reply {
+        self.call("GET", path, Some(bearer), None).await
+    }
+
+    pub async fn post(&self, path: &str, bearer: &str, body: &Value) -> Reply {
+        self.call("POST", path, Some(bearer), Some(&body.to_string()))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, bearer: &str, body: &Value) -> Reply {
+        self.call("PATCH", path, Some(bearer), Some(&body.to_string()))
+            .await
     }
 
     /// POSTs a webhook body signed with the test app secret, as Meta does.

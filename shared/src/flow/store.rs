@@ -21,7 +21,7 @@ use crate::{
 pub struct FlowDoc {
     #[serde(rename = "_id")]
     pub id: ObjectId,
-    pub tenant_id: ObjectId,
+    pub tenant_id: TenantId,
     #[serde(flatten)]
     pub flow: Flow,
     pub version: i64,
@@ -75,7 +75,7 @@ pub async fn save(
     let saved = collection(store)
         .await?
         .find_one_and_update(
-            doc! { "tenantId": tenant.object_id() },
+            doc! { "tenantId": *tenant },
             doc! {
                 "$set": {
                     "flows": rules,
@@ -97,7 +97,7 @@ pub async fn save(
 pub async fn load(store: &Store, tenant: &TenantId) -> Result<Option<FlowDoc>, ApiError> {
     Ok(collection(store)
         .await?
-        .find_one(doc! { "tenantId": tenant.object_id() })
+        .find_one(doc! { "tenantId": *tenant })
         .await?)
 }
 

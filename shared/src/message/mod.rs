@@ -10,13 +10,13 @@ pub use store::{
     Inserted, apply_status, find_by_key, insert, insert_inbound, list, take_pending_statuses,
 };
 
-use mongodb::bson::{self, DateTime, oid::ObjectId};
+use mongodb::bson::{self, DateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     customer::StateUpdate,
     error::ApiError,
-    ids::TenantId,
+    ids::{MessageId, TenantId},
     queue::{Content, SendJob},
     template::TemplateKey,
 };
@@ -56,16 +56,27 @@ impl Status {
         }
     }
 
-    /// A status as Meta reports it in a status webhook.
+    /// A status as Meta reports it in a status webhook: only Meta's four, so a webhook
+    /// can never set one of ours (`queued`, `held`, ...).
     pub fn from_meta(s: &str) -> Option<Self> {
-        Some(match s {
-            "sent" => Status::Sent,
-            "delivered" => Status::Delivered,
-            "read" => Status::Read,
-            "failed" => Status::Failed,
-            _ => return None,
+        s.parse().ok().filter(|s| {
+            matches!(
+                s,
+                Status::Sent | Status::Delivered | Status::Read | Status::Failed
+            )
         })
     }
+
+    pub const ALL: [Status; 8] = [
+        Status::Received,
+        Status::Queued,
+        Status::Held,
+        Status::Sending,
+        Status::Sent,
+        Status::Delivered,
+        Status::Read,
+        Status::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +92,15 @@ impl Status {
     }
 }
 
+impl std::str::FromStr for Status {
+    type Err = ();
+
+    /// Any of our statuses, by its stored name.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Status::ALL.into_iter().find(|x| x.as_str() == s).ok_or(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageError {
     pub code: String,
@@ -93,8 +113,8 @@ pub struct MessageError {
 #[serde(rename_all = "camelCase")]
 pub struct MessageDoc {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub tenant_id: ObjectId,
+    pub id: MessageId,
+    pub tenant_id: TenantId,
     pub direction: Direction,
     /// `text`, `button_reply`, `list_reply`, `button`, `image`, ... (inbound) or the
     /// content kind (outbound).
@@ -166,8 +186,8 @@ impl MessageDoc {
     ) -> Self {
         let now = DateTime::now();
         Self {
-            id: ObjectId::new(),
-            tenant_id: tenant.object_id(),
+            id: MessageId::generate(),
+            tenant_id: *tenant,
             direction,
             kind,
             body: None,
@@ -269,8 +289,8 @@ impl MessageDoc {
     /// The SQS job for an outbound message.
     pub fn job(&self) -> Option<SendJob> {
         Some(SendJob {
-            tenant_id: self.tenant_id.to_hex(),
-            message_id: self.id.to_hex(),
+            tenant_id: self.tenant_id,
+            message_id: self.id,
             to: self.customer_wa_id.clone(),
             content: self.content.clone()?,
             idempotency_key: self.idempotency_key.clone(),
@@ -353,18 +373,12 @@ impl ListFilter {
     pub fn parse(q: &ListQuery) -> Result<Self, ApiError> {
         let status = match q.status.as_deref() {
             None | Some("") => None,
-            Some(s) => Some(match s {
-                "received" => Status::Received,
-                "queued" => Status::Queued,
-                "held" => Status::Held,
-                "sending" => Status::Sending,
-                other => Status::from_meta(other).ok_or_else(|| {
-                    ApiError::invalid(
-                        "status",
-                        "must be received, queued, held, sending, sent, delivered, read or failed",
-                    )
-                })?,
-            }),
+            Some(s) => Some(s.parse::<Status>().map_err(|_| {
+                ApiError::invalid(
+                    "status",
+                    "must be received, queued, held, sending, sent, delivered, read or failed",
+                )
+            })?),
         };
         let direction = match q
             .direction

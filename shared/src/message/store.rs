@@ -31,7 +31,7 @@ pub async fn insert(store: &Store, message: &MessageDoc) -> Result<Inserted, Api
     match collection(store).await?.insert_one(message).await {
         Ok(_) => Ok(Inserted::Inserted),
         Err(e) if is_duplicate_key(&e) => {
-            let tenant = TenantId::from(message.tenant_id);
+            let tenant = message.tenant_id;
             match find_by_key(store, &tenant, &message.idempotency_key).await? {
                 Some(existing) => Ok(Inserted::Duplicate(Box::new(existing))),
                 // Deleted in between: a conflict the caller can retry.
@@ -61,7 +61,7 @@ pub async fn find_by_key(
 ) -> Result<Option<MessageDoc>, ApiError> {
     Ok(collection(store)
         .await?
-        .find_one(doc! { "tenantId": tenant.object_id(), "idempotencyKey": key })
+        .find_one(doc! { "tenantId": *tenant, "idempotencyKey": key })
         .await?)
 }
 
@@ -113,7 +113,7 @@ async fn move_forward(
     let r = collection(store)
         .await?
         .update_one(
-            doc! { "tenantId": tenant.object_id(), "waMessageId": &s.wamid, "direction": "OUT", "statusRank": allowed },
+            doc! { "tenantId": *tenant, "waMessageId": &s.wamid, "direction": "OUT", "statusRank": allowed },
             doc! { "$set": set },
         )
         .await?;
@@ -133,14 +133,14 @@ pub async fn apply_status(
     }
     let known = collection(store)
         .await?
-        .count_documents(doc! { "tenantId": tenant.object_id(), "waMessageId": &s.wamid })
+        .count_documents(doc! { "tenantId": *tenant, "waMessageId": &s.wamid })
         .limit(1)
         .await?;
     if known > 0 {
         return Ok(StatusApplied::Stale);
     }
     let mut pending = doc! {
-        "tenantId": tenant.object_id(),
+        "tenantId": *tenant,
         "wamid": &s.wamid,
         "status": s.status.as_str(),
         "at": s.at,
@@ -275,7 +275,7 @@ pub async fn list(
     tenant: &TenantId,
     f: &ListFilter,
 ) -> Result<Vec<MessageDoc>, ApiError> {
-    let mut filter = doc! { "tenantId": tenant.object_id() };
+    let mut filter = doc! { "tenantId": *tenant };
     if let Some(to) = &f.to {
         filter.insert("customerWaId", to);
     }

@@ -25,7 +25,7 @@ use crate::{
 pub struct TemplateDoc {
     #[serde(rename = "_id")]
     pub id: ObjectId,
-    pub tenant_id: ObjectId,
+    pub tenant_id: TenantId,
     #[serde(flatten)]
     pub template: Template,
     pub version: i64,
@@ -101,7 +101,7 @@ impl TemplateDoc {
         let t = &self.template;
         TemplateView {
             key: t.key.clone(),
-            tenant_id: self.tenant_id.to_hex(),
+            tenant_id: self.tenant_id.to_string(),
             kind: t.kind,
             body: t.body.clone(),
             buttons: t.buttons.clone(),
@@ -140,7 +140,7 @@ pub async fn existing_keys(
     let list: Vec<&str> = keys.iter().map(TemplateKey::as_str).collect();
     let found: Vec<TemplateDoc> = collection(store)
         .await?
-        .find(doc! { "tenantId": tenant.object_id(), "key": { "$in": list }, "isActive": true })
+        .find(doc! { "tenantId": *tenant, "key": { "$in": list }, "isActive": true })
         .await?
         .try_collect()
         .await?;
@@ -154,7 +154,7 @@ async fn find(
 ) -> Result<Option<TemplateDoc>, ApiError> {
     Ok(collection(store)
         .await?
-        .find_one(doc! { "tenantId": tenant.object_id(), "key": key.as_str() })
+        .find_one(doc! { "tenantId": *tenant, "key": key.as_str() })
         .await?)
 }
 
@@ -174,7 +174,7 @@ pub async fn list(
     tenant: &TenantId,
     all: bool,
 ) -> Result<Vec<TemplateDoc>, ApiError> {
-    let mut filter = doc! { "tenantId": tenant.object_id() };
+    let mut filter = doc! { "tenantId": *tenant };
     if !all {
         filter.insert("isActive", true);
     }
@@ -239,7 +239,7 @@ pub async fn references(
     let pointing: Vec<TemplateDoc> = collection(store)
         .await?
         .find(doc! {
-            "tenantId": tenant.object_id(),
+            "tenantId": *tenant,
             "isActive": true,
             "key": { "$ne": key.as_str() },
             "$or": [
@@ -294,7 +294,7 @@ async fn update(
     spec: &Template,
 ) -> Result<TemplateDoc, ApiError> {
     if current.template.is_active && !spec.is_active {
-        refuse_if_referenced(store, &current.tenant_id.into(), &current.template.key).await?;
+        refuse_if_referenced(store, &current.tenant_id, &current.template.key).await?;
     }
     let mut set = spec_fields(spec)?;
     set.insert("updatedAt", DateTime::now());
@@ -318,7 +318,7 @@ async fn insert(
     let now = DateTime::now();
     let doc = TemplateDoc {
         id: ObjectId::new(),
-        tenant_id: tenant.object_id(),
+        tenant_id: *tenant,
         template,
         version: 1,
         created_at: now,

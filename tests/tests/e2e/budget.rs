@@ -107,7 +107,12 @@ async fn inbound_text_with_reply_stays_within_its_round_trip_budget() {
     config.redis_url = Some(shared::secret::Secret::new(redis_url));
     let app = e2e::serve(shared::AppState::new(config, &aws, db.clone()), db, aws).await;
 
-    let (tenant, key, _, number) = app.register_tenant_with_number("Budget").await;
+    let e2e::TestTenant {
+        id: tenant,
+        key,
+        number,
+        ..
+    } = app.register_tenant("Budget").await;
     let t = format!("/tenants/{tenant}/templates");
     for body in [
         json!({"key": "menu", "body": "Menu", "kind": "interactive_button", "buttons": [{"title": "A"}]}),

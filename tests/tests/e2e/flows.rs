@@ -28,7 +28,9 @@ async fn save(app: &TestApp, tenant: &str, key: &str, body: &Value) -> e2e::Repl
 #[tokio::test]
 async fn both_shapes_save_and_read_back_normalised() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     for t in ["menu", "prices", "fallback"] {
         template(&app, &tenant, &key, t).await;
     }
@@ -75,9 +77,15 @@ async fn both_shapes_save_and_read_back_normalised() {
 #[tokio::test]
 async fn invalid_flows_are_422_and_change_nothing() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     template(&app, &tenant, &key, "menu").await;
-    let (other, other_key, _) = app.register_tenant("Other").await;
+    let e2e::TestTenant {
+        id: other,
+        key: other_key,
+        ..
+    } = app.register_tenant("Other").await;
     template(&app, &other, &other_key, "theirs").await;
 
     let ok = json!({"flows": [{"id": "a", "match": {"type": "regex", "values": ["^h(i|ello)$"]}, "action": {"type": "send_template", "templateKey": "menu"}}]});

@@ -146,7 +146,7 @@ async fn files_are_sent_logged_and_downloaded_through_the_proxy() {
             "{}/tenants/{}/media/770011",
             rig.app.base, rig.tenant
         ))
-        .bearer_auth(&other.1)
+        .bearer_auth(&other.key)
         .send()
         .await
         .expect("request");

@@ -95,7 +95,7 @@ async fn admin_routes_need_the_admin_bearer() {
         assert_eq!(r.status, 401);
     }
     // A valid tenant key is authenticated but not an admin.
-    let (_, key, _) = app.register_tenant("T").await;
+    let e2e::TestTenant { key, .. } = app.register_tenant("T").await;
     let r = app
         .call("POST", "/tenants/register", Some(&key), Some(&body))
         .await;
@@ -243,8 +243,18 @@ async fn a_phone_number_id_registers_once_even_under_concurrency() {
 #[tokio::test]
 async fn a_tenant_key_reads_its_own_tenant_only_and_no_secret_leaks() {
     let app = spawn_app().await;
-    let (a, key_a, token_a) = app.register_tenant("Tenant A").await;
-    let (b, key_b, token_b) = app.register_tenant("Tenant B").await;
+    let e2e::TestTenant {
+        id: a,
+        key: key_a,
+        token: token_a,
+        ..
+    } = app.register_tenant("Tenant A").await;
+    let e2e::TestTenant {
+        id: b,
+        key: key_b,
+        token: token_b,
+        ..
+    } = app.register_tenant("Tenant B").await;
 
     let r = app
         .call("GET", &format!("/tenants/{a}"), Some(&key_a), None)

@@ -22,7 +22,9 @@ async fn send_template(app: &TestApp, tenant: &str, key: &str, body: Value) -> e
 #[tokio::test]
 async fn a_text_send_is_stored_then_queued_and_listed() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     app.customers_wrote(&tenant, &["34600111222", "34600111223"])
         .await;
     let r = send(&app, &tenant, &key, json!({"to": "+34 600111222".replace(' ', ""), "text": "Your order shipped", "idempotency_key": "order-42"})).await;
@@ -135,10 +137,12 @@ async fn a_text_send_is_stored_then_queued_and_listed() {
 #[tokio::test]
 async fn invalid_sends_are_refused_and_nothing_is_queued() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     app.customers_wrote(&tenant, &["34600111222", "34600111223"])
         .await;
-    let (_, other_key, _) = app.register_tenant("Other").await;
+    let e2e::TestTenant { key: other_key, .. } = app.register_tenant("Other").await;
     for (body, field) in [
         (json!({"to": "123", "text": "x"}), "to"),
         (json!({"to": "+34 600 111 222", "text": "x"}), "to"),
@@ -200,7 +204,9 @@ async fn invalid_sends_are_refused_and_nothing_is_queued() {
 #[tokio::test]
 async fn a_reused_key_is_409_with_the_original_message() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     app.customers_wrote(&tenant, &["34600111222", "34600111223"])
         .await;
     let body = json!({"to": "34600111222", "text": "OTP 1234", "idempotency_key": "otp-1"});
@@ -213,7 +219,11 @@ async fn a_reused_key_is_409_with_the_original_message() {
         json!({"error": "Conflict", "message": "Request with the given idempotency_key already processed", "messageId": first.body["messageId"]})
     );
     // Keys are per tenant.
-    let (other, other_key, _) = app.register_tenant("Other").await;
+    let e2e::TestTenant {
+        id: other,
+        key: other_key,
+        ..
+    } = app.register_tenant("Other").await;
     app.customers_wrote(&other, &["34600111222", "34600111223"])
         .await;
     assert_eq!(send(&app, &other, &other_key, body).await.status, 202);
@@ -223,7 +233,9 @@ async fn a_reused_key_is_409_with_the_original_message() {
 #[tokio::test]
 async fn ten_concurrent_identical_sends_make_one_message() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     app.customers_wrote(&tenant, &["34600111222", "34600111223"])
         .await;
     let body = json!({"to": "34600111222", "text": "Once", "idempotency_key": "burst"});
@@ -244,7 +256,9 @@ async fn ten_concurrent_identical_sends_make_one_message() {
 #[tokio::test]
 async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
     let (down, up) = e2e::queue_outage_then_recovery().await;
-    let (tenant, key, _) = down.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = down.register_tenant("Shop").await;
     down.customers_wrote(&tenant, &["34600111222", "34600111223"])
         .await;
     let body = json!({"to": "34600111222", "text": "Important", "idempotency_key": "k1"});
@@ -275,7 +289,9 @@ async fn a_queue_failure_is_503_and_the_same_key_re_enqueues() {
 #[tokio::test]
 async fn template_sends_render_variables_and_keep_buttons() {
     let app = spawn_with(|_| {}).await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     app.customers_wrote(&tenant, &["34600111222", "34600111223"])
         .await;
     let t = format!("/tenants/{tenant}/templates");

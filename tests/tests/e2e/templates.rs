@@ -21,7 +21,9 @@ fn menu(buttons: Value) -> Value {
 #[tokio::test]
 async fn create_read_update_with_generated_keys_and_versions() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
 
     let text = post(
         &app,
@@ -150,8 +152,14 @@ fn regex_lite(key: &str) -> bool {
 #[tokio::test]
 async fn invalid_templates_are_422_naming_the_field() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
-    let (other, other_key, _) = app.register_tenant("Other").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: other,
+        key: other_key,
+        ..
+    } = app.register_tenant("Other").await;
     let foreign = post(&app, &other, &other_key, json!({"body": "theirs"})).await;
     let foreign_key = foreign.body["template"]["key"]
         .as_str()
@@ -236,8 +244,12 @@ async fn invalid_templates_are_422_naming_the_field() {
 #[tokio::test]
 async fn tenants_cannot_see_or_touch_each_others_templates() {
     let app = spawn_app().await;
-    let (a, key_a, _) = app.register_tenant("A").await;
-    let (b, key_b, _) = app.register_tenant("B").await;
+    let e2e::TestTenant {
+        id: a, key: key_a, ..
+    } = app.register_tenant("A").await;
+    let e2e::TestTenant {
+        id: b, key: key_b, ..
+    } = app.register_tenant("B").await;
     let created = post(&app, &a, &key_a, json!({"body": "A's"})).await;
     let k = created.body["template"]["key"]
         .as_str()
@@ -301,7 +313,9 @@ async fn tenants_cannot_see_or_touch_each_others_templates() {
 #[tokio::test]
 async fn deactivation_is_blocked_while_referenced_then_allowed() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     let leaf = post(&app, &tenant, &key, json!({"body": "Our hours: 9-5"})).await;
     let leaf_key = leaf.body["template"]["key"]
         .as_str()
@@ -435,7 +449,9 @@ async fn deactivation_is_blocked_while_referenced_then_allowed() {
 #[tokio::test]
 async fn menus_may_form_cycles() {
     let app = spawn_app().await;
-    let (tenant, key, _) = app.register_tenant("Shop").await;
+    let e2e::TestTenant {
+        id: tenant, key, ..
+    } = app.register_tenant("Shop").await;
     let a = post(&app, &tenant, &key, json!({"key": "main", "body": "Main", "kind": "interactive_button", "buttons": [{"title": "Again", "nextTemplateKey": "main"}]})).await;
     assert_eq!(a.status, 201, "self reference on create: {}", a.text);
     let b = post(

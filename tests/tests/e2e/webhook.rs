@@ -65,7 +65,12 @@ async fn api(app: &TestApp, key: &str, method: &str, path: &str, body: Value) ->
 /// menu (3 buttons: Prices → prices, Hours → hours, Other → nothing), rules hi/hello →
 /// menu, "price" → prices, fallback.
 async fn bot(app: &TestApp, name: &str) -> Bot {
-    let (tenant, key, _, number) = app.register_tenant_with_number(name).await;
+    let e2e::TestTenant {
+        id: tenant,
+        key,
+        number,
+        ..
+    } = app.register_tenant(name).await;
     let t = format!("/tenants/{tenant}/templates");
     api(
         app,
