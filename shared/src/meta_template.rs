@@ -468,6 +468,31 @@ pub async fn approved(
     Ok(t)
 }
 
+/// The text of the template's `kind` component (`HEADER`, `BODY`), or "".
+fn component_text(t: &MetaTemplateDoc, kind: &str) -> String {
+    t.components()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c["type"]
+                .as_str()
+                .is_some_and(|k| k.eq_ignore_ascii_case(kind))
+        })
+        .and_then(|c| c["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A text parameter; a template with named placeholders (`{{order_id}}`) needs each
+/// value's `parameter_name`, one with positional ones (`{{1}}`) must not have it.
+fn text_parameter(name: Option<&String>, text: String) -> Value {
+    match name.filter(|n| !n.bytes().all(|b| b.is_ascii_digit())) {
+        Some(n) => json!({ "type": "text", "parameter_name": n, "text": text }),
+        None => json!({ "type": "text", "text": text }),
+    }
+}
+
 /// Checks `values` against the template's placeholders and builds the message: Meta's
 /// `template` payload, and its body as the customer reads it for the message log.
 pub fn render(t: &MetaTemplateDoc, values: &ParameterValues) -> Result<Content, ApiError> {
@@ -496,15 +521,18 @@ pub fn render(t: &MetaTemplateDoc, values: &ParameterValues) -> Result<Content, 
                 };
                 vec![json!({ "type": kind, kind.clone(): source })]
             }
-            _ => values
-                .header
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    text_value(&format!("parameters.header[{i}]"), v)
-                        .map(|s| json!({ "type": "text", "text": s }))
-                })
-                .collect::<Result<_, _>>()?,
+            _ => {
+                let names = placeholders(&component_text(t, "HEADER"));
+                values
+                    .header
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        text_value(&format!("parameters.header[{i}]"), v)
+                            .map(|s| text_parameter(names.get(i), s))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
         };
         components.push(json!({ "type": "header", "parameters": params }));
     }
@@ -515,9 +543,14 @@ pub fn render(t: &MetaTemplateDoc, values: &ParameterValues) -> Result<Content, 
         .map(|(i, v)| text_value(&format!("parameters.body[{i}]"), v))
         .collect::<Result<_, _>>()?;
     if !body.is_empty() {
+        let names = placeholders(&component_text(t, "BODY"));
         components.push(json!({
             "type": "body",
-            "parameters": body.iter().map(|s| json!({ "type": "text", "text": s })).collect::<Vec<_>>(),
+            "parameters": body
+                .iter()
+                .enumerate()
+                .map(|(i, s)| text_parameter(names.get(i), s.clone()))
+                .collect::<Vec<_>>(),
         }));
     }
     for (i, b) in values.buttons.iter().enumerate() {
@@ -571,30 +604,21 @@ pub fn render(t: &MetaTemplateDoc, values: &ParameterValues) -> Result<Content, 
             ));
         }
     }
-    let body_text = t
-        .components()
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| {
-            c["type"]
-                .as_str()
-                .is_some_and(|k| k.eq_ignore_ascii_case("BODY"))
-        })
-        .and_then(|c| c["text"].as_str())
-        .map(|text| {
-            let names = placeholders(text);
-            PARAMETER
-                .replace_all(text, |cap: &regex::Captures<'_>| {
-                    names
-                        .iter()
-                        .position(|n| n == &cap[1])
-                        .and_then(|i| body.get(i).cloned())
-                        .unwrap_or_default()
-                })
-                .into_owned()
-        })
-        .unwrap_or_else(|| t.name.clone());
+    let text = component_text(t, "BODY");
+    let names = placeholders(&text);
+    let body_text = if text.is_empty() {
+        t.name.clone()
+    } else {
+        PARAMETER
+            .replace_all(&text, |cap: &regex::Captures<'_>| {
+                names
+                    .iter()
+                    .position(|n| n == &cap[1])
+                    .and_then(|i| body.get(i).cloned())
+                    .unwrap_or_default()
+            })
+            .into_owned()
+    };
     Ok(Content {
         kind: ContentKind::MetaTemplate,
         text: body_text,
@@ -685,6 +709,21 @@ mod tests {
         assert!(
             render(&t, &no_url).is_err(),
             "the URL button's value is required"
+        );
+    }
+
+    #[test]
+    fn named_parameters_carry_their_names() {
+        let t = doc_of(json!([{"type": "BODY", "text": "Hi {{first_name}}, order {{order_id}}"}]));
+        let values = ParameterValues {
+            body: vec![json!("Ana"), json!("A-1")],
+            ..ParameterValues::default()
+        };
+        let c = render(&t, &values).expect("renders");
+        assert_eq!(c.text, "Hi Ana, order A-1");
+        assert_eq!(
+            c.template.expect("template").components[0]["parameters"][1],
+            json!({"type": "text", "parameter_name": "order_id", "text": "A-1"})
         );
     }
 
