@@ -2,12 +2,15 @@
 // infra/with-gateway.sh (BASE_URL, ADMIN_TOKEN, TENANT_ID).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL;
 const ADMIN = process.env.ADMIN_TOKEN;
+// infra/with-gateway.sh sets APP_SECRET: webhooks are then signed as Meta signs them.
+const APP_SECRET = process.env.APP_SECRET;
 // Screenshots go to a temp dir; `SCREENSHOT_DIR=docs make test-ui` refreshes the README's.
 const REPO = new URL('../../', import.meta.url).pathname;
 const SHOTS = `${process.env.SCREENSHOT_DIR ? resolve(REPO, process.env.SCREENSHOT_DIR) : tmpdir()}/`;
@@ -45,6 +48,48 @@ async function saveTemplate({ body, buttons = [] }) {
   assert.match(key, /^tmpl_[0-9a-f]{8}$/, 'the backend-generated key is shown');
   return key;
 }
+
+// A customer's text message as Meta delivers it to the webhook, for the tenant the page shows;
+// `at` is when they wrote (Meta's timestamp), which opens their 24-hour window.
+async function inbound(to, { name = 'Ana', body = 'Is the shop open?', at = Date.now() } = {}) {
+  const tenantId = await page.locator('#tenant').inputValue();
+  const shown = await fetch(`${BASE}/tenants/${tenantId}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+  assert.equal(shown.status, 200);
+  const { phoneNumberId } = (await shown.json()).tenant;
+  const waId = to.replace(/^\+/, '');
+  const payload = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{
+      id: '1',
+      changes: [{
+        field: 'messages',
+        value: {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: '1', phone_number_id: phoneNumberId },
+          contacts: [{ profile: { name }, wa_id: waId }],
+          messages: [{ from: waId, id: `wamid.${randomBytes(12).toString('hex')}`, timestamp: String(Math.floor(at / 1000)), type: 'text', text: { body } }],
+        },
+      }],
+    }],
+  });
+  const headers = { 'Content-Type': 'application/json' };
+  if (APP_SECRET) headers['X-Hub-Signature-256'] = `sha256=${createHmac('sha256', APP_SECRET).update(payload).digest('hex')}`;
+  const r = await fetch(`${BASE}/whatsapp/webhook`, { method: 'POST', headers, body: payload });
+  const answer = await r.text();
+  assert.equal(r.status, 200, answer);
+  assert.equal(JSON.parse(answer).messages, 1, answer);
+}
+
+// Saves the open template and returns the JSON body the page sent.
+async function saveAndCapture() {
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => ['POST', 'PUT'].includes(r.method()) && /\/templates(\/[^/]+)?$/.test(new URL(r.url()).pathname)),
+    page.getByRole('button', { name: 'Save', exact: true }).click(),
+  ]);
+  return request.postDataJSON();
+}
+
+const kindCell = (key) => page.locator(`#templates tr[data-key="${key}"] td`).nth(1);
 
 let keys = {};
 
@@ -110,7 +155,7 @@ test('a flow rule leads into the menu, and the map shows 4 nodes and the right e
 });
 
 test('deactivating a referenced template shows who still points to it', async () => {
-  await page.getByRole('tab', { name: 'Templates' }).click();
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
   await page.locator(`#templates tr[data-key="${keys.prices}"]`).click();
   await page.getByRole('button', { name: 'Deactivate' }).click();
   const error = page.locator('#template-form [data-error-for="form"]');
@@ -128,6 +173,8 @@ test('an unreachable template is highlighted on the map', async () => {
 });
 
 test('a test send appears in the message log with its live status', async () => {
+  // The customer writes first: a free-form message needs their 24-hour window open.
+  await inbound('+34600111222', { name: 'Ana' });
   await page.getByRole('tab', { name: 'Test send' }).click();
   await page.getByLabel('To (E.164)').fill('+34600111222');
   await page.locator('#send-template').selectOption(keys.hours);
@@ -137,15 +184,213 @@ test('a test send appears in the message log with its live status', async () => 
   await page.locator('#log tbody tr[data-status="sent"]', { hasText: 'Open 8-18, Ana' }).waitFor({ timeout: 15000 });
 });
 
+test('a list template: header, footer and rows in the preview, saved in the API shape with row ids', async () => {
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
+  await page.getByRole('button', { name: 'New template' }).click();
+  await page.getByLabel('Kind').selectOption('interactive_list');
+  await page.getByLabel('Message').fill('Hi {{customer_name}}, what would you like?');
+  await page.locator('#t-header-type').selectOption('text');
+  await page.locator('#t-header-text').fill('Demo Coffee');
+  await page.locator('#t-footer').fill('Open 8-18 every day');
+  await page.locator('#t-list-button').fill('See options');
+  await page.locator('#s0-title').fill('Drinks');
+  await page.locator('#s0r0-title').fill('Prices');
+  await page.locator('#s0r0-desc').fill('Coffee and tea');
+  await page.locator('#s0r0-next').selectOption(keys.prices);
+  await page.getByRole('button', { name: 'Add row to section 1' }).click();
+  await page.locator('#s0r1-title').fill('Hours');
+  await page.locator('#s0r1-next').selectOption(keys.hours);
+  await page.locator('#s0r1-state').fill('asked_hours');
+  await page.getByRole('button', { name: 'Add section' }).click();
+  await page.locator('#s1-title').fill('Other');
+  await page.locator('#s1r0-title').fill('More');
+  await page.locator('#s1r0-next').selectOption(keys.more);
+  assert.equal(await page.locator('#rows-count').innerText(), '3 / 10 rows');
+  assert.equal(await page.locator('#body-count').innerText(), '42 / 1024');
+
+  const preview = page.locator('#preview');
+  assert.deepEqual(await preview.evaluate((p) => [...p.children].map((c) => c.className)), ['p-header', 'p-body', 'p-footer', 'chips', 'list-sheet']);
+  assert.equal(await preview.locator('.p-header').innerText(), 'Demo Coffee');
+  assert.equal(await preview.locator('.p-body').innerText(), 'Hi Ana, what would you like?');
+  assert.equal(await preview.locator('.p-footer').innerText(), 'Open 8-18 every day');
+  assert.equal(await preview.locator('.list-sheet').isHidden(), true, 'the rows open with the list button');
+  await preview.getByRole('button', { name: 'See options' }).click();
+  assert.equal(await preview.getByRole('button', { name: 'See options' }).getAttribute('aria-expanded'), 'true');
+  assert.equal(await preview.locator('.list-sheet').isVisible(), true);
+  assert.deepEqual(await preview.locator('.list-section-title').allTextContents(), ['Drinks', 'Other']);
+  assert.deepEqual(await preview.locator('.list-row-title').allTextContents(), ['Prices', 'Hours', 'More']);
+  assert.match(await preview.locator('.list-row').first().innerText(), /Coffee and tea/);
+
+  const sent = await saveAndCapture();
+  assert.deepEqual(sent, {
+    body: 'Hi {{customer_name}}, what would you like?',
+    kind: 'interactive_list',
+    button: 'See options',
+    sections: [
+      { title: 'Drinks', rows: [{ title: 'Prices', description: 'Coffee and tea', nextTemplateKey: keys.prices }, { title: 'Hours', nextTemplateKey: keys.hours, nextState: 'asked_hours' }] },
+      { title: 'Other', rows: [{ title: 'More', nextTemplateKey: keys.more }] },
+    ],
+    header: { type: 'text', text: 'Demo Coffee' },
+    footer: 'Open 8-18 every day',
+  });
+  await page.locator('#saved', { hasText: 'Saved as' }).waitFor();
+  keys.list = await page.locator('#t-key').inputValue();
+  assert.match(keys.list, /^tmpl_[0-9a-f]{8}$/);
+  for (const id of ['#s0r0-id', '#s0r1-id', '#s1r0-id']) assert.match(await page.locator(id).inputValue(), /^row_[0-9a-f]+$/, 'row ids generated');
+  assert.equal(await page.locator('#s0r0-id').getAttribute('readonly'), '');
+  assert.equal(await page.locator('#t-header-text').inputValue(), 'Demo Coffee', 'the header is read back');
+  assert.equal(await page.locator('#t-footer').inputValue(), 'Open 8-18 every day');
+  assert.equal(await page.locator('#s0r1-state').inputValue(), 'asked_hours');
+  assert.equal(await kindCell(keys.list).innerText(), 'list (3 rows)');
+});
+
+test('a 25-character list row title gets the server 422 next to it, and a list stops at 10 rows', async () => {
+  await page.locator(`#templates tr[data-key="${keys.list}"]`).click();
+  await page.locator('#s0r0-title').fill('Prices, coffees and teas!');
+  assert.equal(await page.locator('.l-title-count').first().innerText(), '25 / 24');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  const error = page.locator('.field-error[data-error-for="sections[0].rows[0].title"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /at most 24 characters/);
+  assert.equal(await page.locator('#s0r0-title').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator(`#templates tr[data-key="${keys.list}"] td`).nth(3).innerText(), '1', 'nothing saved');
+
+  await page.locator('#s0r0-title').fill('Prices');
+  for (let row = 1; row <= 7; row += 1) {
+    await page.getByRole('button', { name: 'Add row to section 2' }).click();
+    await page.locator(`#s1r${row}-title`).fill(`Option ${row + 3}`);
+  }
+  assert.equal(await page.locator('#rows-count').innerText(), '10 / 10 rows');
+  assert.equal(await page.getByRole('button', { name: 'Add row to section 1' }).isDisabled(), true, 'no 11th row');
+  assert.equal(await page.getByRole('button', { name: 'Add row to section 2' }).isDisabled(), true);
+  assert.equal(await page.getByRole('button', { name: 'Add section' }).isDisabled(), true, 'a section brings a row');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.locator('#saved', { hasText: 'Saved as' }).waitFor();
+  assert.equal(await page.locator('#template-form .field-error').count(), 0);
+  assert.equal(await kindCell(keys.list).innerText(), 'list (10 rows)');
+  assert.equal(await page.locator('#s1r7-title').inputValue(), 'Option 10');
+});
+
+test('a media header and footer in the preview, a bad link refused next to it, and a text template with a document', async () => {
+  await page.getByRole('button', { name: 'New template' }).click();
+  await page.getByLabel('Kind').selectOption('interactive_button');
+  await page.getByLabel('Message').fill('Our new menu is out');
+  await page.locator('#b0-title').fill('Order');
+  assert.equal(await page.locator('#media-fieldset').isHidden(), true, 'interactive templates take a header, not media');
+  await page.locator('#t-header-type').selectOption('image');
+  assert.equal(await page.locator('#t-header-text').isHidden(), true);
+  await page.locator('#t-header-link').fill('ftp://example.com/menu.jpg');
+  await page.locator('#t-footer').fill('Prices include VAT');
+  const preview = page.locator('#preview');
+  assert.deepEqual(await preview.evaluate((p) => [...p.children].map((c) => c.className)), ['p-media', 'p-body', 'p-footer', 'chips']);
+  assert.equal(await preview.locator('.p-media[data-type="image"] .p-media-kind').innerText(), 'Image');
+  assert.equal(await preview.locator('.p-footer').innerText(), 'Prices include VAT');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  const error = page.locator('.field-error[data-error-for="header.link"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /http\(s\) URL/);
+  assert.equal(await page.locator('#t-header-link').getAttribute('aria-invalid'), 'true');
+
+  await page.locator('#t-header-link').fill('https://example.com/menu.jpg');
+  assert.deepEqual(await saveAndCapture(), {
+    body: 'Our new menu is out',
+    kind: 'interactive_button',
+    buttons: [{ title: 'Order' }],
+    header: { type: 'image', link: 'https://example.com/menu.jpg' },
+    footer: 'Prices include VAT',
+  });
+  await page.locator('#saved', { hasText: 'Saved as' }).waitFor();
+  assert.equal(await page.locator('#t-header-type').inputValue(), 'image', 'the header is read back');
+  assert.equal(await page.locator('#t-header-link').inputValue(), 'https://example.com/menu.jpg');
+
+  await page.getByRole('button', { name: 'New template' }).click();
+  await page.getByLabel('Message').fill('Our price list');
+  assert.equal(await page.locator('#header-fieldset').isHidden(), true, 'text templates take media, not a header');
+  assert.equal(await page.locator('#body-count').innerText(), '14 / 4096');
+  await page.getByLabel('File type').selectOption('document');
+  await page.locator('#t-media-link').fill('https://example.com/prices.pdf');
+  await page.locator('#t-media-filename').fill('prices.pdf');
+  assert.equal(await page.locator('#body-count').innerText(), '14 / 1024', 'the body is the caption');
+  assert.match(await preview.locator('.p-media[data-type="document"]').innerText(), /Document[\s\S]*prices\.pdf/);
+  assert.equal(await preview.locator('.p-footer').count(), 0);
+  assert.deepEqual(await saveAndCapture(), {
+    body: 'Our price list',
+    kind: 'text',
+    media: { type: 'document', link: 'https://example.com/prices.pdf', filename: 'prices.pdf' },
+  });
+  await page.locator('#saved', { hasText: 'Saved as' }).waitFor();
+  assert.equal(await kindCell(await page.locator('#t-key').inputValue()).innerText(), 'text + document');
+});
+
+test('Meta templates: a hint to set the wabaId, then the empty state', async () => {
+  await page.getByRole('tab', { name: 'Meta templates' }).click();
+  const hint = page.locator('#meta-waba-hint');
+  await hint.waitFor();
+  assert.match(await hint.innerText(), /no WhatsApp Business Account ID \(wabaId\)/);
+  assert.equal(await page.locator('#meta-templates tbody tr').count(), 0);
+  assert.equal(await page.locator('#meta-empty').isHidden(), true, 'no empty state: the list cannot be read');
+  assert.equal(await page.locator('#meta-error').textContent(), '');
+
+  await page.getByLabel('WABA ID').fill('12ab');
+  await page.getByRole('button', { name: 'Save WABA ID' }).click();
+  const error = page.locator('#waba-form .field-error[data-error-for="wabaId"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /1–32 digits/);
+
+  await page.getByLabel('WABA ID').fill('102290129340398');
+  await page.getByRole('button', { name: 'Save WABA ID' }).click();
+  await page.locator('#meta-empty').waitFor();
+  assert.match(await page.locator('#meta-empty').innerText(), /Sync from Meta/);
+  assert.equal(await hint.isHidden(), true);
+  assert.equal(await page.locator('#waba-message').innerText(), 'WABA ID saved.');
+  assert.equal(await page.locator('#meta-send-form').isHidden(), true, 'nothing to send yet');
+  assert.equal(await page.getByRole('button', { name: 'Sync from Meta' }).isEnabled(), true);
+});
+
+test('customers: window badges after inbound messages, and a closed window explained on Test send', async () => {
+  const suffix = String(Date.now()).slice(-5);
+  const fresh = `+3460044${suffix}`;
+  const stale = `+3460055${suffix}`;
+  await inbound(fresh, { name: 'Bea' });
+  await inbound(stale, { name: 'Carlos', at: Date.now() - 48 * 3600 * 1000 });
+
+  await page.getByRole('tab', { name: 'Customers' }).click();
+  const open = page.locator(`#customers tbody tr[data-wa-id="${fresh.slice(1)}"]`);
+  await open.waitFor();
+  assert.match(await open.innerText(), /Bea/);
+  assert.equal(await open.getAttribute('data-window'), 'open');
+  assert.match(await open.locator('.badge').innerText(), /^window open until \S/);
+  const closed = page.locator(`#customers tbody tr[data-wa-id="${stale.slice(1)}"]`);
+  assert.match(await closed.innerText(), /Carlos/);
+  assert.equal(await closed.getAttribute('data-window'), 'closed');
+  assert.equal(await closed.locator('.badge').innerText(), 'window closed');
+
+  await closed.getByRole('button', { name: 'Test send' }).click();
+  assert.equal(await page.getByRole('tab', { name: 'Test send' }).getAttribute('aria-selected'), 'true');
+  assert.equal(await page.getByLabel('To (E.164)').inputValue(), stale);
+  await page.locator('#send-window .badge[data-window="closed"]').waitFor();
+  assert.match(await page.locator('#send-window').innerText(), /only an approved Meta template/i);
+  await page.locator('#send-template').selectOption(keys.prices);
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  const error = page.locator('#send-error');
+  const toMeta = error.getByRole('button', { name: 'Open Meta templates' });
+  await toMeta.waitFor();
+  assert.match(await error.innerText(), /outside the 24-hour customer service window/);
+  assert.equal(await page.locator('#send-result').innerText(), '', 'nothing queued');
+  await toMeta.click();
+  assert.equal(await page.getByRole('tab', { name: 'Meta templates' }).getAttribute('aria-selected'), 'true');
+  assert.equal(await page.locator('#meta-to').inputValue(), stale);
+});
+
 test('usable at phone width and by keyboard', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.getByRole('tab', { name: 'Templates' }).click();
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   const wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
     .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('[hidden]') && !e.closest('table, .map-wrap'))
     .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`));
   assert.ok(overflow <= 1, `no horizontal scrolling (${overflow}px): ${wide.join(', ')}`);
-  await page.getByRole('tab', { name: 'Templates' }).focus();
+  await page.getByRole('tab', { name: 'Templates', exact: true }).focus();
   await page.keyboard.press('ArrowRight');
   assert.equal(await page.getByRole('tab', { name: 'Flows' }).getAttribute('aria-selected'), 'true');
   await page.setViewportSize({ width: 1280, height: 800 });

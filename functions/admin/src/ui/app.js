@@ -3,9 +3,18 @@
 import { renderMap } from './map.js';
 
 const $ = (s, root = document) => root.querySelector(s);
-const LIMITS = { text: 4096, interactive_button: 1024, title: 20, buttons: 3 };
+const LIMITS = {
+  text: 4096, interactive_button: 1024, interactive_list: 1024, caption: 1024, title: 20, buttons: 3,
+  listButton: 20, sectionTitle: 24, rowTitle: 24, rowDescription: 72, rows: 10, sections: 10, headerText: 60, footer: 60,
+};
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g;
-const state = { token: sessionStorage.getItem('token'), tenant: sessionStorage.getItem('tenant'), admin: false, tenants: [], templates: [], flow: null, editing: null, logTimer: null };
+// Meta templates' placeholders: {{1}} or {{name}}.
+const META_PARAMETER = /\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g;
+const MEDIA_LABELS = { image: 'Image', document: 'Document', video: 'Video' };
+const state = {
+  token: sessionStorage.getItem('token'), tenant: sessionStorage.getItem('tenant'), admin: false, tenants: [], templates: [], flow: null, editing: null, logTimer: null,
+  tab: 'templates', listOpen: false, customersCursor: null, metaTemplates: [], metaSelected: null,
+};
 
 async function api(method, path, body) {
   const headers = { Authorization: `Bearer ${state.token}` };
@@ -85,8 +94,9 @@ $('#tenant').addEventListener('change', async (ev) => {
 
 // ---- tabs ----------------------------------------------------------------------------
 
-const tabs = ['templates', 'flows', 'map', 'send'];
+const tabs = ['templates', 'flows', 'map', 'send', 'customers', 'meta'];
 function showTab(name) {
+  state.tab = name;
   for (const t of tabs) {
     $(`#tab-${t}`).hidden = t !== name;
     $(`#tab-btn-${t}`).setAttribute('aria-selected', String(t === name));
@@ -98,6 +108,8 @@ function showTab(name) {
     refreshLog();
     state.logTimer = setInterval(refreshLog, 2000);
   }
+  if (name === 'customers') loadCustomers();
+  if (name === 'meta') loadMetaTemplates();
 }
 tabs.forEach((t, i) => {
   const b = $(`#tab-btn-${t}`);
@@ -112,11 +124,34 @@ tabs.forEach((t, i) => {
 });
 
 async function loadTenant() {
+  resetTenantViews();
   await Promise.all([loadTemplates(), loadFlow(), loadSettings()]);
   newTemplate();
   renderFlow();
   fillSendTemplates();
   drawMap();
+  if (state.tab === 'customers') loadCustomers();
+  if (state.tab === 'meta') loadMetaTemplates();
+}
+
+// Another tenant: nothing of the previous one's customers or Meta templates stays on screen.
+function resetTenantViews() {
+  state.customersCursor = null;
+  $('#customers tbody').replaceChildren();
+  $('#customers-empty').hidden = true;
+  $('#customers-more').hidden = true;
+  say('#customers-error', '');
+  $('#send-window').replaceChildren();
+  $('#send-error').textContent = '';
+  $('#send-result').textContent = '';
+  state.metaTemplates = [];
+  state.metaSelected = null;
+  $('#meta-templates tbody').replaceChildren();
+  $('#meta-empty').hidden = true;
+  $('#meta-waba-hint').hidden = true;
+  $('#meta-send-form').hidden = true;
+  say('#meta-status', '');
+  say('#meta-error', '');
 }
 
 // ---- templates -----------------------------------------------------------------------
@@ -136,7 +171,7 @@ function renderTemplateList() {
     tr.tabIndex = 0;
     tr.dataset.key = t.key;
     if (!t.isActive) tr.className = 'inactive';
-    for (const [text, cls] of [[t.key], [t.kind === 'text' ? 'text' : `buttons (${t.buttons.length})`], [t.body, 'body'], [String(t.version)], [t.isActive ? 'yes' : 'no']]) {
+    for (const [text, cls] of [[t.key], [kindLabel(t)], [t.body, 'body'], [String(t.version)], [t.isActive ? 'yes' : 'no']]) {
       const td = document.createElement('td');
       td.textContent = text;
       if (cls) td.className = cls;
@@ -150,6 +185,14 @@ function renderTemplateList() {
   $('#templates tbody').replaceChildren(...rows);
 }
 $('#show-inactive').addEventListener('change', renderTemplateList);
+
+const rowsOf = (t) => (t.sections || []).flatMap((s) => s.rows || []);
+
+function kindLabel(t) {
+  if (t.kind === 'interactive_button') return `buttons (${t.buttons.length})`;
+  if (t.kind === 'interactive_list') return `list (${rowsOf(t).length} rows)`;
+  return t.media ? `text + ${t.media.type}` : 'text';
+}
 
 function clearErrors(form = $('#template-form')) {
   form.querySelectorAll('.field-error').forEach((n) => n.remove());
@@ -172,10 +215,23 @@ function fieldError(form, field, message) {
   return true;
 }
 
+// Fields the editor shows in one input: a media id goes in the link input, and "needs
+// exactly one of link or id" belongs there too.
+const FIELD_ALIASES = { 'media.id': 'media.link', media: 'media.link', 'header.id': 'header.link', header: 'header.link' };
+
 function showFieldError(field, message) {
-  if (fieldError($('#template-form'), field, message)) return;
-  const group = field.startsWith('buttons') ? 'buttons' : 'form';
-  $(`#template-form [data-error-for="${group}"]`).textContent = message;
+  const form = $('#template-form');
+  if (fieldError(form, field, message)) return;
+  if (FIELD_ALIASES[field] && fieldError(form, FIELD_ALIASES[field], message)) return;
+  const group = ['buttons', 'sections', 'button', 'header', 'footer', 'media'].find((g) => field === g || field.startsWith(`${g}[`) || field.startsWith(`${g}.`)) || 'form';
+  const target = { button: 'sections', footer: 'header' }[group] || group;
+  $(`#template-form [data-error-for="${target}"]`).textContent = message;
+}
+
+// A "next template" select: (none), the active templates, and a missing one still pointed to.
+function fillNextOptions(select, key) {
+  select.append(option('', '(none)'), ...activeTemplates().map((t) => option(t.key, `${t.key} — ${t.body.slice(0, 30)}`, t.key === key)));
+  if (key && !activeTemplates().some((t) => t.key === key)) select.append(option(key, `${key} (missing)`, true));
 }
 
 function buttonRow(b = {}) {
@@ -192,9 +248,7 @@ function buttonRow(b = {}) {
   $('.b-title', row).value = b.title || '';
   $('.b-id', row).value = b.id || '';
   $('.b-state', row).value = b.nextState || '';
-  const next = $('.b-next', row);
-  next.append(option('', '(none)'), ...activeTemplates().map((t) => option(t.key, `${t.key} — ${t.body.slice(0, 30)}`, t.key === b.nextTemplateKey)));
-  if (b.nextTemplateKey && !activeTemplates().some((t) => t.key === b.nextTemplateKey)) next.append(option(b.nextTemplateKey, `${b.nextTemplateKey} (missing)`, true));
+  fillNextOptions($('.b-next', row), b.nextTemplateKey);
   $('.b-title', row).addEventListener('input', updateForm);
   $('.b-remove', row).addEventListener('click', () => { row.remove(); renumberButtons(); updateForm(); });
   $('#buttons').append(row);
@@ -209,6 +263,125 @@ function renumberButtons() {
   });
 }
 
+// ---- list sections -------------------------------------------------------------------
+
+// A section of a list menu: its title and its rows (each wired like a reply button).
+function sectionBox(s = { title: '', rows: [{}] }) {
+  const box = document.createElement('div');
+  box.className = 'section-box';
+  box.innerHTML = `
+    <div class="row"><h3 class="s-heading"></h3><button type="button" class="s-remove">Remove section</button></div>
+    <label class="s-title-label">Section title <small>(required with more than one section)</small></label>
+    <input class="s-title" autocomplete="off">
+    <span class="counter s-count"></span>
+    <div class="s-rows"></div>
+    <button type="button" class="s-add-row">Add row</button>`;
+  $('.s-title', box).value = s.title || '';
+  $('.s-title', box).addEventListener('input', updateForm);
+  $('.s-remove', box).addEventListener('click', () => {
+    box.remove();
+    renumberSections();
+    updateForm();
+    $('#add-section').focus();
+  });
+  $('.s-add-row', box).addEventListener('click', () => {
+    listRow(box);
+    $('.s-rows', box).lastElementChild.querySelector('.l-title').focus();
+  });
+  $('#sections').append(box);
+  (s.rows && s.rows.length ? s.rows : [{}]).forEach((r) => listRow(box, r));
+  return box;
+}
+
+function listRow(box, r = {}) {
+  const row = document.createElement('div');
+  row.className = 'button-row list-row-edit';
+  row.innerHTML = `
+    <div><label class="l-title-label">Row title</label><input class="l-title" autocomplete="off">
+      <span class="counter l-title-count"></span></div>
+    <div><label class="l-desc-label">Description</label><input class="l-desc" autocomplete="off">
+      <span class="counter l-desc-count"></span></div>
+    <div><label class="l-id-label">Row id</label><input class="l-id" readonly placeholder="generated on save"></div>
+    <div><label class="l-next-label">Next template</label><select class="l-next"></select></div>
+    <div><label class="l-state-label">Next state</label><input class="l-state" autocomplete="off"></div>
+    <div><button type="button" class="l-remove">Remove row</button></div>`;
+  $('.l-title', row).value = r.title || '';
+  $('.l-desc', row).value = r.description || '';
+  $('.l-id', row).value = r.id || '';
+  $('.l-state', row).value = r.nextState || '';
+  fillNextOptions($('.l-next', row), r.nextTemplateKey);
+  for (const cls of ['.l-title', '.l-desc']) $(cls, row).addEventListener('input', updateForm);
+  $('.l-remove', row).addEventListener('click', () => {
+    row.remove();
+    renumberSections();
+    updateForm();
+    $('.s-add-row', box).focus();
+  });
+  $('.s-rows', box).append(row);
+  renumberSections();
+  updateForm();
+}
+
+// Ids, labels and the 422 field paths (`sections[1].rows[0].title`) follow the order on screen.
+function renumberSections() {
+  [...$('#sections').children].forEach((box, s) => {
+    $('.s-heading', box).textContent = `Section ${s + 1}`;
+    $('.s-title', box).id = `s${s}-title`;
+    $('.s-title', box).dataset.field = `sections[${s}].title`;
+    $('.s-title-label', box).htmlFor = `s${s}-title`;
+    $('.s-remove', box).setAttribute('aria-label', `Remove section ${s + 1}`);
+    $('.s-add-row', box).setAttribute('aria-label', `Add row to section ${s + 1}`);
+    [...$('.s-rows', box).children].forEach((row, r) => {
+      for (const [cls, name, field] of [['l-title', 'title', 'title'], ['l-desc', 'desc', 'description'], ['l-id', 'id', 'id'], ['l-next', 'next', 'nextTemplateKey'], ['l-state', 'state', 'nextState']]) {
+        const input = $(`.${cls}`, row);
+        input.id = `s${s}r${r}-${name}`;
+        input.dataset.field = `sections[${s}].rows[${r}].${field}`;
+        $(`.${cls}-label`, row).htmlFor = input.id;
+      }
+      $('.l-remove', row).setAttribute('aria-label', `Remove row ${r + 1} of section ${s + 1}`);
+    });
+  });
+}
+
+const listRowCount = () => $('#sections').querySelectorAll('.list-row-edit').length;
+
+// ---- header, footer and media --------------------------------------------------------
+
+// `{type, link}` or `{type, id}` (digits are a media id uploaded to Meta), with a document's name.
+function fileOf(type, source, filename) {
+  const file = { type };
+  const value = source.trim();
+  if (/^[0-9]+$/.test(value)) file.id = value;
+  else if (value) file.link = value;
+  if (type === 'document' && filename.trim()) file.filename = filename.trim();
+  return file;
+}
+
+function headerBody() {
+  const type = $('#t-header-type').value;
+  if (!type) return null;
+  if (type === 'text') return { type, text: $('#t-header-text').value };
+  return fileOf(type, $('#t-header-link').value, $('#t-header-filename').value);
+}
+
+function mediaBody() {
+  const type = $('#t-media-type').value;
+  return type ? fileOf(type, $('#t-media-link').value, $('#t-media-filename').value) : null;
+}
+
+function setHeader(h) {
+  $('#t-header-type').value = h && h.type ? h.type : '';
+  $('#t-header-text').value = (h && h.text) || '';
+  $('#t-header-link').value = (h && (h.link || h.id)) || '';
+  $('#t-header-filename').value = (h && h.filename) || '';
+}
+
+function setMedia(m) {
+  $('#t-media-type').value = m && m.type ? m.type : '';
+  $('#t-media-link').value = (m && (m.link || m.id)) || '';
+  $('#t-media-filename').value = (m && m.filename) || '';
+}
+
 function formBody() {
   const kind = $('#t-kind').value;
   const body = { body: $('#t-body').value, kind };
@@ -221,15 +394,56 @@ function formBody() {
       return b;
     });
   }
+  if (kind === 'interactive_list') {
+    body.button = $('#t-list-button').value;
+    body.sections = [...$('#sections').children].map((box) => {
+      const s = {};
+      if ($('.s-title', box).value.trim()) s.title = $('.s-title', box).value;
+      s.rows = [...$('.s-rows', box).children].map((row) => {
+        const r = { title: $('.l-title', row).value };
+        if ($('.l-id', row).value) r.id = $('.l-id', row).value;
+        if ($('.l-desc', row).value.trim()) r.description = $('.l-desc', row).value;
+        if ($('.l-next', row).value) r.nextTemplateKey = $('.l-next', row).value;
+        if ($('.l-state', row).value) r.nextState = $('.l-state', row).value;
+        return r;
+      });
+      return s;
+    });
+  }
+  if (kind === 'text') {
+    const media = mediaBody();
+    if (media) body.media = media;
+  } else {
+    const header = headerBody();
+    if (header) body.header = header;
+    if ($('#t-footer').value.trim()) body.footer = $('#t-footer').value;
+  }
   return body;
+}
+
+function showCount(c, value, max) {
+  const n = chars(value);
+  c.textContent = `${n} / ${max}`;
+  c.classList.toggle('over', n > max);
 }
 
 function updateForm() {
   const kind = $('#t-kind').value;
   const interactive = kind === 'interactive_button';
   $('#buttons-fieldset').hidden = !interactive;
+  $('#list-fieldset').hidden = kind !== 'interactive_list';
+  $('#header-fieldset').hidden = kind === 'text';
+  $('#media-fieldset').hidden = kind !== 'text';
   $('#add-button').disabled = $('#buttons').children.length >= LIMITS.buttons;
-  const max = LIMITS[kind];
+  const mediaType = $('#t-media-type').value;
+  const headerType = $('#t-header-type').value;
+  $('#t-media-source').hidden = !mediaType;
+  $('#t-media-file').hidden = mediaType !== 'document';
+  $('#t-header-text-wrap').hidden = headerType !== 'text';
+  $('#t-header-source').hidden = !headerType || headerType === 'text';
+  $('#t-header-file').hidden = headerType !== 'document';
+  // With a file, a text template's body is its caption.
+  const max = kind === 'text' && mediaType ? LIMITS.caption : LIMITS[kind];
   const n = chars($('#t-body').value);
   const counter = $('#body-count');
   counter.textContent = `${n} / ${max}`;
@@ -240,6 +454,23 @@ function updateForm() {
     c.textContent = `${len} / ${LIMITS.title}`;
     c.classList.toggle('over', len > LIMITS.title);
   }
+  showCount($('#header-count'), $('#t-header-text').value, LIMITS.headerText);
+  showCount($('#footer-count'), $('#t-footer').value, LIMITS.footer);
+  showCount($('#list-button-count'), $('#t-list-button').value, LIMITS.listButton);
+  for (const box of $('#sections').children) {
+    showCount($('.s-count', box), $('.s-title', box).value, LIMITS.sectionTitle);
+    for (const row of $('.s-rows', box).children) {
+      showCount($('.l-title-count', row), $('.l-title', row).value, LIMITS.rowTitle);
+      showCount($('.l-desc-count', row), $('.l-desc', row).value, LIMITS.rowDescription);
+    }
+  }
+  // At most 10 rows in all (a new section brings its first row).
+  const rows = listRowCount();
+  const rowsCounter = $('#rows-count');
+  rowsCounter.textContent = `${rows} / ${LIMITS.rows} rows`;
+  rowsCounter.classList.toggle('over', rows > LIMITS.rows);
+  $('#sections').querySelectorAll('.s-add-row').forEach((b) => { b.disabled = rows >= LIMITS.rows; });
+  $('#add-section').disabled = rows >= LIMITS.rows || $('#sections').children.length >= LIMITS.sections;
   // Live preview with sample values.
   const names = variablesOf($('#t-body').value);
   const box = $('#sample-vars');
@@ -256,12 +487,80 @@ function updateForm() {
   renderPreview();
 }
 
+function node(tag, cls, text) {
+  const n = document.createElement(tag);
+  if (cls) n.className = cls;
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+
+// Where a file goes in a preview: its kind, and its name or where WhatsApp fetches it.
+function mediaPlaceholder(file) {
+  const box = node('div', 'p-media');
+  box.dataset.type = file.type;
+  const icon = node('span', '', { image: '🖼', document: '📄', video: '🎬' }[file.type] || '📎');
+  icon.setAttribute('aria-hidden', 'true');
+  box.append(icon, node('span', 'p-media-kind', MEDIA_LABELS[file.type] || file.type));
+  const from = file.filename || file.link || (file.id ? `media ${file.id}` : '');
+  if (from) box.append(node('small', '', from));
+  return box;
+}
+
+// The list as WhatsApp shows it: a button under the message that opens the rows.
+function listPreview() {
+  const label = $('#t-list-button').value.trim() || '(list button)';
+  const open = node('button', 'chip list-open');
+  open.type = 'button';
+  open.setAttribute('aria-expanded', String(state.listOpen));
+  open.setAttribute('aria-controls', 'preview-list');
+  const icon = node('span', '', '☰ ');
+  icon.setAttribute('aria-hidden', 'true');
+  open.append(icon, label);
+  open.addEventListener('click', () => {
+    state.listOpen = !state.listOpen;
+    renderPreview();
+    $('#preview .list-open').focus();
+  });
+  const sheet = node('div', 'list-sheet');
+  sheet.id = 'preview-list';
+  sheet.hidden = !state.listOpen;
+  sheet.append(node('div', 'list-sheet-title', label));
+  for (const box of $('#sections').children) {
+    const section = node('div', 'list-section');
+    const title = $('.s-title', box).value.trim();
+    if (title) section.append(node('div', 'list-section-title', title));
+    for (const row of $('.s-rows', box).children) {
+      const r = node('div', 'list-row');
+      r.append(node('span', 'list-row-title', $('.l-title', row).value.trim() || '(title)'));
+      if ($('.l-desc', row).value.trim()) r.append(node('small', '', $('.l-desc', row).value.trim()));
+      section.append(r);
+    }
+    sheet.append(section);
+  }
+  const chips = node('div', 'chips');
+  chips.append(open);
+  return [chips, sheet];
+}
+
 function renderPreview() {
   const values = Object.fromEntries([...$('#sample-vars').querySelectorAll('input')].map((i) => [i.dataset.name, i.value]));
   const text = $('#t-body').value.replace(PLACEHOLDER, (_, n) => values[n] ?? '');
+  const kind = $('#t-kind').value;
   const preview = $('#preview');
-  preview.replaceChildren(document.createTextNode(text || '…'));
-  if ($('#t-kind').value === 'interactive_button') {
+  const parts = [];
+  if (kind === 'text') {
+    const media = mediaBody();
+    if (media) parts.push(mediaPlaceholder(media));
+  } else {
+    const header = headerBody();
+    if (header && header.type === 'text') parts.push(node('div', 'p-header', header.text.trim() || '(header)'));
+    else if (header) parts.push(mediaPlaceholder(header));
+  }
+  parts.push(node('div', 'p-body', text || '…'));
+  if (kind !== 'text' && $('#t-footer').value.trim()) parts.push(node('div', 'p-footer', $('#t-footer').value.trim()));
+  preview.replaceChildren(...parts);
+  if (kind === 'interactive_list') preview.append(...listPreview());
+  if (kind === 'interactive_button') {
     const chips = document.createElement('div');
     chips.className = 'chips';
     for (const row of $('#buttons').children) {
@@ -282,6 +581,12 @@ function newTemplate() {
   $('#t-kind').value = 'text';
   $('#t-body').value = '';
   $('#buttons').replaceChildren();
+  $('#t-list-button').value = '';
+  $('#sections').replaceChildren();
+  setHeader(null);
+  $('#t-footer').value = '';
+  setMedia(null);
+  state.listOpen = false;
   $('#deactivate').hidden = true;
   $('#saved').textContent = '';
   updateForm();
@@ -298,6 +603,13 @@ function editTemplate(key) {
   $('#t-body').value = t.body;
   $('#buttons').replaceChildren();
   t.buttons.forEach((b) => buttonRow(b));
+  $('#t-list-button').value = t.button || '';
+  $('#sections').replaceChildren();
+  (t.sections || []).forEach((s) => sectionBox(s));
+  setHeader(t.header);
+  $('#t-footer').value = t.footer || '';
+  setMedia(t.media);
+  state.listOpen = false;
   $('#deactivate').hidden = !t.isActive;
   $('#saved').textContent = `version ${t.version}${t.isActive ? '' : ' (inactive)'}`;
   updateForm();
@@ -308,9 +620,13 @@ $('#new-template').addEventListener('click', () => { newTemplate(); $('#t-body')
 $('#add-button').addEventListener('click', () => { buttonRow(); $('#buttons').lastElementChild.querySelector('.b-title').focus(); });
 $('#t-kind').addEventListener('change', () => {
   if ($('#t-kind').value === 'interactive_button' && !$('#buttons').children.length) buttonRow();
+  if ($('#t-kind').value === 'interactive_list' && !$('#sections').children.length) sectionBox();
   updateForm();
 });
 $('#t-body').addEventListener('input', updateForm);
+for (const id of ['#t-header-type', '#t-media-type']) $(id).addEventListener('change', updateForm);
+for (const id of ['#t-header-text', '#t-header-link', '#t-header-filename', '#t-footer', '#t-list-button', '#t-media-link', '#t-media-filename']) $(id).addEventListener('input', updateForm);
+$('#add-section').addEventListener('click', () => { $('.s-title', sectionBox()).focus(); });
 
 $('#template-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -458,6 +774,7 @@ function renderTokenStatus(tenant) {
 
 function renderSettings(tenant) {
   for (const [selector, key] of SETTINGS) $(selector).value = tenant.settings ? String(tenant.settings[key]) : '';
+  $('#waba-id').value = tenant.wabaId || '';
   renderTokenStatus(tenant);
   $('#settings-section').dataset.tenant = tenant.id;
 }
@@ -475,6 +792,10 @@ async function loadSettings() {
   $('#settings-fields').disabled = !state.admin;
   $('#token-fields').disabled = !state.admin;
   $('#settings-readonly').hidden = state.admin;
+  $('#waba-fields').disabled = !state.admin;
+  $('#waba-id').value = '';
+  clearErrors($('#waba-form'));
+  say('#waba-message', '');
   const r = await api('GET', tenantPath(''));
   if (id !== state.tenant) return;
   if (r.status === 200) {
@@ -565,18 +886,79 @@ function fillSendVars() {
 }
 $('#send-template').addEventListener('change', fillSendVars);
 
+const waIdOf = (to) => to.trim().replace(/^\+/, '');
+const E164 = /^[1-9][0-9]{6,14}$/;
+
+// Whether free-form messages reach the customer now (Meta's 24-hour customer service window).
+function windowBadge(c) {
+  const open = Boolean(c && c.windowOpen && c.windowOpenUntil);
+  const badge = node('span', `badge window ${open ? 'ok' : 'bad'}`);
+  badge.dataset.window = open ? 'open' : 'closed';
+  if (open) badge.append('window open until ', timeNode(c.windowOpenUntil));
+  else badge.textContent = 'window closed';
+  return badge;
+}
+
+// Under "To": the chosen customer's window, so a closed one is known before sending.
+async function showSendWindow() {
+  const waId = waIdOf($('#send-to').value);
+  const box = $('#send-window');
+  if (!E164.test(waId)) {
+    box.replaceChildren();
+    return;
+  }
+  const id = state.tenant;
+  const r = await api('GET', tenantPath(`/customers/${encodeURIComponent(waId)}`));
+  if (id !== state.tenant || waIdOf($('#send-to').value) !== waId) return;
+  if (r.status === 200) {
+    const c = r.data.customer;
+    const parts = [windowBadge(c)];
+    if (!c.windowOpen) {
+      parts.push(' ');
+      if (c.lastInboundAt) parts.push('They last wrote ', timeNode(c.lastInboundAt), '. ');
+      parts.push('Only an approved Meta template reaches them now.');
+    }
+    box.replaceChildren(...parts);
+  } else if (r.status === 404) {
+    box.replaceChildren(windowBadge(null), ' This number has never written: only an approved Meta template reaches it.');
+  } else {
+    box.replaceChildren();
+  }
+}
+$('#send-to').addEventListener('change', showSendWindow);
+
+// The send was refused because the customer's window is closed: say so, and offer the way
+// that works (a Meta template).
+function showWindowClosed(to) {
+  const open = node('button', '', 'Open Meta templates');
+  open.type = 'button';
+  open.addEventListener('click', () => openMetaFor(to));
+  $('#send-error').replaceChildren(
+    `Not sent: ${to} is outside the 24-hour customer service window. Free-form messages (bot templates too) reach a customer only within 24 hours of their last message; send them an approved Meta template instead. `,
+    open,
+  );
+  showSendWindow();
+}
+
 $('#send-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   $('#send-error').textContent = '';
+  $('#send-result').textContent = '';
+  const to = $('#send-to').value.trim();
   const variables = Object.fromEntries([...$('#send-vars').querySelectorAll('input')].map((i) => [i.dataset.name, i.value]));
-  const r = await api('POST', tenantPath('/send/template'), { to: $('#send-to').value.trim(), templateKey: $('#send-template').value, variables });
+  const r = await api('POST', tenantPath('/send/template'), { to, templateKey: $('#send-template').value, variables });
   if (r.status === 202) {
     $('#send-result').textContent = `Queued ${r.data.messageId}`;
     refreshLog();
+  } else if (r.status === 422 && r.data && r.data.code === 'outside_customer_service_window') {
+    showWindowClosed(to);
   } else {
     $('#send-error').textContent = (r.data && r.data.message) || `Error ${r.status}`;
   }
 });
+
+// An inbound file shows as its kind and caption (or name).
+const logBody = (m) => (m.media ? `[${m.type}] ${m.body || m.media.caption || m.media.filename || ''}`.trim() : m.body || m.type);
 
 async function refreshLog() {
   if (!state.tenant) return;
@@ -584,7 +966,7 @@ async function refreshLog() {
   if (r.status !== 200) return;
   $('#log tbody').replaceChildren(...r.data.messages.map((m) => {
     const tr = document.createElement('tr');
-    for (const text of [new Date(m.createdAt).toLocaleTimeString(), m.direction, m.customerWaId, m.body || m.type, m.status, String(m.attempts), m.lastError ? `${m.lastError.code}: ${m.lastError.title}` : '']) {
+    for (const text of [new Date(m.createdAt).toLocaleTimeString(), m.direction, m.customerWaId, logBody(m), m.status, String(m.attempts), m.lastError ? `${m.lastError.code}: ${m.lastError.title}` : '']) {
       const td = document.createElement('td');
       td.textContent = text;
       tr.append(td);
@@ -593,6 +975,308 @@ async function refreshLog() {
     return tr;
   }));
 }
+
+// ---- customers -----------------------------------------------------------------------
+
+async function loadCustomers(more = false) {
+  const id = state.tenant;
+  if (!id) return;
+  say('#customers-error', '');
+  const cursor = more && state.customersCursor ? `&cursor=${encodeURIComponent(state.customersCursor)}` : '';
+  const r = await api('GET', tenantPath(`/customers?limit=50${cursor}`));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#customers-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  const rows = r.data.customers.map(customerRow);
+  if (more) $('#customers tbody').append(...rows);
+  else $('#customers tbody').replaceChildren(...rows);
+  state.customersCursor = r.data.nextCursor || null;
+  $('#customers-more').hidden = !state.customersCursor;
+  $('#customers-empty').hidden = $('#customers tbody').children.length > 0;
+}
+
+function customerRow(c) {
+  const tr = document.createElement('tr');
+  tr.dataset.waId = c.waId;
+  tr.dataset.window = c.windowOpen ? 'open' : 'closed';
+  const cells = [c.waId, c.name || '', c.lastInboundAt ? timeNode(c.lastInboundAt) : 'never', windowBadge(c), [c.state, c.lastTemplateKey].filter(Boolean).join(' · ')];
+  for (const content of cells) {
+    const td = document.createElement('td');
+    td.append(content);
+    tr.append(td);
+  }
+  const send = node('button', '', 'Test send');
+  send.type = 'button';
+  send.setAttribute('aria-label', `Test send to ${c.waId}`);
+  send.addEventListener('click', () => {
+    showTab('send');
+    $('#send-to').value = `+${c.waId}`;
+    $('#send-error').textContent = '';
+    $('#send-result').textContent = '';
+    showSendWindow();
+    $('#send-to').focus();
+  });
+  const meta = node('button', '', 'Meta template');
+  meta.type = 'button';
+  meta.setAttribute('aria-label', `Meta template to ${c.waId}`);
+  meta.addEventListener('click', () => openMetaFor(`+${c.waId}`));
+  const actions = node('div', 'row');
+  actions.append(send, meta);
+  const td = document.createElement('td');
+  td.append(actions);
+  tr.append(td);
+  return tr;
+}
+
+$('#customers-refresh').addEventListener('click', () => loadCustomers());
+$('#customers-more').addEventListener('click', () => loadCustomers(true));
+
+// ---- Meta templates ------------------------------------------------------------------
+
+const STATUS_BADGES = { APPROVED: 'ok', PENDING: 'pending', IN_APPEAL: 'pending', REJECTED: 'bad', PAUSED: 'bad', DISABLED: 'bad' };
+const sameMeta = (a, b) => Boolean(a && b) && a.name === b.name && a.language === b.language;
+const component = (t, type) => (Array.isArray(t.components) ? t.components : []).find((c) => c && String(c.type || '').toUpperCase() === type);
+
+function openMetaFor(to) {
+  showTab('meta');
+  $('#meta-to').value = to;
+  $('#tab-btn-meta').focus();
+}
+
+async function loadMetaTemplates() {
+  const id = state.tenant;
+  if (!id) return;
+  const r = await api('GET', tenantPath('/meta-templates'));
+  if (id !== state.tenant) return;
+  showMetaTemplates(r);
+}
+
+// A list answer (read or sync): the table, the empty state, or why there is none. A failed
+// sync keeps the templates stored before.
+function showMetaTemplates(r) {
+  const noWaba = r.status === 422 && Boolean(r.data) && r.data.field === 'wabaId';
+  const hint = $('#meta-waba-hint');
+  hint.hidden = !noWaba;
+  hint.textContent = !noWaba ? '' : state.admin
+    ? 'This tenant has no WhatsApp Business Account ID (wabaId) yet. Meta templates belong to a WhatsApp Business Account: enter its ID below and save, then sync from Meta.'
+    : 'This tenant has no WhatsApp Business Account ID (wabaId) yet: an admin must set it (PATCH /tenants/{tenantId} with wabaId) before its Meta templates can be read.';
+  const failed = r.status !== 200 && !noWaba;
+  say('#meta-error', failed ? (r.data && r.data.message) || `Error ${r.status}` : '', failed);
+  if (r.status === 200) state.metaTemplates = r.data.templates;
+  else if (noWaba) state.metaTemplates = [];
+  $('#meta-empty').hidden = !(r.status === 200 && !state.metaTemplates.length);
+  const selected = state.metaTemplates.find((t) => sameMeta(t, state.metaSelected));
+  if (selected) {
+    state.metaSelected = selected;
+    renderMetaNote();
+  } else {
+    state.metaSelected = null;
+    $('#meta-send-form').hidden = true;
+  }
+  renderMetaList();
+}
+
+function renderMetaList() {
+  $('#meta-templates tbody').replaceChildren(...state.metaTemplates.map((t) => {
+    const tr = document.createElement('tr');
+    tr.tabIndex = 0;
+    tr.dataset.name = t.name;
+    tr.dataset.language = t.language;
+    tr.dataset.status = t.status;
+    if (sameMeta(t, state.metaSelected)) tr.className = 'selected';
+    for (const text of [t.name, t.language, t.category || '']) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    const status = document.createElement('td');
+    status.append(node('span', `badge ${STATUS_BADGES[t.status] || 'neutral'}`, t.status));
+    if (t.reason) status.append(node('small', '', t.reason));
+    if (t.qualityScore) status.append(node('small', '', `quality ${t.qualityScore}`));
+    tr.append(status);
+    const open = () => selectMeta(t);
+    tr.addEventListener('click', open);
+    tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); } });
+    return tr;
+  }));
+}
+
+function renderMetaNote() {
+  const t = state.metaSelected;
+  const note = $('#meta-send-note');
+  const approved = !t || t.status === 'APPROVED';
+  note.hidden = approved;
+  note.textContent = approved ? '' : `This template is ${t.status}${t.reason ? ` (${t.reason})` : ''}: Meta sends only APPROVED templates.`;
+}
+
+// The placeholder names of a component's text ({{1}} or {{name}}), or 1..n when the text does
+// not show them.
+function metaNames(text, n) {
+  const found = [...new Set([...String(text || '').matchAll(META_PARAMETER)].map((m) => m[1]))];
+  return found.length === n ? found : Array.from({ length: n }, (_, i) => String(i + 1));
+}
+
+function parameterField(id, label, data) {
+  const wrap = document.createElement('div');
+  const l = node('label', '', label);
+  l.htmlFor = id;
+  const input = document.createElement('input');
+  input.id = id;
+  input.autocomplete = 'off';
+  Object.assign(input.dataset, data);
+  input.addEventListener('input', renderMetaPreview);
+  wrap.append(l, input);
+  return wrap;
+}
+
+// One input per parameter the template takes (`parameters`: header, body, buttons).
+function metaParameterFields(t) {
+  const p = t.parameters || { header: 0, body: 0, buttons: [] };
+  const fields = [];
+  const format = String(p.headerFormat || 'TEXT').toUpperCase();
+  if (p.header > 0) {
+    if (MEDIA_LABELS[format.toLowerCase()]) {
+      fields.push(parameterField('mp-header-0', `Header ${format.toLowerCase()}: https link or Meta media ID`, { group: 'header', field: 'parameters.header[0]' }));
+    } else {
+      metaNames((component(t, 'HEADER') || {}).text, p.header).forEach((name, i) => {
+        fields.push(parameterField(`mp-header-${i}`, `Header {{${name}}}`, { group: 'header', field: `parameters.header[${i}]`, name }));
+      });
+    }
+  }
+  metaNames((component(t, 'BODY') || {}).text, p.body).forEach((name, i) => {
+    fields.push(parameterField(`mp-body-${i}`, `Body {{${name}}}`, { group: 'body', field: `parameters.body[${i}]`, name }));
+  });
+  for (const b of p.buttons || []) {
+    if (b.parameters > 0) {
+      fields.push(parameterField(`mp-button-${b.index}`, `Button ${b.index + 1} “${b.text}” (${b.type}): value`, { group: 'button', index: String(b.index), required: 'true' }));
+    } else if (b.type === 'QUICK_REPLY') {
+      fields.push(parameterField(`mp-button-${b.index}`, `Quick reply “${b.text}”: payload (optional)`, { group: 'button', index: String(b.index) }));
+    }
+  }
+  if (!fields.length) fields.push(node('p', 'hint', 'This template takes no parameters.'));
+  return fields;
+}
+
+// The template as the customer will read it, filled with the values typed so far.
+function renderMetaPreview() {
+  const t = state.metaSelected;
+  const box = $('#meta-preview');
+  if (!t) {
+    box.replaceChildren();
+    return;
+  }
+  const fill = (text, group) => {
+    const values = Object.fromEntries([...$('#meta-params').querySelectorAll(`input[data-group="${group}"]`)].map((i) => [i.dataset.name, i.value]));
+    return String(text || '').replace(META_PARAMETER, (whole, name) => values[name] || whole);
+  };
+  const parts = [];
+  const header = component(t, 'HEADER');
+  if (header) {
+    const format = String(header.format || 'TEXT').toLowerCase();
+    const link = $('#mp-header-0') ? $('#mp-header-0').value.trim() : '';
+    if (format === 'text') parts.push(node('div', 'p-header', fill(header.text, 'header')));
+    else if (MEDIA_LABELS[format]) parts.push(mediaPlaceholder({ type: format, link }));
+    else parts.push(node('div', 'p-header', `(${format})`));
+  }
+  const body = component(t, 'BODY');
+  parts.push(node('div', 'p-body', body ? fill(body.text, 'body') : t.name));
+  const footer = component(t, 'FOOTER');
+  if (footer && footer.text) parts.push(node('div', 'p-footer', footer.text));
+  const buttons = component(t, 'BUTTONS');
+  if (buttons && Array.isArray(buttons.buttons) && buttons.buttons.length) {
+    const chips = node('div', 'chips');
+    for (const b of buttons.buttons) chips.append(node('span', 'chip', (b && (b.text || b.type)) || ''));
+    parts.push(chips);
+  }
+  box.replaceChildren(...parts);
+}
+
+function selectMeta(t) {
+  state.metaSelected = t;
+  for (const tr of $('#meta-templates tbody').children) tr.classList.toggle('selected', tr.dataset.name === t.name && tr.dataset.language === t.language);
+  const form = $('#meta-send-form');
+  form.hidden = false;
+  clearErrors(form);
+  say('#meta-send-error', '');
+  say('#meta-send-result', '');
+  $('#meta-send-title').textContent = `${t.name} (${t.language})`;
+  renderMetaNote();
+  $('#meta-params').replaceChildren(...metaParameterFields(t));
+  renderMetaPreview();
+  $('#meta-to').focus();
+}
+
+$('#meta-sync').addEventListener('click', async () => {
+  const button = $('#meta-sync');
+  const id = state.tenant;
+  button.disabled = true;
+  say('#meta-status', 'Reading the templates from Meta…');
+  say('#meta-error', '');
+  const r = await api('POST', tenantPath('/meta-templates/sync'));
+  button.disabled = false;
+  if (id !== state.tenant) return;
+  const n = r.status === 200 ? r.data.templates.length : 0;
+  say('#meta-status', r.status === 200 ? `Synced ${n} ${n === 1 ? 'template' : 'templates'} from Meta.` : '');
+  showMetaTemplates(r);
+});
+
+$('#waba-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#waba-form');
+  clearErrors(form);
+  say('#waba-message', '');
+  const id = state.tenant;
+  const r = await api('PATCH', tenantPath(''), { wabaId: $('#waba-id').value.trim() });
+  if (id !== state.tenant) return;
+  if (r.status === 200) {
+    renderSettings(r.data.tenant);
+    say('#waba-message', r.data.tenant.wabaId ? 'WABA ID saved.' : 'WABA ID cleared.');
+    await loadMetaTemplates();
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  say('#waba-message', (r.data && r.data.message) || `Error ${r.status}`, true);
+});
+
+$('#meta-send-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#meta-send-form');
+  const t = state.metaSelected;
+  if (!t) return;
+  clearErrors(form);
+  say('#meta-send-error', '');
+  say('#meta-send-result', '');
+  const inputs = (group) => [...$('#meta-params').querySelectorAll(`input[data-group="${group}"]`)];
+  const parameters = {};
+  const header = inputs('header').map((i) => i.value);
+  if (header.length) parameters.header = header;
+  const body = inputs('body').map((i) => i.value);
+  if (body.length) parameters.body = body;
+  // A 422 names a button by its place in the array sent: the inputs follow that order.
+  const buttons = [];
+  for (const input of inputs('button')) {
+    delete input.dataset.field;
+    if (input.dataset.required || input.value.trim()) {
+      input.dataset.field = `parameters.buttons[${buttons.length}].payload`;
+      buttons.push({ index: Number(input.dataset.index), payload: input.value });
+    }
+  }
+  if (buttons.length) parameters.buttons = buttons;
+  const request = { to: $('#meta-to').value.trim(), name: t.name, language: t.language };
+  if (Object.keys(parameters).length) request.parameters = parameters;
+  const id = state.tenant;
+  const r = await api('POST', tenantPath('/send/meta-template'), request);
+  if (id !== state.tenant) return;
+  if (r.status === 202) {
+    say('#meta-send-result', `Queued ${r.data.messageId} (${r.data.status || 'queued'})`);
+    return;
+  }
+  const message = r.data && r.data.message ? `${r.data.message}${r.data.code ? ` [${r.data.code}]` : ''}` : `Error ${r.status}`;
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, message)) return;
+  say('#meta-send-error', message, true);
+});
 
 // ---- start ---------------------------------------------------------------------------
 

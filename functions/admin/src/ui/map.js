@@ -1,5 +1,5 @@
-// The conversation map: templates as nodes, buttons and rules as labelled edges from the
-// customer's entry point; missing targets and unreachable templates are flagged.
+// The conversation map: templates as nodes, buttons, list rows and rules as labelled edges
+// from the customer's entry point; missing targets and unreachable templates are flagged.
 
 const ENTRY = '__entry';
 const SVG = 'http://www.w3.org/2000/svg';
@@ -11,6 +11,12 @@ export function graph(templates, flow) {
   for (const t of active) {
     for (const b of t.buttons) {
       if (b.nextTemplateKey) edges.push({ from: t.key, to: b.nextTemplateKey, label: b.title, kind: 'button' });
+    }
+    // A list row branches like a button.
+    for (const section of t.sections || []) {
+      for (const r of section.rows || []) {
+        if (r.nextTemplateKey) edges.push({ from: t.key, to: r.nextTemplateKey, label: r.title, kind: 'row' });
+      }
     }
   }
   for (const r of (flow && flow.flows) || []) {
