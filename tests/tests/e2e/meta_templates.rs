@@ -244,3 +244,100 @@ async fn a_graph_failure_during_sync_is_a_502_with_graphs_words() {
     assert!(r.text.contains("Unsupported get request"), "{}", r.text);
     assert!(!r.text.contains(&rig.token));
 }
+
+/// Meta's three template webhooks, replayed from `events/meta/`, change the stored
+/// template (matched by Meta's id under the entry's WABA); an inbound document keeps its
+/// file's id, type, checksum and name.
+#[tokio::test]
+async fn template_webhook_fixtures_update_the_stored_template() {
+    let rig = rig(None).await;
+    rig.app
+        .call(
+            "PATCH",
+            &format!("/tenants/{}", rig.tenant),
+            Some(e2e::ADMIN_TOKEN),
+            Some(&json!({"wabaId": WABA}).to_string()),
+        )
+        .await;
+    let (first, second) = graph_templates();
+    let mut all = first["data"].as_array().expect("data").clone();
+    all.extend(second["data"].as_array().expect("data").iter().cloned());
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": all})))
+        .mount(&rig.graph)
+        .await;
+    assert_eq!(
+        api(&rig, "POST", "/meta-templates/sync", None).await.status,
+        200
+    );
+
+    let vars = std::collections::HashMap::from([
+        ("WABA_ID", WABA.to_owned()),
+        ("META_TEMPLATE_ID", "9002".to_owned()),
+    ]);
+    for name in [
+        "template_status_update",
+        "template_quality_update",
+        "template_category_update",
+    ] {
+        let body = e2e::fixture(&format!("meta/{name}.json"), &vars);
+        let body = serde_json::from_str::<Value>(&body)
+            .expect("json")
+            .to_string();
+        let r = rig.app.webhook(&body).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text);
+        assert_eq!(r.body["templateUpdates"], 1, "{name}: {}", r.text);
+    }
+    let listed = api(&rig, "GET", "/meta-templates", None).await;
+    let order = listed.body["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|t| t["name"] == "order_update")
+        .expect("order_update")
+        .clone();
+    assert_eq!(
+        (
+            &order["status"],
+            &order["reason"],
+            &order["qualityScore"],
+            &order["category"]
+        ),
+        (
+            &json!("PAUSED"),
+            &json!("LOW_QUALITY"),
+            &json!("YELLOW"),
+            &json!("MARKETING")
+        ),
+        "{order}"
+    );
+    let welcome = &listed.body["templates"][2];
+    assert_eq!(
+        welcome["status"], "APPROVED",
+        "another template is untouched"
+    );
+
+    let document = e2e::fixture(
+        "meta/document.json",
+        &std::collections::HashMap::from([
+            ("PHONE_NUMBER_ID", rig.number.clone()),
+            ("CUSTOMER_NAME", "Ana".to_owned()),
+            ("FROM", "34600111222".to_owned()),
+            ("WAMID", format!("wamid.doc{}", e2e::random_hex(6))),
+            ("TEXT", "My invoice".to_owned()),
+        ]),
+    );
+    let document = serde_json::from_str::<Value>(&document)
+        .expect("json")
+        .to_string();
+    assert_eq!(rig.app.webhook(&document).await.status, 200);
+    let log = api(&rig, "GET", "/messages?direction=IN", None).await;
+    assert_eq!(
+        log.body["messages"][0]["media"],
+        json!({"id": "2345678901234567", "mimeType": "application/pdf",
+            "sha256": "ADDfnsIUdZhaGVsgX7Xx8FtVnWyvPK2YBPNXjoqmUIM=", "caption": "My invoice",
+            "filename": "invoice-42.pdf"}),
+        "{}",
+        log.text
+    );
+}

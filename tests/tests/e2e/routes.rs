@@ -135,7 +135,9 @@ fn the_postman_collection_matches_the_spec() {
                 .trim_start_matches("{{baseUrl}}")
                 .replace("{{tenantId}}", "{tenantId}")
                 .replace("{{templateKey}}", "{key}")
-                .replace("{{asset}}", "{asset}");
+                .replace("{{asset}}", "{asset}")
+                .replace("{{waId}}", "{waId}")
+                .replace("{{mediaId}}", "{mediaId}");
             (
                 i["request"]["method"].as_str().expect("method").to_owned(),
                 path,
