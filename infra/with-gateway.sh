@@ -8,10 +8,16 @@ cd "$root"
 [ -n "${STACK_DIR:-}" ] || STAGE=gw exec infra/with-stack.sh "$0" "$@"
 work="$STACK_DIR"
 gateway=""
-trap '[ -n "$gateway" ] && kill "$gateway" 2>/dev/null; true' EXIT
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+graph=""
+trap '[ -n "$gateway" ] && kill "$gateway" 2>/dev/null; [ -n "$graph" ] && kill "$graph" 2>/dev/null; true' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+# Graph stays local: a stand-in that refuses every token as Meta refuses a made-up one.
+graph_port="$(free_port)"
+python3 "$root/infra/graph_stub.py" "$graph_port" &
+graph=$!
 export PORT="$port" ADMIN_TOKEN=local-admin-token APP_SECRET=local-app-secret VERIFY_TOKEN=local-verify \
-  APP_ENV=development LOG_LEVEL=warn
+  APP_ENV=development LOG_LEVEL=warn WHATSAPP_API_BASE="http://127.0.0.1:$graph_port"
 cargo build --quiet -p local-gateway
 "${CARGO_TARGET_DIR:-$root/target}/debug/local-gateway" >"$work/gateway.log" 2>&1 &
 gateway=$!

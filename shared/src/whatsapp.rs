@@ -252,25 +252,60 @@ fn interactive(content: &Content, kind: &str, action: Value) -> Value {
     i
 }
 
-/// A Graph call that failed, for a caller that is not the sender: the HTTP status and
-/// Graph's own message (never the token).
+/// A Graph call that failed, for a caller that is not the sender: the HTTP status, what the
+/// error means ([`class_of`]) and Graph's own message (never the token).
 #[derive(Debug, Clone)]
 pub struct GraphFailure {
     pub status: u16,
+    pub class: ErrorClass,
     pub message: String,
 }
 
 impl GraphFailure {
-    /// 404 stays "not found"; anything else is Graph's failure, a 502 naming Graph's words.
-    pub fn into_api(self, what: &str) -> crate::error::ApiError {
-        if self.status == 404 {
-            crate::error::ApiError::not_found(format!("{what}: Graph has none"))
-        } else {
-            crate::error::ApiError::BadGateway(format!(
-                "{what}: Graph answered {}: {}",
-                self.status, self.message
-            ))
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            class: ErrorClass::Retry,
+            message: message.into(),
         }
+    }
+
+    fn of_response(status: u16, body: &str) -> Self {
+        let e = classify(status, body);
+        // "Object with ID … does not exist" (100/33) is Graph's not-found.
+        let missing = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["error_subcode"].as_i64())
+            == Some(33);
+        Self {
+            status: if missing { 404 } else { status },
+            class: e.class,
+            message: e.title,
+        }
+    }
+
+    /// Not found stays a 404; a refused token is the tenant's to fix (409 with a code);
+    /// anything else is Graph's failure, a 502 naming Graph's words.
+    pub fn into_api(self, what: &str) -> crate::error::ApiError {
+        use crate::error::ApiError;
+        if self.status == 404 {
+            return ApiError::not_found(format!("{what}: Graph has none"));
+        }
+        if self.class == ErrorClass::Hold {
+            let mut extra = serde_json::Map::new();
+            extra.insert("code".into(), json!("access_token_invalid"));
+            return ApiError::Conflict {
+                message: format!(
+                    "{what}: Meta refused the tenant's access token ({}): replace it with PUT /tenants/{{tenantId}}/access-token",
+                    self.message
+                ),
+                extra,
+            };
+        }
+        ApiError::BadGateway(format!(
+            "{what}: Graph answered {}: {}",
+            self.status, self.message
+        ))
     }
 }
 
@@ -310,16 +345,13 @@ impl GraphClient {
     pub async fn get_json(&self, url: &str, token: &Secret) -> Result<Value, GraphFailure> {
         // A development tenant's mock token has no Graph behind it: nothing to read.
         if is_mock_token(token.expose()) {
-            return Err(GraphFailure {
-                status: 404,
-                message: "a mock token reads nothing from Graph".into(),
-            });
+            return Err(GraphFailure::new(
+                404,
+                "a mock token reads nothing from Graph",
+            ));
         }
         if !url.starts_with(&format!("{}/", self.base)) {
-            return Err(GraphFailure {
-                status: 502,
-                message: "Graph pointed outside its own host".into(),
-            });
+            return Err(GraphFailure::new(502, "Graph pointed outside its own host"));
         }
         let response = self
             .http
@@ -327,22 +359,14 @@ impl GraphClient {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| GraphFailure {
-                status: 502,
-                message: e.without_url().to_string(),
-            })?;
+            .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
-            return Err(GraphFailure {
-                status,
-                message: classify(status, &body).title,
-            });
+            return Err(GraphFailure::of_response(status, &body));
         }
-        serde_json::from_str(&body).map_err(|_| GraphFailure {
-            status: 502,
-            message: "Graph answered something that is not JSON".into(),
-        })
+        serde_json::from_str(&body)
+            .map_err(|_| GraphFailure::new(502, "Graph answered something that is not JSON"))
     }
 
     /// Every template of a WhatsApp Business Account, following `paging.next`.
@@ -379,10 +403,7 @@ impl GraphClient {
     ) -> Result<(Vec<u8>, String), GraphFailure> {
         let meta = self.get_json(&self.url(media_id), token).await?;
         let Some(url) = meta["url"].as_str() else {
-            return Err(GraphFailure {
-                status: 404,
-                message: "no url".into(),
-            });
+            return Err(GraphFailure::new(404, "no url"));
         };
         let response = self
             .http
@@ -390,16 +411,13 @@ impl GraphClient {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| GraphFailure {
-                status: 502,
-                message: e.without_url().to_string(),
-            })?;
+            .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            return Err(GraphFailure {
+            return Err(GraphFailure::new(
                 status,
-                message: format!("the media download answered HTTP {status}"),
-            });
+                format!("the media download answered HTTP {status}"),
+            ));
         }
         let mime = meta["mime_type"]
             .as_str()
@@ -412,10 +430,10 @@ impl GraphClient {
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| "application/octet-stream".into());
-        let bytes = response.bytes().await.map_err(|e| GraphFailure {
-            status: 502,
-            message: e.without_url().to_string(),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
         Ok((bytes.to_vec(), mime))
     }
 

@@ -121,12 +121,12 @@ async fn files_are_sent_logged_and_downloaded_through_the_proxy() {
         .respond_with(ResponseTemplate::new(200).set_body_bytes(b"\xff\xd8JPEG!!".to_vec()))
         .mount(&rig.graph)
         .await;
+    // Graph's "Object with ID … does not exist" is a 400 with subcode 33.
+    let mut missing = crate::sender::graph_error(100, "Unsupported get request");
+    missing["error"]["error_subcode"] = json!(33);
     Mock::given(method("GET"))
         .and(path("/v20.0/404404"))
-        .respond_with(
-            ResponseTemplate::new(404)
-                .set_body_json(crate::sender::graph_error(100, "Unsupported get request")),
-        )
+        .respond_with(ResponseTemplate::new(400).set_body_json(missing))
         .mount(&rig.graph)
         .await;
     let file = get(&rig, "/media/770011").await;

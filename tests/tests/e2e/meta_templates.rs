@@ -222,7 +222,7 @@ async fn posted(rig: &Rig) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn a_graph_failure_during_sync_is_a_502_with_graphs_words() {
+async fn sync_answers_502_when_graph_fails_and_409_when_it_refuses_the_token() {
     let rig = rig(None).await;
     rig.app
         .call(
@@ -234,15 +234,38 @@ async fn a_graph_failure_during_sync_is_a_502_with_graphs_words() {
         .await;
     Mock::given(method("GET"))
         .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(crate::sender::graph_error(100, "Unsupported get request")),
+            ResponseTemplate::new(500).set_body_json(crate::sender::graph_error(
+                2,
+                "Service temporarily unavailable",
+            )),
         )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&rig.graph)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(crate::sender::graph_error(
+                190,
+                "Invalid OAuth access token",
+            )),
+        )
+        .with_priority(2)
         .mount(&rig.graph)
         .await;
     let r = api(&rig, "POST", "/meta-templates/sync", None).await;
     assert_eq!(r.status, 502, "{}", r.text);
-    assert!(r.text.contains("Unsupported get request"), "{}", r.text);
+    assert!(
+        r.text.contains("Service temporarily unavailable"),
+        "{}",
+        r.text
+    );
     assert!(!r.text.contains(&rig.token));
+    // A refused token is the tenant's to fix, not Graph's failure.
+    let r = api(&rig, "POST", "/meta-templates/sync", None).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "access_token_invalid");
+    assert!(r.text.contains("access-token"), "{}", r.text);
 }
 
 /// Meta's three template webhooks, replayed from `events/meta/`, change the stored
