@@ -38,6 +38,13 @@ code="$(curl -s -o "$dir/reg2.json" -w '%{http_code}' -X POST "http://127.0.0.1:
   -d '{"name":"Smoke mock","phoneNumberId":"1555000222","accessToken":"mock_smoke"}')"
 [ "$code" = 201 ] || fail "register (mock token) answered $code"
 tenant="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tenant"]["id"])' "$dir/reg2.json")"
+# The customer writes first: free-form sends reach only customers inside their 24-hour window
+# (make dev has no APP_SECRET, so the webhook takes unsigned bodies).
+now="$(date +%s)"
+code="$(curl -s -o "$dir/inbound.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/whatsapp/webhook" \
+  -H 'Content-Type: application/json' \
+  -d '{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000222","phone_number_id":"1555000222"},"contacts":[{"profile":{"name":"Smoke"},"wa_id":"15550001111"}],"messages":[{"from":"15550001111","id":"wamid.smoke'"$now"'","timestamp":"'"$now"'","type":"text","text":{"body":"hello"}}]}}]}]}')"
+[ "$code" = 200 ] || fail "inbound answered $code: $(cat "$dir/inbound.json")"
 code="$(curl -s -o "$dir/send.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/tenants/$tenant/send" \
   -H 'Authorization: Bearer smoke-admin' -H 'Content-Type: application/json' \
   -d '{"to":"+15550001111","text":"hello from make dev"}')"

@@ -340,6 +340,25 @@ async fn template_webhook_fixtures_update_the_stored_template() {
         "another template is untouched"
     );
 
+    // Meta deleted two of them: the next sync keeps only what Graph lists.
+    rig.graph.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [welcome_of(&all)]})))
+        .mount(&rig.graph)
+        .await;
+    assert_eq!(
+        api(&rig, "POST", "/meta-templates/sync", None).await.status,
+        200
+    );
+    let listed = api(&rig, "GET", "/meta-templates", None).await;
+    let names: Vec<&str> = listed.body["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["welcome"], "{}", listed.text);
+
     let document = e2e::fixture(
         "meta/document.json",
         &std::collections::HashMap::from([
@@ -363,4 +382,11 @@ async fn template_webhook_fixtures_update_the_stored_template() {
         "{}",
         log.text
     );
+}
+
+fn welcome_of(all: &[Value]) -> Value {
+    all.iter()
+        .find(|t| t["name"] == "welcome")
+        .cloned()
+        .expect("welcome")
 }
