@@ -155,6 +155,24 @@ async fn list_templates_keep_metas_limits_and_a_row_tap_branches() {
         .await;
     assert_eq!(c.body["customer"]["state"], "browsing", "{}", c.text);
     assert_eq!(c.body["customer"]["lastTemplateKey"], "hours");
+
+    // A row still points at "hours": it cannot be deactivated.
+    let r = rig
+        .app
+        .call(
+            "DELETE",
+            &format!("/tenants/{}/templates/hours", rig.tenant),
+            Some(&rig.key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(
+        r.body["referencedBy"],
+        json!(["template menu row \"Opening hours\""]),
+        "{}",
+        r.text
+    );
 }
 
 async fn posted(rig: &Rig) -> Vec<Value> {
