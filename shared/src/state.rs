@@ -216,13 +216,21 @@ impl AppState {
         tenant: &crate::ids::TenantId,
     ) -> Result<(Arc<crate::tenant::Sending>, Arc<crate::secret::Secret>), ApiError> {
         let profile = crate::tenant::sending(&self.store, &self.sending, tenant).await?;
-        let token = self
-            .tokens
+        let token = self.token(tenant, &profile).await?;
+        Ok((profile, token))
+    }
+
+    /// The token of this sending profile in plaintext, decrypted once per token version.
+    pub async fn token(
+        &self,
+        tenant: &crate::ids::TenantId,
+        profile: &crate::tenant::Sending,
+    ) -> Result<Arc<crate::secret::Secret>, ApiError> {
+        self.tokens
             .get_or_load(&(*tenant, profile.token_version), async {
                 self.cipher()?.decrypt(tenant, &profile.ciphertext).await
             })
-            .await?;
-        Ok((profile, token))
+            .await
     }
 
     pub fn cipher(&self) -> Result<&TokenCipher, ApiError> {

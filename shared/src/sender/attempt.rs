@@ -124,7 +124,7 @@ impl Sender {
         if let Err(e) = failpoint::hit("sender.before_graph").await {
             return retry("failpoint", e.to_string());
         }
-        let token = match self.token(&tenant, &profile).await {
+        let token = match self.state.token(&tenant, &profile).await {
             Ok(t) => t,
             Err(e) => return retry("credentials", e.to_string()),
         };
@@ -304,23 +304,6 @@ impl Sender {
         let mut held = Attempted::of(Outcome::Done, Some(finish(Attempt::Held(error))));
         held.held = Some((tenant, profile.token_version));
         held
-    }
-
-    /// The tenant's token in plaintext, decrypted once per token version.
-    pub(super) async fn token(
-        &self,
-        tenant: &TenantId,
-        profile: &Sending,
-    ) -> Result<Arc<Secret>, ApiError> {
-        self.state
-            .tokens
-            .get_or_load(&(*tenant, profile.token_version), async {
-                self.state
-                    .cipher()?
-                    .decrypt(tenant, &profile.ciphertext)
-                    .await
-            })
-            .await
     }
 
     pub(super) async fn sent(&self, tenant: TenantId, finish: Finish, wamid: &str) -> Attempted {

@@ -39,7 +39,6 @@ use crate::{
     outbox,
     pacing::{self, Booking, Decision, HORIZON, Lane, Timeline},
     queue::SendJob,
-    secret::Secret,
     state::AppState,
     tenant::{self, Sending, TokenState},
     whatsapp::{ErrorClass, GraphClient},
@@ -49,6 +48,12 @@ mod attempt;
 mod plan;
 
 use plan::{Plan, again_at};
+
+/// The sender's own error: a batch it could not work (the claim failed), so every job of
+/// it is redelivered by the queue. Never an HTTP status; it keeps its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch is redelivered: {0}")]
+pub struct Redeliver(#[from] ApiError);
 
 /// SQS caps a visibility timeout at 12 h; backoff stops growing long before.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
@@ -117,7 +122,8 @@ impl Sender {
             }
         }
         if let Err(e) = self.run(&jobs, &ids, &first, &mut outcomes).await {
-            tracing::warn!(error = %e, "could not claim the batch: it will be redelivered");
+            // Debug keeps the cause (hosts at most, never credentials).
+            tracing::warn!(error = ?e, "could not claim the batch");
         }
         for (record, job) in event.records.iter().zip(&jobs) {
             if job.is_none() {
@@ -173,7 +179,7 @@ impl Sender {
         ids: &[MessageId],
         first: &HashMap<MessageId, usize>,
         outcomes: &mut [Outcome],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Redeliver> {
         failpoint::hit("sender.before_claim").await?;
         // Claimed first, so a slot is taken right before its send (not a database round
         // trip earlier); what pacing then holds back is given back with the batch's write.
@@ -214,7 +220,7 @@ impl Sender {
         // miss its slot and fall behind the customer's next one.
         futures::future::join_all(profiles.iter().filter_map(|(t, p)| {
             let p = p.as_ref().ok()?;
-            (p.token_state == TokenState::Valid).then(|| self.token(t, p))
+            (p.token_state == TokenState::Valid).then(|| self.state.token(t, p))
         }))
         .await;
         let planned: Vec<(usize, MessageId, TenantId, Plan)> =
