@@ -4,10 +4,11 @@
 use std::{collections::HashSet, hint::black_box};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mongodb::bson::DateTime;
 use serde_json::{Value, json};
 use shared::{
     customer::Conversation,
-    engine::{BotConfig, Decision, Inbound, decide},
+    engine::{BotConfig, BotSettings, Decision, Inbound, decide},
     flow::FlowInput,
     template::{Template, TemplateInput, TemplateKey},
     webhook::{changes, parse, signature},
@@ -73,7 +74,56 @@ fn config() -> BotConfig {
         .iter()
         .map(|k| TemplateKey::parse("k", k).expect("key"))
         .collect();
-    BotConfig::new(templates, Some(&flow.validate(&known).expect("valid flow")))
+    BotConfig::new(
+        templates,
+        Some(&flow.validate(&known).expect("valid flow")),
+        BotSettings::default(),
+    )
+}
+
+/// The seed's guided flow inside a 200-rule flow: the customer is answering the capture
+/// of `ask_account` (the rules come after it and are never reached by a valid answer; an
+/// invalid one is asked again).
+fn guided() -> (BotConfig, Conversation) {
+    let t = |key: &str, spec: Value| template(key, spec);
+    let templates = vec![
+        t(
+            "ask_account",
+            json!({"body": "Your account number?", "capture": {"variable": "account",
+            "type": "regex", "pattern": "[0-9]{8}", "nextTemplateKey": "confirm", "nextState": "confirming"}}),
+        ),
+        t(
+            "confirm",
+            json!({"body": "Send the statement for {{vars.account}}?", "kind": "interactive_button",
+            "buttons": [{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]}),
+        ),
+        t("fallback", json!({"body": "Sorry?"})),
+    ];
+    let rules: Vec<Value> = (0..200)
+        .map(|i| {
+            let kind = ["equals", "starts_with", "contains", "regex"][i % 4];
+            json!({"id": format!("r{i}"), "match": {"type": kind, "values": [format!("keyword{i}")]},
+                "action": {"type": "send_template", "templateKey": "fallback"}, "states": ["browsing"]})
+        })
+        .collect();
+    let flow: FlowInput =
+        serde_json::from_value(json!({"flows": rules, "fallbackTemplateKey": "fallback"}))
+            .expect("flow");
+    let known: HashSet<TemplateKey> = ["ask_account", "confirm", "fallback"]
+        .iter()
+        .map(|k| TemplateKey::parse("k", k).expect("key"))
+        .collect();
+    let config = BotConfig::new(
+        templates,
+        Some(&flow.validate(&known).expect("valid flow")),
+        BotSettings::default(),
+    );
+    let conversation = Conversation {
+        last_template_key: Some(TemplateKey::parse("k", "ask_account").expect("key")),
+        state: Some("asking".into()),
+        ..Conversation::default()
+    };
+    (config, conversation)
 }
 
 fn pipeline(body: &[u8], sig: &str, config: &BotConfig, conversation: &Conversation) -> usize {
@@ -89,7 +139,7 @@ fn pipeline(body: &[u8], sig: &str, config: &BotConfig, conversation: &Conversat
                 customer_name: name.as_deref(),
                 wa_id: &m.from,
             };
-            if let Decision::Reply(r) = decide(&inbound, conversation, config) {
+            if let Decision::Reply(r) = decide(&inbound, conversation, config, DateTime::now()) {
                 replies += r.content.text.len();
             }
         }
@@ -113,6 +163,36 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("verify only", |b| {
         b.iter(|| signature::verify(SECRET, black_box(&body), Some(&sig)))
+    });
+    group.finish();
+
+    let (guided, asking) = guided();
+    let now = DateTime::now();
+    let answer = |text: &'static str| Inbound {
+        text,
+        payload_id: None,
+        customer_name: Some("Ana"),
+        wa_id: "34600111222",
+    };
+    let valid = answer("12345678");
+    let invalid = answer("12ab");
+    assert!(
+        matches!(decide(&valid, &asking, &guided, now), Decision::Reply(r) if r.content.text == "Send the statement for 12345678?")
+    );
+    let mut group = c.benchmark_group("engine");
+    group.bench_function("decide: 200 rules, capture answered", |b| {
+        b.iter(|| decide(black_box(&valid), &asking, &guided, now))
+    });
+    group.bench_function("decide: 200 rules, capture retried", |b| {
+        b.iter(|| decide(black_box(&invalid), &asking, &guided, now))
+    });
+    let other = answer("keyword199");
+    let browsing = Conversation {
+        state: Some("browsing".into()),
+        ..Conversation::default()
+    };
+    group.bench_function("decide: 200 rules, last rule matches", |b| {
+        b.iter(|| decide(black_box(&other), &browsing, &guided, now))
     });
     group.finish();
 }

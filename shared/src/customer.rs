@@ -1,6 +1,8 @@
 //! Customers (WhatsApp users talking to a tenant) and their conversation state.
 //! `(tenantId, waId)` is unique; every update is a single atomic upsert.
 
+use std::collections::BTreeMap;
+
 use futures::TryStreamExt;
 use mongodb::{
     Collection,
@@ -24,16 +26,50 @@ pub struct Conversation {
     pub state: Option<String>,
     #[serde(default)]
     pub last_template_key: Option<TemplateKey>,
+    /// Answers captured by templates with `capture` (`{{vars.<name>}}`).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Invalid answers so far to the capture of the last template.
+    #[serde(default)]
+    pub capture_attempts: u32,
+    /// A human has the conversation until then: no auto-replies.
+    #[serde(default)]
+    pub handoff_until: Option<DateTime>,
+    /// The customer opted out (STOP): no bot replies, no API sends.
+    #[serde(default)]
+    pub opted_out_at: Option<DateTime>,
 }
 
-/// A state change decided by the engine or the send API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A state change decided by the engine or the send API; `None` / empty keeps a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateUpdate {
-    pub last_template_key: TemplateKey,
-    /// `None` keeps the current state.
+    #[serde(default)]
+    pub last_template_key: Option<TemplateKey>,
     #[serde(default)]
     pub state: Option<String>,
+    /// Start over first: the state, the variables and a pending capture are cleared.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_until: Option<DateTime>,
+    /// `true`: opted out now; `false`: opted in again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opted_out: Option<bool>,
+}
+
+impl StateUpdate {
+    /// The last template sent, and nothing else.
+    pub fn sent(key: TemplateKey) -> Self {
+        Self {
+            last_template_key: Some(key),
+            ..Self::default()
+        }
+    }
 }
 
 async fn collection(store: &Store) -> Result<Collection<Document>, ApiError> {
@@ -67,7 +103,10 @@ pub async fn touch(
         )
         .upsert(true)
         .return_document(ReturnDocument::After)
-        .projection(doc! { "state": 1, "lastTemplateKey": 1 })
+        .projection(doc! {
+            "state": 1, "lastTemplateKey": 1, "vars": 1, "captureAttempts": 1,
+            "handoffUntil": 1, "optedOutAt": 1,
+        })
         .await?
         .unwrap_or_default();
     Ok(mongodb::bson::from_document(doc).unwrap_or_default())
@@ -81,19 +120,103 @@ pub async fn apply(
     update: &StateUpdate,
 ) -> Result<(), ApiError> {
     let now = DateTime::now();
-    let mut set = doc! { "lastTemplateKey": update.last_template_key.as_str(), "updatedAt": now };
+    let mut set = doc! { "updatedAt": now };
+    let mut unset = Document::new();
+    if update.reset {
+        for field in ["state", "vars", "captureAttempts"] {
+            unset.insert(field, "");
+        }
+    }
+    if let Some(k) = &update.last_template_key {
+        set.insert("lastTemplateKey", k.as_str());
+    }
     if let Some(s) = &update.state {
+        unset.remove("state");
         set.insert("state", s.as_str());
+    }
+    for (name, value) in &update.vars {
+        unset.remove("vars");
+        set.insert(format!("vars.{name}"), value.as_str());
+    }
+    if let Some(n) = update.capture_attempts {
+        unset.remove("captureAttempts");
+        set.insert("captureAttempts", n as i64);
+    }
+    if let Some(until) = update.handoff_until {
+        set.insert("handoffUntil", until);
+    }
+    match update.opted_out {
+        Some(true) => {
+            set.insert("optedOutAt", now);
+        }
+        Some(false) => {
+            unset.insert("optedOutAt", "");
+        }
+        None => {}
+    }
+    let mut change = doc! { "$set": set, "$setOnInsert": { "firstSeenAt": now } };
+    if !unset.is_empty() {
+        change.insert("$unset", unset);
     }
     collection(store)
         .await?
-        .update_one(
-            doc! { "tenantId": *tenant, "waId": wa_id },
-            doc! { "$set": set, "$setOnInsert": { "firstSeenAt": now } },
-        )
+        .update_one(doc! { "tenantId": *tenant, "waId": wa_id }, change)
         .upsert(true)
         .await?;
     Ok(())
+}
+
+pub const HANDOFF_MINUTES_DEFAULT: u32 = 24 * 60;
+/// A week: a human who forgets to hand back does not silence the bot for ever.
+pub const HANDOFF_MINUTES_MAX: u32 = 7 * 24 * 60;
+
+/// `POST /tenants/{tenantId}/customers/{waId}/handoff` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffRequest {
+    #[serde(default)]
+    pub minutes: Option<u32>,
+}
+
+impl HandoffRequest {
+    /// When the bot takes over again: `minutes` from now (default 24 h, at most a week).
+    pub fn until(&self) -> Result<DateTime, ApiError> {
+        let minutes = self.minutes.unwrap_or(HANDOFF_MINUTES_DEFAULT);
+        if !(1..=HANDOFF_MINUTES_MAX).contains(&minutes) {
+            return Err(ApiError::invalid(
+                "minutes",
+                format!("must be 1–{}", HANDOFF_MINUTES_MAX),
+            ));
+        }
+        Ok(DateTime::from_millis(
+            DateTime::now().timestamp_millis() + i64::from(minutes) * 60_000,
+        ))
+    }
+}
+
+/// Hands the conversation to a human until `until` (`None`: back to the bot now). 404 for
+/// a customer who never wrote or was written to.
+pub async fn set_handoff(
+    store: &Store,
+    tenant: &TenantId,
+    wa_id: &str,
+    until: Option<DateTime>,
+) -> Result<CustomerView, ApiError> {
+    let change = match until {
+        Some(u) => doc! { "$set": { "handoffUntil": u, "updatedAt": DateTime::now() } },
+        None => doc! {
+            "$unset": { "handoffUntil": "" },
+            "$set": { "updatedAt": DateTime::now() },
+        },
+    };
+    let found = collection(store)
+        .await?
+        .update_one(doc! { "tenantId": *tenant, "waId": wa_id }, change)
+        .await?;
+    if found.matched_count == 0 {
+        return Err(ApiError::not_found(format!("customer {wa_id} not found")));
+    }
+    get(store, tenant, wa_id).await
 }
 
 /// How long after a customer's last message free-form messages may reach them (Meta's
@@ -137,18 +260,39 @@ pub fn window_refusal(last_inbound: Option<DateTime>, now: DateTime) -> Option<A
     ))
 }
 
-/// The customer's last message time, if they ever wrote. One round trip.
-pub async fn last_inbound(
-    store: &Store,
-    tenant: &TenantId,
-    wa_id: &str,
-) -> Result<Option<DateTime>, ApiError> {
+/// What an API send needs to know of the customer: when they last wrote and whether they
+/// opted out. One round trip.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reach {
+    pub last_inbound: Option<DateTime>,
+    pub opted_out_at: Option<DateTime>,
+}
+
+pub async fn reach(store: &Store, tenant: &TenantId, wa_id: &str) -> Result<Reach, ApiError> {
     let doc = collection(store)
         .await?
         .find_one(doc! { "tenantId": *tenant, "waId": wa_id })
-        .projection(doc! { "lastInboundAt": 1 })
+        .projection(doc! { "lastInboundAt": 1, "optedOutAt": 1 })
         .await?;
-    Ok(doc.and_then(|d| d.get_datetime("lastInboundAt").ok().copied()))
+    Ok(doc.map_or_else(Reach::default, |d| Reach {
+        last_inbound: d.get_datetime("lastInboundAt").ok().copied(),
+        opted_out_at: d.get_datetime("optedOutAt").ok().copied(),
+    }))
+}
+
+/// Refuses any API send to a customer who opted out (STOP) until they opt in again.
+pub fn opt_out_refusal(reach: &Reach) -> Option<ApiError> {
+    reach.opted_out_at.map(|at| {
+        ApiError::refused(
+            "customer_opted_out",
+            "to",
+            format!(
+                "the customer opted out at {} and receives nothing until they opt in again \
+                 (e.g. by writing START)",
+                crate::ids::rfc3339(at)
+            ),
+        )
+    })
 }
 
 /// A customer as the API shows it.
@@ -162,6 +306,10 @@ pub struct CustomerView {
     pub window_open: bool,
     pub state: Option<String>,
     pub last_template_key: Option<String>,
+    pub vars: BTreeMap<String, String>,
+    /// A human has the conversation (no auto-replies) until then.
+    pub handoff_until: Option<String>,
+    pub opted_out_at: Option<String>,
     pub first_seen_at: Option<String>,
 }
 
@@ -180,6 +328,12 @@ struct CustomerDoc {
     #[serde(default)]
     last_template_key: Option<String>,
     #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    handoff_until: Option<DateTime>,
+    #[serde(default)]
+    opted_out_at: Option<DateTime>,
+    #[serde(default)]
     first_seen_at: Option<DateTime>,
 }
 
@@ -194,6 +348,12 @@ impl CustomerDoc {
             window_open: until.is_some_and(|u| u > now),
             state: self.state.clone(),
             last_template_key: self.last_template_key.clone(),
+            vars: self.vars.clone(),
+            handoff_until: self
+                .handoff_until
+                .filter(|u| *u > now)
+                .map(crate::ids::rfc3339),
+            opted_out_at: self.opted_out_at.map(crate::ids::rfc3339),
             first_seen_at: self.first_seen_at.map(crate::ids::rfc3339),
         }
     }

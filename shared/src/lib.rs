@@ -28,6 +28,7 @@ pub mod queue;
 pub mod secret;
 pub mod send;
 pub mod sender;
+pub mod simulator;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -212,10 +212,10 @@ pub async fn send_template(
         ));
     }
     // A sent menu must branch when the customer taps it, as if the bot had sent it.
-    let state_update = t.kind.is_interactive().then(|| StateUpdate {
-        last_template_key: t.key.clone(),
-        state: None,
-    });
+    let state_update = t
+        .kind
+        .is_interactive()
+        .then(|| StateUpdate::sent(t.key.clone()));
     let mut accepted = submit(
         state,
         tenant,
@@ -313,8 +313,8 @@ enum Window {
     Any,
 }
 
-/// Refuses a free-form message to a customer whose window is closed, before anything is
-/// stored or queued. A retry of a message accepted while the window was open is not
+/// Refuses any message to a customer who opted out, and a free-form one to a customer
+/// whose window is closed, before anything is stored or queued. A retry of a message accepted while the window was open is not
 /// refused: it is answered as its key's first request was.
 async fn window_guard(
     state: &AppState,
@@ -323,11 +323,14 @@ async fn window_guard(
     stored_key: &str,
     window: Window,
 ) -> Result<(), ApiError> {
-    if window == Window::Any {
-        return Ok(());
-    }
-    let last = customer::last_inbound(&state.store, tenant, to.as_str()).await?;
-    let Some(refusal) = customer::window_refusal(last, mongodb::bson::DateTime::now()) else {
+    let reach = customer::reach(&state.store, tenant, to.as_str()).await?;
+    let refusal = customer::opt_out_refusal(&reach).or_else(|| match window {
+        Window::Required => {
+            customer::window_refusal(reach.last_inbound, mongodb::bson::DateTime::now())
+        }
+        Window::Any => None,
+    });
+    let Some(refusal) = refusal else {
         return Ok(());
     };
     if message::find_by_key(&state.store, tenant, stored_key)
@@ -357,7 +360,9 @@ async fn store_and_enqueue(
     state_update: Option<StateUpdate>,
 ) -> Result<String, ApiError> {
     let mut doc = MessageDoc::outbound(tenant, to.as_str(), stored_key.to_owned(), content, "api");
-    doc.template_key = state_update.as_ref().map(|u| u.last_template_key.clone());
+    doc.template_key = state_update
+        .as_ref()
+        .and_then(|u| u.last_template_key.clone());
     doc.state_update = state_update;
     failpoint::hit("send.before_store").await?;
     if let Inserted::Duplicate(existing) = message::insert(&state.store, &doc).await? {

@@ -11,8 +11,9 @@ use crate::{
     api_key::ApiKey,
     cache::TtlCache,
     crypto::TokenCipher,
+    engine::{self, BotSettings},
     error::ApiError,
-    ids::{TenantId, TenantRef, TenantStatus, rfc3339},
+    ids::{TemplateKey, TenantId, TenantRef, TenantStatus, rfc3339},
     pacing::Pacing,
     secret::Secret,
     store::{Store, is_duplicate_key},
@@ -165,6 +166,9 @@ pub struct TenantView {
     pub status: TenantStatus,
     /// Pacing and back-off settings (`PATCH /tenants/{tenantId}`).
     pub settings: Pacing,
+    /// Conversation settings: reset, opt-out and opt-in keywords, start template, handoff
+    /// length (`PATCH /tenants/{tenantId}`).
+    pub bot: BotSettings,
     pub token_status: TokenStatusView,
     /// Set while API sends pause after Meta's spam / marketing limits.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +221,8 @@ struct TenantPublicDoc {
     #[serde(default)]
     pacing: Option<Pacing>,
     #[serde(default)]
+    bot: Option<BotSettings>,
+    #[serde(default)]
     token_status: Option<TokenStatusDoc>,
     #[serde(default)]
     marketing_paused_until: Option<DateTime>,
@@ -233,6 +239,7 @@ impl From<TenantPublicDoc> for TenantView {
             waba_id: d.waba_id,
             status: d.status,
             settings: d.pacing.unwrap_or_default(),
+            bot: d.bot.unwrap_or_default(),
             token_status: token_status_view(d.token_status.unwrap_or_default()),
             marketing_paused_until: d
                 .marketing_paused_until
@@ -254,7 +261,8 @@ fn token_status_view(d: TokenStatusDoc) -> TokenStatusView {
 
 fn public_projection() -> Document {
     doc! {
-        "name": 1, "phoneNumberId": 1, "wabaId": 1, "status": 1, "pacing": 1, "tokenStatus": 1,
+        "name": 1, "phoneNumberId": 1, "wabaId": 1, "status": 1, "pacing": 1, "bot": 1,
+        "tokenStatus": 1,
         "marketingPausedUntil": 1, "createdAt": 1, "updatedAt": 1,
     }
 }
@@ -331,6 +339,7 @@ pub async fn register(
             waba_id: new.waba_id.map(|w| w.0),
             status: TenantStatus::Active,
             settings: Pacing::default(),
+            bot: BotSettings::default(),
             token_status: TokenStatusView {
                 status: TokenState::Valid,
                 last_error: None,
@@ -355,6 +364,79 @@ pub struct SettingsPatch {
     pub marketing_backoff_minutes: Option<u32>,
     /// The WhatsApp Business Account (Meta templates); `""` clears it.
     pub waba_id: Option<String>,
+    pub reset_keywords: Option<Vec<String>>,
+    /// `""` clears it.
+    pub start_template_key: Option<String>,
+    pub opt_out_keywords: Option<Vec<String>>,
+    pub opt_in_keywords: Option<Vec<String>>,
+    pub handoff_minutes: Option<u32>,
+}
+
+impl SettingsPatch {
+    /// The start template this patch names, for the caller to check that it exists.
+    pub fn start_template(&self) -> Result<Option<TemplateKey>, ApiError> {
+        match self.start_template_key.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(k) => TemplateKey::parse("startTemplateKey", k).map(Some),
+        }
+    }
+
+    /// The conversation settings after this patch, checked (`start` already looked up).
+    pub fn bot(&self, current: BotSettings, start_exists: bool) -> Result<BotSettings, ApiError> {
+        let keywords = |field: &str, v: &Option<Vec<String>>, cur: Vec<String>| match v {
+            Some(v) => engine::parse_keywords(field, v),
+            None => Ok(cur),
+        };
+        let start_template_key = match (&self.start_template_key, self.start_template()?) {
+            (None, _) => current.start_template_key,
+            (Some(_), None) => None,
+            (Some(_), Some(k)) if start_exists => Some(k),
+            (Some(_), Some(k)) => {
+                return Err(ApiError::invalid(
+                    "startTemplateKey",
+                    format!("template {k} does not exist (or is inactive) for this tenant"),
+                ));
+            }
+        };
+        let handoff_minutes = self.handoff_minutes.unwrap_or(current.handoff_minutes);
+        if !(1..=engine::HANDOFF_MINUTES_MAX).contains(&handoff_minutes) {
+            return Err(ApiError::invalid(
+                "handoffMinutes",
+                format!("must be 1–{}", engine::HANDOFF_MINUTES_MAX),
+            ));
+        }
+        let next = BotSettings {
+            reset_keywords: keywords(
+                "resetKeywords",
+                &self.reset_keywords,
+                current.reset_keywords,
+            )?,
+            start_template_key,
+            opt_out_keywords: keywords(
+                "optOutKeywords",
+                &self.opt_out_keywords,
+                current.opt_out_keywords,
+            )?,
+            opt_in_keywords: keywords(
+                "optInKeywords",
+                &self.opt_in_keywords,
+                current.opt_in_keywords,
+            )?,
+            handoff_minutes,
+        };
+        let fold = |w: &String| w.trim().to_lowercase();
+        if let Some(w) = next
+            .opt_out_keywords
+            .iter()
+            .find(|w| next.opt_in_keywords.iter().any(|i| fold(i) == fold(w)))
+        {
+            return Err(ApiError::invalid(
+                "optInKeywords",
+                format!("{w:?} cannot opt in and out at once"),
+            ));
+        }
+        Ok(next)
+    }
 }
 
 impl SettingsPatch {
@@ -377,8 +459,9 @@ impl SettingsPatch {
     }
 }
 
-/// Changes a tenant's settings; every sender instance uses them within
-/// the sending profile's cache lifetime (4 s).
+/// Changes a tenant's settings; every sender instance uses the pacing within the sending
+/// profile's cache lifetime (4 s), every webhook the conversation settings within the bot
+/// configuration's (`CONFIG_CACHE_TTL_SECS`).
 pub async fn update_settings(
     store: &Store,
     id: &TenantId,
@@ -386,8 +469,16 @@ pub async fn update_settings(
 ) -> Result<TenantView, ApiError> {
     let current = find(store, id).await?;
     let next = patch.apply(current.settings)?;
+    let start_exists = match patch.start_template()? {
+        Some(k) => !crate::template::existing_keys(store, id, std::slice::from_ref(&k))
+            .await?
+            .is_empty(),
+        None => false,
+    };
+    let bot = patch.bot(current.bot, start_exists)?;
     let pacing = bson::to_bson(&next).map_err(|_| ApiError::Internal)?;
-    let mut set = doc! { "pacing": pacing, "updatedAt": DateTime::now() };
+    let bot = bson::to_bson(&bot).map_err(|_| ApiError::Internal)?;
+    let mut set = doc! { "pacing": pacing, "bot": bot, "updatedAt": DateTime::now() };
     if let Some(w) = &patch.waba_id {
         set.insert("wabaId", WabaId::parse(w)?.map(|w| w.0));
     }
@@ -481,6 +572,20 @@ struct SendingDoc {
     access_token_ciphertext: Binary,
     #[serde(default)]
     marketing_paused_until: Option<DateTime>,
+}
+
+/// The tenant's conversation settings (defaults when never set).
+pub async fn bot_settings(store: &Store, id: &TenantId) -> Result<BotSettings, ApiError> {
+    let doc = store
+        .tenants()
+        .await?
+        .find_one(doc! { "_id": id })
+        .projection(doc! { "bot": 1 })
+        .await?;
+    Ok(doc
+        .and_then(|d| d.get_document("bot").ok().cloned())
+        .and_then(|b| bson::from_document(b).ok())
+        .unwrap_or_default())
 }
 
 /// The active tenant's sending profile, through the warm cache (404 when unknown or

@@ -7,6 +7,7 @@ use shared::{
     auth::TenantAccess,
     flow::{self, FlowDoc, FlowInput, FlowView},
     http::{ApiJson, finish},
+    simulator::{self, SimulateRequest},
     template,
 };
 
@@ -14,6 +15,7 @@ pub fn router(state: AppState) -> Router {
     finish(
         Router::new()
             .route("/tenants/{tenantId}/flows", post(save).get(show))
+            .route("/tenants/{tenantId}/simulate", post(simulate))
             .with_state(state),
     )
 }
@@ -48,4 +50,20 @@ async fn show(
     access: TenantAccess,
 ) -> Result<Json<FlowView>, ApiError> {
     Ok(body(&flow::get(&state.store, &access.tenant).await?))
+}
+
+/// What the bot would answer, with no side effect (nothing stored, queued or sent).
+async fn simulate(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(req): ApiJson<SimulateRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = simulator::simulate(&state.store, &access.tenant, &req).await?;
+    Ok(Json(serde_json::json!({
+        "ok": true,
+        "reply": s.reply,
+        "reason": s.reason,
+        "changes": s.changes,
+        "conversation": s.conversation,
+    })))
 }

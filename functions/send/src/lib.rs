@@ -30,6 +30,10 @@ pub fn router(state: AppState) -> Router {
             .route("/tenants/{tenantId}/customers", get(customers))
             .route("/tenants/{tenantId}/media/{mediaId}", get(media))
             .route("/tenants/{tenantId}/customers/{waId}", get(customer))
+            .route(
+                "/tenants/{tenantId}/customers/{waId}/handoff",
+                post(handoff).delete(resume_bot),
+            )
             .with_state(state),
     )
 }
@@ -153,4 +157,36 @@ async fn media(
             (StatusCode::FOUND, [(axum::http::header::LOCATION, url)]).into_response()
         }
     })
+}
+
+/// A human takes the conversation: no auto-replies for `{minutes?}` (default 24 h; the
+/// body may be empty); inbound messages are still stored and API sends (the human's
+/// replies) still go.
+async fn handoff(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath(params): ApiPath<std::collections::HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let wa_id = params.get("waId").map(String::as_str).unwrap_or_default();
+    let request: customer::HandoffRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        customer::HandoffRequest::default()
+    } else {
+        shared::http::parse_json(&body)?
+    };
+    let until = request.until()?;
+    let c = customer::set_handoff(&state.store, &access.tenant, wa_id, Some(until)).await?;
+    tracing::info!(tenantId = %access.tenant, until = %c.handoff_until.as_deref().unwrap_or_default(), "conversation handed to a human");
+    Ok(Json(json!({ "ok": true, "customer": c })))
+}
+
+/// The bot answers again, now.
+async fn resume_bot(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath(params): ApiPath<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let wa_id = params.get("waId").map(String::as_str).unwrap_or_default();
+    let c = customer::set_handoff(&state.store, &access.tenant, wa_id, None).await?;
+    Ok(Json(json!({ "ok": true, "customer": c })))
 }

@@ -62,12 +62,21 @@ impl CompiledFlow {
     }
 }
 
-/// The first rule, in order, whose match accepts `text`.
-pub fn first_match<'a>(flow: &'a CompiledFlow, text: &str) -> Option<&'a Rule> {
+/// The first rule, in order, that applies in `state` (a rule with `states` only in those)
+/// and whose match accepts `text`.
+pub fn first_match<'a>(
+    flow: &'a CompiledFlow,
+    text: &str,
+    state: Option<&str>,
+) -> Option<&'a Rule> {
     let folded = fold(text);
     let trimmed = text.trim();
     flow.rules
         .iter()
+        .filter(|(rule, _)| {
+            rule.states.is_empty()
+                || state.is_some_and(|s| rule.states.iter().any(|x| x.as_str() == s))
+        })
         .find(|(_, m)| match m {
             Matcher::Contains(vs) => vs.iter().any(|v| folded.contains(v.as_str())),
             Matcher::Equals(vs) => vs.contains(&folded),

@@ -59,13 +59,23 @@ pub struct RuleMatch {
     pub values: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// Reply with `templateKey`.
+    SendTemplate,
+    /// Hand the conversation to a human (the bot pauses), after `templateKey` if given.
+    Handoff,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleAction {
-    /// Always `send_template` for now; kept so the stored shape can grow.
     #[serde(rename = "type")]
-    pub kind: String,
-    pub template_key: TemplateKey,
+    pub kind: RuleKind,
+    /// Required for `send_template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_key: Option<TemplateKey>,
     #[serde(default)]
     pub set_state: Option<StateName>,
 }
@@ -76,6 +86,9 @@ pub struct Rule {
     #[serde(rename = "match")]
     pub matcher: RuleMatch,
     pub action: RuleAction,
+    /// The conversation states the rule applies in; empty: any state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<StateName>,
 }
 
 /// A validated flow, in the normalised shape.
@@ -107,6 +120,8 @@ pub struct RuleInput {
     #[serde(rename = "match")]
     pub matcher: MatchInput,
     pub action: ActionInput,
+    #[serde(default)]
+    pub states: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +164,7 @@ struct Source<'a> {
     id: Option<&'a str>,
     matcher: &'a MatchInput,
     action: &'a ActionInput,
+    states: Option<&'a [String]>,
 }
 
 impl FlowInput {
@@ -167,6 +183,7 @@ impl FlowInput {
                     id: r.id.as_deref(),
                     matcher: &r.matcher,
                     action: &r.action,
+                    states: r.states.as_deref(),
                 })
                 .collect()),
             (None, Some(rules)) => Ok(rules
@@ -178,6 +195,7 @@ impl FlowInput {
                     id: r.id.as_deref(),
                     matcher: &r.when,
                     action: &r.action,
+                    states: None,
                 })
                 .collect()),
             (None, None) => Ok(Vec::new()),
@@ -192,12 +210,29 @@ impl FlowInput {
         }
     }
 
-    fn template_key_of<'a>(src: &Source<'a>) -> Result<(String, &'a str), ApiError> {
+    fn kind_of(src: &Source<'_>) -> Result<RuleKind, ApiError> {
+        match src.action.kind.as_deref() {
+            None | Some("send_template") => Ok(RuleKind::SendTemplate),
+            Some("handoff") => Ok(RuleKind::Handoff),
+            Some(t) => Err(ApiError::invalid(
+                format!("{}.action.type", src.path),
+                format!("must be send_template or handoff, not {t:?}"),
+            )),
+        }
+    }
+
+    /// The action's template key (required to send one, optional before a handoff).
+    fn template_key_of<'a>(src: &Source<'a>) -> Result<Option<(String, &'a str)>, ApiError> {
         let a = src.action;
         match (a.template_key.as_deref(), a.reply_template_key.as_deref()) {
-            (Some(k), _) => Ok((format!("{}.action.templateKey", src.path), k)),
-            (None, Some(k)) => Ok((format!("{}.action.replyTemplateKey", src.path), k)),
-            (None, None) => Err(ApiError::invalid(
+            (Some(k), _) if !k.is_empty() => {
+                Ok(Some((format!("{}.action.templateKey", src.path), k)))
+            }
+            (_, Some(k)) if !k.is_empty() => {
+                Ok(Some((format!("{}.action.replyTemplateKey", src.path), k)))
+            }
+            _ if Self::kind_of(src)? == RuleKind::Handoff => Ok(None),
+            _ => Err(ApiError::invalid(
                 format!("{}.action.templateKey", src.path),
                 "is required",
             )),
@@ -208,8 +243,9 @@ impl FlowInput {
     pub fn template_keys(&self) -> Result<Vec<TemplateKey>, ApiError> {
         let mut keys = Vec::new();
         for src in self.sources()? {
-            let (field, k) = Self::template_key_of(&src)?;
-            keys.push(TemplateKey::parse(&field, k)?);
+            if let Some((field, k)) = Self::template_key_of(&src)? {
+                keys.push(TemplateKey::parse(&field, k)?);
+            }
         }
         if let Some(k) = self
             .fallback_template_key
@@ -300,28 +336,33 @@ impl FlowInput {
                         .map_err(|e| ApiError::invalid(field, format!("invalid regex: {e}")))?;
                 }
             }
-            if let Some(t) = src.action.kind.as_deref()
-                && t != "send_template"
-            {
-                return Err(ApiError::invalid(
-                    format!("{}.action.type", src.path),
-                    format!("must be send_template, not {t:?}"),
-                ));
-            }
-            let (field, k) = Self::template_key_of(src)?;
-            let template_key = known(field, k)?;
+            let action_kind = Self::kind_of(src)?;
+            let template_key = match Self::template_key_of(src)? {
+                Some((field, k)) => Some(known(field, k)?),
+                None => None,
+            };
             let set_state = match src.action.set_state.as_deref() {
                 Some(s) => StateName::parse(&format!("{}.action.setState", src.path), s)?,
                 None => None,
             };
+            let mut states: Vec<StateName> = Vec::new();
+            for (j, st) in src.states.unwrap_or_default().iter().enumerate() {
+                let field = format!("{}.states[{j}]", src.path);
+                match StateName::parse(&field, st)? {
+                    Some(st) if !states.contains(&st) => states.push(st),
+                    Some(_) => {}
+                    None => return Err(ApiError::invalid(field, "must not be empty")),
+                }
+            }
             rules.push(Rule {
+                states,
                 id,
                 matcher: RuleMatch {
                     kind,
                     values: values.into_iter().map(str::to_owned).collect(),
                 },
                 action: RuleAction {
-                    kind: "send_template".into(),
+                    kind: action_kind,
                     template_key,
                     set_state,
                 },

@@ -120,7 +120,7 @@ pub async fn references(
         .flow
         .flows
         .iter()
-        .filter(|r| &r.action.template_key == key)
+        .filter(|r| r.action.template_key.as_ref() == Some(key))
         .map(|r| format!("flow rule {:?}", r.id))
         .collect();
     if doc.flow.fallback_template_key.as_ref() == Some(key) {

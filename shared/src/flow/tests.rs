@@ -29,7 +29,7 @@ fn flow_of(rules: serde_json::Value) -> CompiledFlow {
 }
 
 fn matched(flow: &CompiledFlow, text: &str) -> Option<String> {
-    first_match(flow, text).map(|r| r.id.clone())
+    first_match(flow, text, None).map(|r| r.id.clone())
 }
 
 fn rule(id: &str, kind: &str, values: &[&str], t: &str) -> serde_json::Value {

@@ -2,6 +2,7 @@
 //! the next template. Validated at save time against WhatsApp's own limits, so a saved
 //! template always sends.
 
+pub mod capture;
 pub mod rich;
 mod store;
 
@@ -207,6 +208,8 @@ pub struct TemplateInput {
     /// Text templates: a file sent with the body as its caption.
     #[serde(default)]
     pub media: Option<MediaInput>,
+    #[serde(default)]
+    pub capture: Option<capture::CaptureInput>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +246,9 @@ pub struct Template {
     pub footer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<Media>,
+    /// Asks a question: the customer's next free-text message is checked and kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<capture::Capture>,
 }
 
 impl Template {
@@ -336,6 +342,9 @@ impl TemplateInput {
                     k,
                 )?);
             }
+        }
+        if let Some(c) = &self.capture {
+            keys.extend(c.keys()?);
         }
         for (s, section) in self.sections.iter().flatten().enumerate() {
             for (r, row) in section.rows.iter().enumerate() {
@@ -562,7 +571,22 @@ impl TemplateInput {
             None => None,
         };
 
+        let capture = match &self.capture {
+            Some(c) => Some(c.validate(|field, k| {
+                let k = TemplateKey::parse(field, k)?;
+                if &k != own_key && !existing.contains(&k) {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("template {k} does not exist (or is inactive) for this tenant"),
+                    ));
+                }
+                Ok(k)
+            })?),
+            None => None,
+        };
+
         Ok(Template {
+            capture,
             key: own_key.clone(),
             kind,
             body: body.to_owned(),

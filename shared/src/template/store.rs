@@ -55,6 +55,8 @@ pub struct TemplateView {
     pub footer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<Media>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<super::capture::Capture>,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -113,6 +115,7 @@ impl TemplateDoc {
             header: t.header.as_ref().map(HeaderView::of),
             footer: t.footer.clone(),
             media: t.media.clone(),
+            capture: t.capture.clone(),
             version: self.version,
             created_at: crate::ids::rfc3339(self.created_at),
             updated_at: crate::ids::rfc3339(self.updated_at),
@@ -211,6 +214,7 @@ fn spec_fields(spec: &Template) -> Result<bson::Document, ApiError> {
         "header": bson_of(&spec.header)?,
         "footer": spec.footer.as_deref(),
         "media": bson_of(&spec.media)?,
+        "capture": bson_of(&spec.capture)?,
     })
 }
 
@@ -245,6 +249,8 @@ pub async fn references(
             "$or": [
                 { "buttons.nextTemplateKey": key.as_str() },
                 { "list.sections.rows.nextTemplateKey": key.as_str() },
+                { "capture.nextTemplateKey": key.as_str() },
+                { "capture.retryTemplateKey": key.as_str() },
             ],
         })
         .sort(doc! { "key": 1 })
@@ -266,6 +272,11 @@ pub async fn references(
             .filter(|r| r.next_template_key.as_ref() == Some(key))
         {
             who.push(format!("template {} row {:?}", t.key, r.title));
+        }
+        if let Some(c) = &t.capture
+            && (&c.next_template_key == key || c.retry_template_key.as_ref() == Some(key))
+        {
+            who.push(format!("template {} capture", t.key));
         }
     }
     Ok(who)

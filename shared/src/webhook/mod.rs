@@ -399,8 +399,15 @@ async fn reply_to(
         customer_name: name,
         wa_id: &message.from,
     };
-    let Decision::Reply(reply) = engine::decide(&inbound, conversation, config) else {
-        return Ok(false);
+    let reply = match engine::decide(&inbound, conversation, config, DateTime::now()) {
+        Decision::Reply(reply) => reply,
+        Decision::Quiet { why, update } => {
+            if let Some(update) = update {
+                customer::apply(&state.store, tenant, &message.from, &update).await?;
+            }
+            tracing::info!(tenantId = %tenant, wamid = %message.wamid, reason = why.as_str(), "no reply");
+            return Ok(false);
+        }
     };
     let mut doc = MessageDoc::outbound(
         tenant,
@@ -409,7 +416,7 @@ async fn reply_to(
         reply.content,
         "auto_reply",
     );
-    doc.template_key = Some(reply.template_key);
+    doc.template_key = reply.template_key;
     doc.in_reply_to = Some(message.wamid.clone());
     doc.state_update = Some(reply.state_update.clone());
     if let Inserted::Duplicate(existing) = message::insert(&state.store, &doc).await? {
@@ -443,9 +450,16 @@ pub async fn bot_config(
     state
         .bot_configs
         .get_or_load(tenant, async {
-            let templates = template::load_active(&state.store, tenant).await?;
-            let flow = flow::load(&state.store, tenant).await?;
-            Ok::<_, ApiError>(BotConfig::new(templates, flow.as_ref().map(|f| &f.flow)))
+            let (templates, flow, settings) = futures::try_join!(
+                template::load_active(&state.store, tenant),
+                flow::load(&state.store, tenant),
+                tenant::bot_settings(&state.store, tenant),
+            )?;
+            Ok::<_, ApiError>(BotConfig::new(
+                templates,
+                flow.as_ref().map(|f| &f.flow),
+                settings,
+            ))
         })
         .await
 }

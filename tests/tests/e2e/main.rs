@@ -3,6 +3,7 @@
 //! which the failpoint tests need).
 
 mod budget;
+mod conversations;
 mod crash;
 mod faults;
 mod flows;
