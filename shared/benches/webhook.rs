@@ -36,10 +36,17 @@ fn payload() -> Vec<u8> {
 fn template(key: &str, spec: Value) -> Template {
     let input: TemplateInput = serde_json::from_value(spec).expect("template");
     let k = TemplateKey::parse("key", key).expect("key");
-    let known: HashSet<TemplateKey> = ["menu", "prices", "delivery", "fallback"]
-        .iter()
-        .map(|k| TemplateKey::parse("k", k).expect("key"))
-        .collect();
+    let known: HashSet<TemplateKey> = [
+        "menu",
+        "prices",
+        "delivery",
+        "fallback",
+        "ask_account",
+        "confirm",
+    ]
+    .iter()
+    .map(|k| TemplateKey::parse("k", k).expect("key"))
+    .collect();
     input.validate(&k, &known).expect("valid")
 }
 

@@ -418,9 +418,10 @@ fn by_capture(
             Some(Decision::reply(reply(inbound, &vars, next, update, cause)))
         }
         None => {
-            let attempt = conversation.capture_attempts + 1;
+            let attempt = conversation.capture_attempts.saturating_add(1);
             if attempt >= capture.max_attempts {
-                // Out of attempts: the fallback (or nothing), and the question is dropped.
+                // Out of attempts: the rules, then the fallback, answer it like any text
+                // (and whatever they send becomes the last template).
                 return None;
             }
             let update = StateUpdate {

@@ -60,8 +60,8 @@ pub struct Simulation {
     /// Why there is no reply (`opted_out`, `handoff`, `no_match`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    /// How the conversation would change.
-    pub changes: Option<StateUpdate>,
+    /// How the conversation would change (times as RFC 3339).
+    pub changes: Option<Value>,
     /// The conversation afterwards: post it back with the next message to go on.
     pub conversation: Value,
 }
@@ -117,6 +117,18 @@ impl SimulateRequest {
             opted_out_at: c.opted_out.unwrap_or(false).then_some(now),
         })
     }
+}
+
+/// A state change as JSON, with its time as RFC 3339 (not BSON's extended JSON).
+fn changes_view(u: &StateUpdate) -> Value {
+    let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
+    if let (Some(obj), Some(until)) = (v.as_object_mut(), u.handoff_until) {
+        obj.insert(
+            "handoffUntil".into(),
+            Value::String(crate::ids::rfc3339(until)),
+        );
+    }
+    v
 }
 
 /// The conversation after `update`, in the request's shape.
@@ -217,13 +229,13 @@ pub async fn simulate(
                     cause: cause_view(&r.cause),
                 }),
                 reason: None,
-                changes: Some(r.state_update),
+                changes: Some(changes_view(&r.state_update)),
             },
             Decision::Quiet { why, update } => Simulation {
                 conversation: after(&conversation, update.as_ref(), now),
                 reply: None,
                 reason: Some(why.as_str()),
-                changes: update,
+                changes: update.as_ref().map(changes_view),
             },
         },
     )

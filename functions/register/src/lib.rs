@@ -72,7 +72,10 @@ async fn update(
     caller.require_admin()?;
     let id = TenantId::parse(&id)?;
     let tenant = tenant::update_settings(&state.store, &id, &body).await?;
+    // This process paces and answers with the new settings at once (others within their
+    // caches' lifetimes).
     state.sending.invalidate(&id);
+    state.bot_configs.invalidate(&id);
     Ok(Json(json!({ "ok": true, "tenant": tenant })))
 }
 

@@ -166,8 +166,9 @@ async fn handoff(
     State(state): State<AppState>,
     access: TenantAccess,
     ApiPath(params): ApiPath<std::collections::HashMap<String, String>>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(shared::http::body_rejection)?;
     let wa_id = params.get("waId").map(String::as_str).unwrap_or_default();
     let request: customer::HandoffRequest = if body.iter().all(u8::is_ascii_whitespace) {
         customer::HandoffRequest::default()

@@ -357,6 +357,11 @@ async fn the_simulator_answers_like_the_webhook_and_changes_nothing() {
     let r = api(&rig, "POST", "/simulate", Some(json!({"text": "agent"}))).await;
     assert_eq!(r.body["reply"]["cause"]["type"], "handoff", "{}", r.text);
     assert_eq!(r.body["conversation"]["handoff"], true);
+    let until = r.body["changes"]["handoffUntil"].as_str().expect("a time");
+    assert!(
+        mongodb::bson::DateTime::parse_rfc3339_str(until).is_ok(),
+        "{until}"
+    );
     for (bad, field) in [
         (json!({}), "text"),
         (
@@ -428,4 +433,28 @@ async fn bot_settings_are_patched_and_checked() {
     assert_eq!(r.body["reply"]["cause"]["type"], "reset", "{}", r.text);
     assert_eq!(r.body["conversation"]["vars"], json!({}));
     assert_eq!(r.body["conversation"]["state"], Value::Null);
+}
+
+/// `events/meta/stop.json`, replayed signed through the webhook: one confirmation, and the
+/// customer is opted out.
+#[tokio::test]
+async fn the_stop_fixture_opts_the_customer_out() {
+    let rig = rig(None).await;
+    guided(&rig).await;
+    let body = e2e::fixture(
+        "meta/stop.json",
+        &std::collections::HashMap::from([
+            ("PHONE_NUMBER_ID", rig.number.clone()),
+            ("CUSTOMER_NAME", "Eva".to_owned()),
+            ("FROM", "34611222777".to_owned()),
+            ("WAMID", format!("wamid.stop{}", e2e::random_hex(6))),
+        ]),
+    );
+    let body = serde_json::from_str::<Value>(&body)
+        .expect("json")
+        .to_string();
+    let r = rig.app.webhook(&body).await;
+    assert_eq!(r.body["replies"], 1, "{}", r.text);
+    let c = api(&rig, "GET", "/customers/34611222777", None).await;
+    assert!(c.body["customer"]["optedOutAt"].is_string(), "{}", c.text);
 }

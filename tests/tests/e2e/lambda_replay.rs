@@ -107,6 +107,19 @@ async fn register_fixtures_replay_through_lambda_http() {
     .await;
     assert_eq!(refused["statusCode"], 422, "{refused}");
     assert_eq!(lambda_body(&refused)["field"], "throughputPerSecond");
+    let bot = invoke_lambda(
+        router(),
+        &fixture("register/update-bot-settings.json", &admin),
+    )
+    .await;
+    assert_eq!(bot["statusCode"], 200, "{bot}");
+    let bot = &lambda_body(&bot)["tenant"]["bot"];
+    assert_eq!(
+        bot["resetKeywords"],
+        serde_json::json!(["menu", "start over"])
+    );
+    assert_eq!(bot["optInKeywords"], serde_json::json!(["START", "ALTA"]));
+    assert_eq!(bot["handoffMinutes"], 60);
     let replaced = invoke_lambda(
         router(),
         &fixture("register/replace-access-token.json", &admin),
@@ -236,8 +249,17 @@ async fn template_and_flow_fixtures_replay_through_lambda_http() {
     .await;
     assert_eq!(bad["statusCode"], 422);
     assert_eq!(lambda_body(&bad)["field"], "flows[0].match.values[0]");
+    let guided = invoke_lambda(
+        flows(),
+        &fixture("flows/save-guided.json", &with(&menu_key)),
+    )
+    .await;
+    assert_eq!(guided["statusCode"], 200, "{guided}");
+    let rules = &lambda_body(&guided)["flows"];
+    assert_eq!(rules[1]["states"], serde_json::json!(["confirming"]));
+    assert_eq!(rules[2]["action"]["type"], "handoff");
     let flow = invoke_lambda(flows(), &fixture("flows/get.json", &with("-"))).await;
-    assert_eq!(lambda_body(&flow)["version"], 2);
+    assert_eq!(lambda_body(&flow)["version"], 3);
 
     // Referenced by the menu's button: blocked. The menu is the flow's fallback: blocked.
     let blocked = invoke_lambda(
