@@ -50,8 +50,9 @@ async function saveTemplate({ body, buttons = [] }) {
 }
 
 // A customer's text message as Meta delivers it to the webhook, for the tenant the page shows;
-// `at` is when they wrote (Meta's timestamp), which opens their 24-hour window.
-async function inbound(to, { name = 'Ana', body = 'Is the shop open?', at = Date.now() } = {}) {
+// `at` is when they wrote (Meta's timestamp), which opens their 24-hour window. With `reply`
+// (`{id, title}`) it is a tap on a reply button instead.
+async function inbound(to, { name = 'Ana', body = 'Is the shop open?', at = Date.now(), reply } = {}) {
   const tenantId = await page.locator('#tenant').inputValue();
   const shown = await fetch(`${BASE}/tenants/${tenantId}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
   assert.equal(shown.status, 200);
@@ -67,7 +68,12 @@ async function inbound(to, { name = 'Ana', body = 'Is the shop open?', at = Date
           messaging_product: 'whatsapp',
           metadata: { display_phone_number: '1', phone_number_id: phoneNumberId },
           contacts: [{ profile: { name }, wa_id: waId }],
-          messages: [{ from: waId, id: `wamid.${randomBytes(12).toString('hex')}`, timestamp: String(Math.floor(at / 1000)), type: 'text', text: { body } }],
+          messages: [{
+            from: waId,
+            id: `wamid.${randomBytes(12).toString('hex')}`,
+            timestamp: String(Math.floor(at / 1000)),
+            ...(reply ? { type: 'interactive', interactive: { type: 'button_reply', button_reply: reply } } : { type: 'text', text: { body } }),
+          }],
         },
       }],
     }],
@@ -469,4 +475,317 @@ test('tenant settings: token status, pacing with a 422, and a replaced token', a
   } finally {
     await tenantPage.close();
   }
+});
+
+// ---- guided input, state-aware rules, hand-off, opt-out and the simulator ----------------
+
+const adminJson = { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' };
+const guided = {};
+
+// A tenant of its own (a mock_ token), opened in the page once everything of it is shown.
+async function openNewTenant(name) {
+  const registered = await fetch(`${BASE}/tenants/register`, {
+    method: 'POST',
+    headers: adminJson,
+    body: JSON.stringify({ name, phoneNumberId: `1777${String(Date.now()).slice(-8)}`, accessToken: 'mock_guided' }),
+  });
+  assert.equal(registered.status, 201);
+  const { tenant } = await registered.json();
+  await page.reload(); // the tenant list is read at sign-in
+  await page.locator('#app').waitFor();
+  await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
+  await page.locator(`#app[data-tenant="${tenant.id}"]`).waitFor();
+  return tenant;
+}
+
+async function apiGet(path) {
+  const r = await fetch(`${BASE}${path}`, { headers: adminJson });
+  assert.equal(r.status, 200, path);
+  return r.json();
+}
+
+test('guided input: a template capturing a number, saved in the API shape, in the table and on the map', async () => {
+  guided.tenant = await openNewTenant('Guided Bank');
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
+  guided.done = await saveTemplate({ body: 'Done! Your statement is on its way.' });
+  guided.confirm = await saveTemplate({ body: 'Send the statement for {{vars.account}}?', buttons: [{ title: 'Yes', next: guided.done }, { title: 'No' }] });
+
+  await page.getByRole('button', { name: 'New template' }).click();
+  await page.getByLabel('Message').fill('What is your account number?');
+  assert.equal(await page.locator('#t-capture-fields').isHidden(), true, 'no capture until asked for');
+  await page.locator('#t-capture').check();
+  assert.equal(await page.locator('#t-cap-variable').isVisible(), true);
+  await page.locator('#t-cap-variable').fill('account');
+  assert.match(await page.locator('#t-cap-variable-hint').innerText(), /\{\{vars\.account\}\}/);
+  assert.equal(await page.locator('#t-cap-min').isVisible(), true, 'text: min and max length');
+  assert.equal(await page.locator('#t-cap-pattern').isHidden(), true, 'a pattern is for regex only');
+  await page.locator('#t-cap-type').selectOption('number');
+  assert.equal(await page.locator('#t-cap-min-label').innerText(), 'Minimum value');
+  assert.equal(await page.locator('#t-cap-attempts').inputValue(), '3', 'three attempts by default');
+  await page.locator('#t-cap-next').selectOption(guided.confirm);
+  await page.locator('#t-cap-state').fill('confirming');
+  assert.deepEqual(await saveAndCapture(), {
+    body: 'What is your account number?',
+    kind: 'text',
+    capture: { variable: 'account', type: 'number', maxAttempts: 3, nextTemplateKey: guided.confirm, nextState: 'confirming' },
+  });
+  await page.locator('#saved', { hasText: 'Saved as' }).waitFor();
+  guided.ask = await page.locator('#t-key').inputValue();
+  assert.equal(await kindCell(guided.ask).innerText(), 'text + capture account');
+  assert.equal(await page.locator('#t-capture').isChecked(), true, 'the capture is read back');
+  assert.equal(await page.locator('#t-cap-type').inputValue(), 'number');
+  assert.equal(await page.locator('#t-cap-next').inputValue(), guided.confirm);
+  assert.equal(await page.locator('#t-cap-state').inputValue(), 'confirming');
+
+  guided.menu = await saveTemplate({ body: 'Hi! What do you need?', buttons: [{ title: 'Statement', next: guided.ask }] });
+  await page.getByRole('tab', { name: 'Conversation map' }).click();
+  const capture = page.locator(`#map .edge.capture[data-from="${guided.ask}"]`);
+  assert.equal(await capture.getAttribute('data-to'), guided.confirm);
+  assert.equal(await capture.getAttribute('data-label'), 'account (number)');
+});
+
+test('flows: a rule for some states only and a hand-off rule, in the API shape; a 65-character state refused at its field', async () => {
+  await page.getByRole('tab', { name: 'Flows' }).click();
+  for (const [i, rule] of [['greet', 'hi, hello'], ['cancel', 'no, cancel'], ['agent', 'agent, human']].entries()) {
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.locator(`#r${i}-id`).fill(rule[0]);
+    await page.locator(`#r${i}-values`).fill(rule[1]);
+  }
+  await page.locator('#r0-template').selectOption(guided.menu);
+  await page.locator('#r1-template').selectOption(guided.menu);
+  await page.locator('#r1-state').fill('menu');
+  await page.locator('#r1-states').fill('x'.repeat(65));
+  await page.locator('#r2-action').selectOption('handoff');
+  assert.equal(await page.locator('#r2-template option').first().innerText(), '(no message)', 'a hand-off may send nothing');
+
+  await page.getByRole('button', { name: 'Save flow' }).click();
+  const error = page.locator('#tab-flows .field-error[data-error-for="flows[1].states"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /at most 64 characters/);
+  assert.equal(await page.locator('#r1-states').getAttribute('aria-invalid'), 'true');
+
+  await page.locator('#r1-states').fill('confirming');
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/flows')),
+    page.getByRole('button', { name: 'Save flow' }).click(),
+  ]);
+  assert.deepEqual(request.postDataJSON(), {
+    flows: [
+      { id: 'greet', match: { type: 'equals', values: ['hi', 'hello'] }, action: { type: 'send_template', templateKey: guided.menu } },
+      { id: 'cancel', match: { type: 'equals', values: ['no', 'cancel'] }, action: { type: 'send_template', templateKey: guided.menu, setState: 'menu' }, states: ['confirming'] },
+      { id: 'agent', match: { type: 'equals', values: ['agent', 'human'] }, action: { type: 'handoff' } },
+    ],
+    fallbackTemplateKey: null,
+  });
+  await page.locator('#flow-saved', { hasText: 'Saved' }).waitFor();
+  assert.equal(await page.locator('#tab-flows .field-error').count(), 0);
+  assert.equal(await page.locator('#r1-states').inputValue(), 'confirming', 'read back');
+  assert.equal(await page.locator('#r2-action').inputValue(), 'handoff');
+
+  await page.getByRole('tab', { name: 'Conversation map' }).click();
+  const edges = await page.locator('#map .edge').evaluateAll((es) => es.map((e) => `${e.dataset.from}>${e.dataset.to}:${e.dataset.label}`).sort());
+  assert.deepEqual(edges, [
+    `${guided.menu}>${guided.ask}:Statement`,
+    `${guided.ask}>${guided.confirm}:account (number)`,
+    `${guided.confirm}>${guided.done}:Yes`,
+    `entry>${guided.menu}:hi, hello`,
+    `entry>${guided.menu}:no, cancel [confirming]`,
+  ].sort());
+  assert.equal(await page.locator('#map .node.unreachable').count(), 0);
+});
+
+test('Try it walks the guided flow: menu, a refused answer, the captured account, Yes; a hand-off and a reset', async () => {
+  await page.getByRole('tab', { name: 'Try it' }).click();
+  const calls = [];
+  const seen = (r) => { if (new URL(r.url()).pathname.startsWith('/tenants')) calls.push(`${r.method()} ${new URL(r.url()).pathname}`); };
+  page.on('request', seen);
+  try {
+    const chat = page.locator('#try-chat');
+    const bot = chat.locator('.msg.bot');
+    const lastBot = () => bot.last();
+    const say = async (text) => {
+      await page.locator('#try-text').fill(text);
+      const [request] = await Promise.all([
+        page.waitForRequest((r) => new URL(r.url()).pathname.endsWith('/simulate')),
+        page.locator('#try-text').press('Enter'),
+      ]);
+      return request.postDataJSON();
+    };
+    assert.match(await page.locator('#try-conversation').innerText(), /New conversation/);
+
+    assert.deepEqual(await say('Hi'), { text: 'Hi' }, 'a new chat posts no conversation');
+    await bot.nth(0).waitFor();
+    assert.equal(await lastBot().locator('.p-body').innerText(), 'Hi! What do you need?');
+    assert.match(await lastBot().locator('.cause').innerText(), new RegExp(`${guided.menu} · rule greet`));
+    assert.equal(await chat.locator('.msg.me').last().innerText(), 'Hi');
+
+    await lastBot().getByRole('button', { name: 'Statement', exact: true }).click();
+    await bot.nth(1).waitFor();
+    assert.equal(await lastBot().locator('.p-body').innerText(), 'What is your account number?');
+    assert.match(await chat.locator('.msg.me').last().innerText(), /Statement/);
+
+    await say('12ab');
+    await bot.nth(2).waitFor();
+    assert.equal(await lastBot().locator('.p-body').innerText(), "That doesn't look like a number. Please try again.");
+    assert.match(await lastBot().locator('.cause').innerText(), /built-in message · answer not accepted for \{\{vars\.account\}\} \(attempt 1\)/);
+
+    const sent = await say('12345678');
+    assert.equal(sent.text, '12345678');
+    assert.equal(sent.conversation.lastTemplateKey, guided.ask, 'the conversation is posted back');
+    assert.equal(sent.conversation.captureAttempts, 1);
+    await bot.nth(3).waitFor();
+    assert.equal(await lastBot().locator('.p-body').innerText(), 'Send the statement for 12345678?');
+    assert.deepEqual(await lastBot().locator('button.chip').allInnerTexts(), ['Yes', 'No']);
+    assert.match(await lastBot().locator('.cause').innerText(), /answer kept as \{\{vars\.account\}\}/);
+    assert.match(await page.locator('#try-conversation').innerText(), /State: confirming.*account = 12345678/);
+
+    const [yes] = await Promise.all([
+      page.waitForRequest((r) => new URL(r.url()).pathname.endsWith('/simulate')),
+      lastBot().getByRole('button', { name: 'Yes', exact: true }).click(),
+    ]);
+    assert.match(yes.postDataJSON().payloadId, /^btn_/, 'a tap sends the button id');
+    assert.equal(yes.postDataJSON().conversation.vars.account, '12345678');
+    await bot.nth(4).waitFor();
+    assert.equal(await lastBot().locator('.p-body').innerText(), 'Done! Your statement is on its way.');
+
+    await say('agent');
+    const note = chat.locator('.msg.note').last();
+    await note.waitFor();
+    assert.equal(await note.locator('.no-reply').innerText(), 'No reply: a human has the conversation');
+    assert.match(await note.locator('.cause').innerText(), /handed the conversation to a human until/);
+    assert.match(await page.locator('#try-conversation').innerText(), /With a human/);
+
+    await page.getByRole('button', { name: 'Reset conversation' }).click();
+    assert.equal(await chat.locator('.msg').count(), 0);
+    assert.match(await page.locator('#try-conversation').innerText(), /New conversation/);
+    assert.deepEqual(await say('no'), { text: 'no' }, 'the reset chat starts without a conversation');
+    await chat.locator('.msg.note').first().waitFor();
+    assert.equal(await chat.locator('.msg.note .no-reply').innerText(), 'No reply: nothing matched', '"no" answers only in state confirming');
+    await say('hello');
+    await bot.nth(0).waitFor();
+    assert.equal(await lastBot().locator('.p-body').innerText(), 'Hi! What do you need?');
+    await page.locator('#tab-try').screenshot({ path: `${SHOTS}try-it.png` });
+  } finally {
+    page.off('request', seen);
+  }
+  assert.ok(calls.length >= 8, calls.join(', '));
+  assert.deepEqual([...new Set(calls)], [`POST /tenants/${guided.tenant.id}/simulate`], 'the simulator only');
+});
+
+test('a regex capture without a pattern gets the server 422 at the pattern field', async () => {
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
+  const before = await page.locator('#templates tbody tr').count();
+  await page.getByRole('button', { name: 'New template' }).click();
+  await page.getByLabel('Message').fill('Your policy number?');
+  await page.locator('#t-capture').check();
+  await page.locator('#t-cap-variable').fill('policy');
+  await page.locator('#t-cap-type').selectOption('regex');
+  assert.equal(await page.locator('#t-cap-pattern').isVisible(), true);
+  assert.equal(await page.locator('#t-cap-min').isHidden(), true, 'min and max are for text and number');
+  await page.locator('#t-cap-next').selectOption(guided.done);
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  const error = page.locator('.field-error[data-error-for="capture.pattern"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /required for type regex/);
+  assert.equal(await page.locator('#t-cap-pattern').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#templates tbody tr').count(), before, 'nothing saved');
+
+  await page.locator('#t-cap-pattern').fill('[A-Z]{2}[0-9]{6}');
+  assert.deepEqual((await saveAndCapture()).capture, { variable: 'policy', type: 'regex', pattern: '[A-Z]{2}[0-9]{6}', maxAttempts: 3, nextTemplateKey: guided.done });
+  await page.locator('#saved', { hasText: 'Saved as' }).waitFor();
+  assert.equal(await page.locator('#template-form .field-error').count(), 0);
+  assert.equal(await kindCell(await page.locator('#t-key').inputValue()).innerText(), 'text + capture policy');
+});
+
+test('customers: captured variables, a hand-off to a human and back, and an opted-out customer refused on Test send', async () => {
+  const suffix = String(Date.now()).slice(-5);
+  const ana = `+3460066${suffix}`;
+  const ben = `+3460077${suffix}`;
+  // Through the webhook: the menu, a tap on "Statement", then the account number.
+  const { templates } = await apiGet(`/tenants/${guided.tenant.id}/templates`);
+  const statement = templates.find((t) => t.key === guided.menu).buttons[0];
+  await inbound(ana, { name: 'Ana', body: 'hi' });
+  await inbound(ana, { name: 'Ana', reply: { id: statement.id, title: statement.title } });
+  await inbound(ana, { name: 'Ana', body: '12345678' });
+  await inbound(ben, { name: 'Ben', body: 'STOP' });
+
+  await page.getByRole('tab', { name: 'Customers' }).click();
+  const row = page.locator(`#customers tbody tr[data-wa-id="${ana.slice(1)}"]`);
+  await row.waitFor();
+  assert.match(await row.locator('dl.vars').innerText(), /account\s+12345678/);
+  assert.match(await row.innerText(), /confirming/);
+  assert.equal(await row.getAttribute('data-handoff'), 'bot');
+  assert.equal(await row.locator('.badge.handoff').count(), 0);
+
+  await row.locator('.handoff-minutes').fill('0');
+  await row.getByRole('button', { name: 'Hand to a human' }).click();
+  await row.locator('.field-error[data-error-for="minutes"]').waitFor();
+
+  await row.locator('.handoff-minutes').fill('30');
+  await row.getByRole('button', { name: 'Hand to a human' }).click();
+  const handled = page.locator(`#customers tbody tr[data-wa-id="${ana.slice(1)}"][data-handoff="human"]`);
+  await handled.waitFor();
+  assert.match(await handled.locator('.badge.handoff').innerText(), /^Human handling until \S/);
+  assert.match(await page.locator('#customers-status').innerText(), /with a human until/);
+  const until = Date.parse((await apiGet(`/tenants/${guided.tenant.id}/customers/${ana.slice(1)}`)).customer.handoffUntil);
+  assert.ok(Math.abs(until - Date.now() - 30 * 60000) < 5 * 60000, `handed off for 30 minutes (until ${new Date(until).toISOString()})`);
+
+  await handled.getByRole('button', { name: 'Back to the bot' }).click();
+  await page.locator(`#customers tbody tr[data-wa-id="${ana.slice(1)}"][data-handoff="bot"]`).waitFor();
+  assert.equal(await row.locator('.badge.handoff').count(), 0);
+  assert.equal((await apiGet(`/tenants/${guided.tenant.id}/customers/${ana.slice(1)}`)).customer.handoffUntil, null);
+
+  const out = page.locator(`#customers tbody tr[data-wa-id="${ben.slice(1)}"]`);
+  assert.equal(await out.getAttribute('data-opted-out'), 'true');
+  assert.equal(await out.locator('.badge.opted-out').innerText(), 'Opted out');
+  await out.getByRole('button', { name: 'Test send' }).click();
+  await page.locator('#send-window .badge.opted-out').waitFor();
+  await page.locator('#send-template').selectOption(guided.done);
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  const error = page.locator('#send-error');
+  await error.filter({ hasText: 'opted out' }).waitFor();
+  assert.match(await error.innerText(), new RegExp(`Not sent: \\${ben} opted out.*START`));
+  assert.equal(await page.locator('#send-result').innerText(), '', 'nothing queued');
+});
+
+test('tenant settings: reset keywords, a start template and the hand-off length saved; handoffMinutes 0 refused at the field', async () => {
+  const id = guided.tenant.id;
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
+  assert.equal(await page.locator('#opt-out-keywords').inputValue(), 'STOP, UNSUBSCRIBE, BAJA, PARAR, ARRET', 'defaults');
+  assert.equal(await page.locator('#opt-in-keywords').inputValue(), 'START');
+  assert.equal(await page.locator('#handoff-minutes').inputValue(), '1440');
+  assert.equal(await page.locator('#start-template').inputValue(), '');
+
+  await page.getByLabel('Reset keywords').fill('menu, restart');
+  await page.locator('#start-template').selectOption(guided.menu);
+  await page.getByLabel('Hand-off length (minutes)').fill('30');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#settings-message', { hasText: 'saved' }).waitFor();
+  assert.deepEqual((await apiGet(`/tenants/${id}`)).tenant.bot, {
+    resetKeywords: ['menu', 'restart'],
+    startTemplateKey: guided.menu,
+    optOutKeywords: ['STOP', 'UNSUBSCRIBE', 'BAJA', 'PARAR', 'ARRET'],
+    optInKeywords: ['START'],
+    handoffMinutes: 30,
+  });
+  assert.equal(await page.locator('#reset-keywords').inputValue(), 'menu, restart', 'read back');
+
+  await page.getByLabel('Hand-off length (minutes)').fill('0');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  const error = page.locator('#settings-form .field-error[data-error-for="handoffMinutes"]');
+  await error.waitFor();
+  assert.match(await error.innerText(), /handoffMinutes/);
+  assert.equal(await page.locator('#handoff-minutes').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#settings-message').innerText(), '', 'no confirmation');
+  assert.equal((await apiGet(`/tenants/${id}`)).tenant.bot.handoffMinutes, 30, 'nothing saved');
+
+  // The reset keyword starts over with the start template, in the simulator too.
+  await page.getByRole('tab', { name: 'Try it' }).click();
+  await page.getByRole('button', { name: 'Reset conversation' }).click();
+  await page.locator('#try-text').fill('Restart');
+  await page.locator('#try-text').press('Enter');
+  const reply = page.locator('#try-chat .msg.bot').first();
+  await reply.waitFor();
+  assert.equal(await reply.locator('.p-body').innerText(), 'Hi! What do you need?');
+  assert.match(await reply.locator('.cause').innerText(), /a reset keyword/);
 });

@@ -14,6 +14,7 @@ const MEDIA_LABELS = { image: 'Image', document: 'Document', video: 'Video' };
 const state = {
   token: sessionStorage.getItem('token'), tenant: sessionStorage.getItem('tenant'), admin: false, tenants: [], templates: [], flow: null, editing: null, logTimer: null,
   tab: 'templates', listOpen: false, customersCursor: null, metaTemplates: [], metaSelected: null,
+  bot: null, trying: null, tryBusy: false, tryRound: 0,
 };
 
 async function api(method, path, body) {
@@ -94,7 +95,7 @@ $('#tenant').addEventListener('change', async (ev) => {
 
 // ---- tabs ----------------------------------------------------------------------------
 
-const tabs = ['templates', 'flows', 'map', 'send', 'customers', 'meta'];
+const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta'];
 function showTab(name) {
   state.tab = name;
   for (const t of tabs) {
@@ -110,6 +111,7 @@ function showTab(name) {
   }
   if (name === 'customers') loadCustomers();
   if (name === 'meta') loadMetaTemplates();
+  if (name === 'try') renderTryConversation();
 }
 tabs.forEach((t, i) => {
   const b = $(`#tab-btn-${t}`);
@@ -124,23 +126,31 @@ tabs.forEach((t, i) => {
 });
 
 async function loadTenant() {
+  const id = state.tenant;
+  delete $('#app').dataset.tenant;
   resetTenantViews();
   await Promise.all([loadTemplates(), loadFlow(), loadSettings()]);
+  if (id !== state.tenant) return;
   newTemplate();
   renderFlow();
   fillSendTemplates();
+  fillStartTemplate(state.bot && state.bot.startTemplateKey);
   drawMap();
   if (state.tab === 'customers') loadCustomers();
   if (state.tab === 'meta') loadMetaTemplates();
+  // Everything of this tenant is on screen.
+  $('#app').dataset.tenant = id;
 }
 
 // Another tenant: nothing of the previous one's customers or Meta templates stays on screen.
 function resetTenantViews() {
+  resetTry();
   state.customersCursor = null;
   $('#customers tbody').replaceChildren();
   $('#customers-empty').hidden = true;
   $('#customers-more').hidden = true;
   say('#customers-error', '');
+  say('#customers-status', '');
   $('#send-window').replaceChildren();
   $('#send-error').textContent = '';
   $('#send-result').textContent = '';
@@ -157,7 +167,9 @@ function resetTenantViews() {
 // ---- templates -----------------------------------------------------------------------
 
 async function loadTemplates() {
+  const id = state.tenant;
   const r = await api('GET', tenantPath('/templates?all=true'));
+  if (id !== state.tenant) return; // another tenant was chosen meanwhile
   state.templates = r.status === 200 ? r.data.templates : [];
   renderTemplateList();
 }
@@ -189,9 +201,10 @@ $('#show-inactive').addEventListener('change', renderTemplateList);
 const rowsOf = (t) => (t.sections || []).flatMap((s) => s.rows || []);
 
 function kindLabel(t) {
-  if (t.kind === 'interactive_button') return `buttons (${t.buttons.length})`;
-  if (t.kind === 'interactive_list') return `list (${rowsOf(t).length} rows)`;
-  return t.media ? `text + ${t.media.type}` : 'text';
+  const capture = t.capture ? ` + capture ${t.capture.variable}` : '';
+  if (t.kind === 'interactive_button') return `buttons (${t.buttons.length})${capture}`;
+  if (t.kind === 'interactive_list') return `list (${rowsOf(t).length} rows)${capture}`;
+  return `${t.media ? `text + ${t.media.type}` : 'text'}${capture}`;
 }
 
 function clearErrors(form = $('#template-form')) {
@@ -223,7 +236,7 @@ function showFieldError(field, message) {
   const form = $('#template-form');
   if (fieldError(form, field, message)) return;
   if (FIELD_ALIASES[field] && fieldError(form, FIELD_ALIASES[field], message)) return;
-  const group = ['buttons', 'sections', 'button', 'header', 'footer', 'media'].find((g) => field === g || field.startsWith(`${g}[`) || field.startsWith(`${g}.`)) || 'form';
+  const group = ['buttons', 'sections', 'button', 'header', 'footer', 'media', 'capture'].find((g) => field === g || field.startsWith(`${g}[`) || field.startsWith(`${g}.`)) || 'form';
   const target = { button: 'sections', footer: 'header' }[group] || group;
   $(`#template-form [data-error-for="${target}"]`).textContent = message;
 }
@@ -232,6 +245,13 @@ function showFieldError(field, message) {
 function fillNextOptions(select, key) {
   select.append(option('', '(none)'), ...activeTemplates().map((t) => option(t.key, `${t.key} — ${t.body.slice(0, 30)}`, t.key === key)));
   if (key && !activeTemplates().some((t) => t.key === key)) select.append(option(key, `${key} (missing)`, true));
+}
+
+// The same, replacing what the select held, with `none` for the empty choice.
+function templateSelect(select, key, none) {
+  select.replaceChildren();
+  fillNextOptions(select, key);
+  select.firstElementChild.textContent = none;
 }
 
 function buttonRow(b = {}) {
@@ -382,6 +402,58 @@ function setMedia(m) {
   $('#t-media-filename').value = (m && m.filename) || '';
 }
 
+// ---- capture the answer --------------------------------------------------------------
+
+const CAPTURE_LIMITS = { text: ['Minimum length', 'Maximum length'], number: ['Minimum value', 'Maximum value'] };
+const CAPTURE_HINTS = { text: 'an answer', number: 'a number', email: 'an email address', phone: 'a phone number', date: 'a date (YYYY-MM-DD)', regex: 'an answer in the expected format' };
+
+// `capture` in the API's shape: pattern only for regex, min/max only for text and number.
+function captureBody() {
+  if (!$('#t-capture').checked) return null;
+  const type = $('#t-cap-type').value;
+  const c = { variable: $('#t-cap-variable').value.trim(), type };
+  if (type === 'regex' && $('#t-cap-pattern').value.trim()) c.pattern = $('#t-cap-pattern').value;
+  if (CAPTURE_LIMITS[type]) {
+    for (const [selector, key] of [['#t-cap-min', 'min'], ['#t-cap-max', 'max']]) {
+      const value = $(selector).value.trim();
+      if (value !== '') c[key] = Number(value);
+    }
+  }
+  const attempts = $('#t-cap-attempts').value.trim();
+  if (attempts !== '') c.maxAttempts = Number(attempts);
+  if ($('#t-cap-retry').value) c.retryTemplateKey = $('#t-cap-retry').value;
+  c.nextTemplateKey = $('#t-cap-next').value;
+  if ($('#t-cap-state').value.trim()) c.nextState = $('#t-cap-state').value.trim();
+  return c;
+}
+
+function setCapture(c) {
+  $('#t-capture').checked = Boolean(c);
+  $('#t-cap-variable').value = (c && c.variable) || '';
+  $('#t-cap-type').value = (c && c.type) || 'text';
+  $('#t-cap-pattern').value = (c && c.pattern) || '';
+  $('#t-cap-min').value = c && c.min != null ? String(c.min) : '';
+  $('#t-cap-max').value = c && c.max != null ? String(c.max) : '';
+  $('#t-cap-attempts').value = String((c && c.maxAttempts) || 3);
+  templateSelect($('#t-cap-retry'), c && c.retryTemplateKey, '(built-in prompt)');
+  templateSelect($('#t-cap-next'), c && c.nextTemplateKey, '(choose)');
+  $('#t-cap-state').value = (c && c.nextState) || '';
+}
+
+function updateCapture() {
+  const on = $('#t-capture').checked;
+  const type = $('#t-cap-type').value;
+  $('#t-capture-fields').hidden = !on;
+  $('#t-cap-pattern-wrap').hidden = type !== 'regex';
+  const limits = CAPTURE_LIMITS[type];
+  $('#t-cap-min-wrap').hidden = !limits;
+  $('#t-cap-max-wrap').hidden = !limits;
+  if (limits) [$('#t-cap-min-label').textContent, $('#t-cap-max-label').textContent] = limits;
+  const name = $('#t-cap-variable').value.trim();
+  $('#t-cap-variable-hint').textContent = `Letters, digits or _. Later templates show the answer as {{vars.${name || '<variable>'}}}.`;
+  $('#t-cap-retry-hint').textContent = `Without one: “That doesn't look like ${CAPTURE_HINTS[type] || 'an answer'}. Please try again.”`;
+}
+
 function formBody() {
   const kind = $('#t-kind').value;
   const body = { body: $('#t-body').value, kind };
@@ -418,6 +490,8 @@ function formBody() {
     if (header) body.header = header;
     if ($('#t-footer').value.trim()) body.footer = $('#t-footer').value;
   }
+  const capture = captureBody();
+  if (capture) body.capture = capture;
   return body;
 }
 
@@ -484,6 +558,7 @@ function updateForm() {
     input.addEventListener('input', renderPreview);
     return wrap;
   }));
+  updateCapture();
   renderPreview();
 }
 
@@ -586,6 +661,7 @@ function newTemplate() {
   setHeader(null);
   $('#t-footer').value = '';
   setMedia(null);
+  setCapture(null);
   state.listOpen = false;
   $('#deactivate').hidden = true;
   $('#saved').textContent = '';
@@ -609,6 +685,7 @@ function editTemplate(key) {
   setHeader(t.header);
   $('#t-footer').value = t.footer || '';
   setMedia(t.media);
+  setCapture(t.capture);
   state.listOpen = false;
   $('#deactivate').hidden = !t.isActive;
   $('#saved').textContent = `version ${t.version}${t.isActive ? '' : ' (inactive)'}`;
@@ -627,6 +704,12 @@ $('#t-body').addEventListener('input', updateForm);
 for (const id of ['#t-header-type', '#t-media-type']) $(id).addEventListener('change', updateForm);
 for (const id of ['#t-header-text', '#t-header-link', '#t-header-filename', '#t-footer', '#t-list-button', '#t-media-link', '#t-media-filename']) $(id).addEventListener('input', updateForm);
 $('#add-section').addEventListener('click', () => { $('.s-title', sectionBox()).focus(); });
+$('#t-capture').addEventListener('change', () => {
+  updateCapture();
+  if ($('#t-capture').checked) $('#t-cap-variable').focus();
+});
+$('#t-cap-type').addEventListener('change', updateCapture);
+$('#t-cap-variable').addEventListener('input', updateCapture);
 
 $('#template-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -641,6 +724,7 @@ $('#template-form').addEventListener('submit', async (ev) => {
     editTemplate(t.key);
     $('#saved').textContent = `Saved as ${t.key} (version ${t.version})`;
     fillSendTemplates();
+    fillStartTemplate($('#start-template').value);
     return;
   }
   if (r.status === 422 && r.data && r.data.field) showFieldError(r.data.field, r.data.message);
@@ -654,6 +738,8 @@ $('#deactivate').addEventListener('click', async () => {
     await loadTemplates();
     editTemplate(r.data.template.key);
     $('#saved').textContent = `Deactivated ${r.data.template.key}`;
+    fillSendTemplates();
+    fillStartTemplate($('#start-template').value);
   } else {
     $('#template-form [data-error-for="form"]').textContent = (r.data && r.data.message) || `Error ${r.status}`;
   }
@@ -662,7 +748,9 @@ $('#deactivate').addEventListener('click', async () => {
 // ---- flows ---------------------------------------------------------------------------
 
 async function loadFlow() {
+  const id = state.tenant;
   const r = await api('GET', tenantPath('/flows'));
+  if (id !== state.tenant) return;
   state.flow = r.status === 200 ? r.data : { flows: [], fallbackTemplateKey: null };
 }
 
@@ -671,7 +759,10 @@ function templateOptions(selected, none) {
   return none ? [option('', none, !selected), ...opts] : opts;
 }
 
-function ruleRow(rule = { id: '', match: { type: 'equals', values: [] }, action: { templateKey: '', setState: null } }) {
+// The inputs of a rule row and the API fields they hold (for a 422's field path).
+const RULE_FIELDS = [['.r-id', 'id'], ['.r-type', 'match.type'], ['.r-values', 'match.values'], ['.r-states', 'states'], ['.r-action', 'action.type'], ['.r-template', 'action.templateKey'], ['.r-state', 'action.setState']];
+
+function ruleRow(rule = { id: '', match: { type: 'equals', values: [] }, action: { type: 'send_template', templateKey: '', setState: null } }) {
   const row = document.createElement('div');
   row.className = 'rule-row';
   const i = $('#rules').children.length;
@@ -681,13 +772,22 @@ function ruleRow(rule = { id: '', match: { type: 'equals', values: [] }, action:
       <option value="equals">equals</option><option value="contains">contains</option>
       <option value="starts_with">starts with</option><option value="regex">regex</option></select></div>
     <div><label for="r${i}-values">Values</label><input id="r${i}-values" class="r-values" placeholder="hi, hello"></div>
+    <div><label for="r${i}-states">Only in states</label><input id="r${i}-states" class="r-states" placeholder="any state"></div>
+    <div><label for="r${i}-action">Action</label><select id="r${i}-action" class="r-action">
+      <option value="send_template">send template</option><option value="handoff">hand to a human</option></select></div>
     <div><label for="r${i}-template">Template</label><select id="r${i}-template" class="r-template"></select></div>
     <div><label for="r${i}-state">Set state</label><input id="r${i}-state" class="r-state"></div>
     <div class="row"><button type="button" class="r-up" aria-label="Move rule up">↑</button><button type="button" class="r-down" aria-label="Move rule down">↓</button><button type="button" class="r-remove">Remove</button></div>`;
   $('.r-id', row).value = rule.id || '';
   $('.r-type', row).value = rule.match.type;
   $('.r-values', row).value = rule.match.values.join(', ');
+  $('.r-states', row).value = (rule.states || []).join(', ');
+  $('.r-action', row).value = rule.action.type === 'handoff' ? 'handoff' : 'send_template';
   $('.r-template', row).append(...templateOptions(rule.action.templateKey, '(choose)'));
+  // A hand-off may send nothing first.
+  const action = () => { $('.r-template', row).options[0].textContent = $('.r-action', row).value === 'handoff' ? '(no message)' : '(choose)'; };
+  action();
+  $('.r-action', row).addEventListener('change', action);
   $('.r-state', row).value = rule.action.setState || '';
   $('.r-up', row).addEventListener('click', () => { if (row.previousElementSibling) row.parentNode.insertBefore(row, row.previousElementSibling); $('.r-up', row).focus(); });
   $('.r-down', row).addEventListener('click', () => { if (row.nextElementSibling) row.parentNode.insertBefore(row.nextElementSibling, row); $('.r-down', row).focus(); });
@@ -701,34 +801,58 @@ function renderFlow() {
   $('#fallback').replaceChildren(...templateOptions(state.flow.fallbackTemplateKey, '(no fallback)'));
   $('#flow-error').textContent = '';
   $('#flow-saved').textContent = '';
+  clearErrors($('#tab-flows'));
 }
 
 $('#add-rule').addEventListener('click', () => { ruleRow(); $('#rules').lastElementChild.querySelector('.r-id').focus(); });
 
+const commaList = (value) => value.split(',').map((v) => v.trim()).filter(Boolean);
+
 $('#save-flow').addEventListener('click', async () => {
-  const flows = [...$('#rules').children].map((row) => {
+  const tab = $('#tab-flows');
+  clearErrors(tab);
+  $('#flow-error').textContent = '';
+  $('#flow-saved').textContent = '';
+  const flows = [...$('#rules').children].map((row, i) => {
+    for (const [cls, field] of RULE_FIELDS) $(cls, row).dataset.field = `flows[${i}].${field}`;
+    const type = $('.r-action', row).value;
     const r = {
-      match: { type: $('.r-type', row).value, values: $('.r-values', row).value.split(',').map((v) => v.trim()).filter(Boolean) },
-      action: { type: 'send_template', templateKey: $('.r-template', row).value },
+      match: { type: $('.r-type', row).value, values: commaList($('.r-values', row).value) },
+      action: { type },
     };
+    if ($('.r-template', row).value) r.action.templateKey = $('.r-template', row).value;
     if ($('.r-id', row).value.trim()) r.id = $('.r-id', row).value.trim();
     if ($('.r-state', row).value.trim()) r.action.setState = $('.r-state', row).value.trim();
+    const states = commaList($('.r-states', row).value);
+    if (states.length) r.states = states;
     return r;
   });
+  $('#fallback').dataset.field = 'fallbackTemplateKey';
   const body = { flows, fallbackTemplateKey: $('#fallback').value || null };
   const r = await api('POST', tenantPath('/flows'), body);
   if (r.status === 200 || r.status === 201) {
     state.flow = r.data;
     renderFlow();
     $('#flow-saved').textContent = `Saved (version ${r.data.version})`;
-  } else {
-    $('#flow-error').textContent = (r.data && r.data.message) || `Error ${r.status}`;
+    return;
   }
+  // `flows[1].states[0]` goes to that rule's states input; a field no input holds, to the line below.
+  const field = r.status === 422 && r.data && r.data.field;
+  if (field && (fieldError(tab, field, r.data.message) || fieldError(tab, field.replace(/\[\d+\]$/, ''), r.data.message))) return;
+  $('#flow-error').textContent = (r.data && r.data.message) || `Error ${r.status}`;
 });
 
 // ---- tenant settings -----------------------------------------------------------------
 
 const SETTINGS = [['#throughput', 'throughputPerSecond'], ['#customer-burst', 'customerBurst'], ['#customer-interval', 'customerIntervalSeconds'], ['#marketing-backoff', 'marketingBackoffMinutes']];
+// Conversation settings (`tenant.bot`): keyword lists typed comma-separated, and numbers.
+const BOT_KEYWORDS = [['#reset-keywords', 'resetKeywords'], ['#opt-out-keywords', 'optOutKeywords'], ['#opt-in-keywords', 'optInKeywords']];
+const BOT_NUMBERS = [['#handoff-minutes', 'handoffMinutes']];
+
+// The start template select: (none), the active templates, and a missing one still named.
+function fillStartTemplate(key) {
+  templateSelect($('#start-template'), key || '', '(none)');
+}
 
 function timeNode(iso) {
   const t = document.createElement('time');
@@ -774,6 +898,11 @@ function renderTokenStatus(tenant) {
 
 function renderSettings(tenant) {
   for (const [selector, key] of SETTINGS) $(selector).value = tenant.settings ? String(tenant.settings[key]) : '';
+  state.bot = tenant.bot || null;
+  const bot = state.bot || {};
+  for (const [selector, key] of BOT_KEYWORDS) $(selector).value = (bot[key] || []).join(', ');
+  for (const [selector, key] of BOT_NUMBERS) $(selector).value = bot[key] != null ? String(bot[key]) : '';
+  fillStartTemplate(bot.startTemplateKey);
   $('#waba-id').value = tenant.wabaId || '';
   renderTokenStatus(tenant);
   $('#settings-section').dataset.tenant = tenant.id;
@@ -802,7 +931,9 @@ async function loadSettings() {
     renderSettings(r.data.tenant);
     return;
   }
-  for (const [selector] of SETTINGS) $(selector).value = '';
+  for (const [selector] of [...SETTINGS, ...BOT_KEYWORDS, ...BOT_NUMBERS]) $(selector).value = '';
+  state.bot = null;
+  fillStartTemplate('');
   delete $('#token-status').dataset.status;
   $('#token-status').textContent = 'Token status unknown';
   $('#paused-until').hidden = true;
@@ -810,6 +941,7 @@ async function loadSettings() {
 }
 
 $('#settings-form').addEventListener('input', () => say('#settings-message', ''));
+$('#settings-form').addEventListener('change', () => say('#settings-message', ''));
 
 $('#settings-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -817,20 +949,26 @@ $('#settings-form').addEventListener('submit', async (ev) => {
   clearErrors(form);
   say('#settings-message', '');
   const body = {};
-  for (const [selector, key] of SETTINGS) {
+  for (const [selector, key] of [...SETTINGS, ...BOT_NUMBERS]) {
     const value = $(selector).value.trim();
     if (value === '') { fieldError(form, key, `${key}: must be a number`); return; }
     body[key] = Number(value);
   }
+  for (const [selector, key] of BOT_KEYWORDS) body[key] = commaList($(selector).value);
+  // "" clears the start template.
+  body.startTemplateKey = $('#start-template').value;
   const id = state.tenant;
   const r = await api('PATCH', tenantPath(''), body);
   if (id !== state.tenant) return;
   if (r.status === 200) {
     renderSettings(r.data.tenant);
-    say('#settings-message', 'Settings saved; senders use them within a few seconds.');
+    drawMap();
+    say('#settings-message', 'Settings saved; senders and the bot use them within a few seconds.');
     return;
   }
-  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  // A keyword's 422 (`resetKeywords[2]`) goes to its list's input.
+  const field = r.status === 422 && r.data && r.data.field;
+  if (field && (fieldError(form, field, r.data.message) || fieldError(form, field.replace(/\[\d+\]$/, ''), r.data.message))) return;
   say('#settings-message', (r.data && r.data.message) || `Error ${r.status}`, true);
 });
 
@@ -858,13 +996,214 @@ $('#token-form').addEventListener('submit', async (ev) => {
 // ---- map -----------------------------------------------------------------------------
 
 function drawMap() {
-  const g = renderMap($('#map'), state.templates, state.flow);
+  const g = renderMap($('#map'), state.templates, state.flow, state.bot);
   const problems = [
     ...g.missing.map((k) => `Missing template ${k} is still pointed to.`),
-    ...g.unreachable.map((k) => `${k} cannot be reached from any rule, fallback or button.`),
+    ...g.unreachable.map((k) => `${k} cannot be reached from any rule, fallback, button, list row, capture or the start template.`),
   ];
   $('#map-problems').replaceChildren(...problems.map((p) => { const li = document.createElement('li'); li.textContent = p; return li; }));
 }
+
+// ---- try it --------------------------------------------------------------------------
+
+// A chat with the simulator: what the customer sends, what the bot would answer. The
+// conversation it returns goes back with the next message; nothing else is called.
+const NO_REPLY = { opted_out: 'opted out', handoff: 'a human has the conversation', no_match: 'nothing matched' };
+
+function resetTry() {
+  state.tryRound += 1; // an answer still on its way belongs to the old chat
+  state.trying = null;
+  state.tryBusy = false;
+  $('#try-send').disabled = false;
+  $('#try-chat').replaceChildren();
+  clearErrors($('#try-form'));
+  say('#try-error', '');
+  renderTryConversation();
+}
+
+// Under the chat: where the simulated conversation stands.
+function renderTryConversation() {
+  const c = state.trying;
+  const box = $('#try-conversation');
+  if (!c) {
+    box.textContent = 'New conversation: no state, no variables.';
+    return;
+  }
+  const vars = Object.entries(c.vars || {}).map(([k, v]) => `${k} = ${v}`).join(', ');
+  const parts = [`State: ${c.state || '(none)'}`, `Last template: ${c.lastTemplateKey || '(none)'}`, `Variables: ${vars || '(none)'}`];
+  if (c.captureAttempts) parts.push(`Failed answers: ${c.captureAttempts}`);
+  if (c.optedOut) parts.push('Opted out');
+  if (c.handoff) parts.push('With a human');
+  box.textContent = parts.join(' · ');
+}
+
+function chatScroll() {
+  const chat = $('#try-chat');
+  chat.scrollTop = chat.scrollHeight;
+}
+
+// A button's or list row's title, from the templates on screen (else its id).
+function choiceTitle(key, id) {
+  const t = state.templates.find((x) => x.key === key);
+  const choice = t && [...(t.buttons || []), ...rowsOf(t)].find((b) => b.id === id);
+  return choice ? choice.title : id;
+}
+
+// Why the bot answered so, in a line.
+function causeText(reply) {
+  const c = reply.cause || {};
+  const why = {
+    button: () => `tapped “${choiceTitle(c.from, c.buttonId)}” of ${c.from}`,
+    rule: () => `rule ${c.ruleId}`,
+    fallback: () => 'the fallback template',
+    captured: () => `answer kept as {{vars.${c.variable}}}`,
+    retry: () => `answer not accepted for {{vars.${c.variable}}} (attempt ${c.attempt})`,
+    reset: () => 'a reset keyword: state and variables cleared',
+    opt_out: () => 'an opt-out keyword',
+    opt_in: () => 'an opt-in keyword',
+    handoff: () => `rule ${c.ruleId}: handed to a human`,
+  }[c.type];
+  return `${reply.templateKey || 'built-in message'} · ${why ? why() : c.type || 'no cause'}`;
+}
+
+// Why the bot stays quiet, and what changed anyway.
+function quietText(reason, changes) {
+  if (reason === 'handoff' && changes && changes.handoffUntil) return `A rule handed the conversation to a human until ${new Date(changes.handoffUntil).toLocaleString()}; the bot stays quiet.`;
+  if (reason === 'handoff') return 'A human has the conversation: the bot stays quiet.';
+  if (reason === 'opted_out') {
+    const optIn = state.bot && state.bot.optInKeywords && state.bot.optInKeywords.length ? state.bot.optInKeywords.join(', ') : 'START';
+    return `The customer opted out; an opt-in keyword (${optIn}) subscribes them again.`;
+  }
+  if (changes && changes.reset) return 'A reset keyword cleared the state and variables, but no start template is set.';
+  return 'No rule matched in this state and the flow has no fallback template.';
+}
+
+function customerBubble(text, tapped) {
+  const msg = node('div', `msg me${tapped ? ' tapped' : ''}`);
+  msg.append(node('div', 'bubble me', text));
+  if (tapped) msg.append(node('small', 'cause', 'tapped'));
+  $('#try-chat').append(msg);
+  chatScroll();
+  return msg;
+}
+
+// A tappable reply button or list row: sends its id; the customer's bubble shows its title.
+function tapButton(cls, title, id, label = title) {
+  const b = node('button', cls);
+  b.type = 'button';
+  b.dataset.payloadId = id;
+  b.append(label);
+  b.addEventListener('click', () => trySend({ payloadId: id }, title));
+  return b;
+}
+
+// The bot's message as WhatsApp shows it: header (text or file), body, footer, then reply
+// buttons or the button that opens the list.
+function botBubble(reply) {
+  const content = reply.content || {};
+  const msg = node('div', 'msg bot');
+  msg.dataset.templateKey = reply.templateKey || '';
+  msg.dataset.cause = (reply.cause && reply.cause.type) || '';
+  const bubble = node('div', 'bubble bot');
+  const header = content.header;
+  if (header && header.text) bubble.append(node('div', 'p-header', header.text));
+  else if (header && header.media) bubble.append(mediaPlaceholder(header.media));
+  if (content.media) bubble.append(mediaPlaceholder(content.media));
+  bubble.append(node('div', 'p-body', content.text || ''));
+  if (content.footer) bubble.append(node('div', 'p-footer', content.footer));
+  if (content.buttons && content.buttons.length) {
+    const chips = node('div', 'chips');
+    for (const b of content.buttons) chips.append(tapButton('chip', b.title, b.id));
+    bubble.append(chips);
+  }
+  if (content.list) {
+    const sheetId = `try-list-${$('#try-chat').children.length}`;
+    const open = node('button', 'chip list-open');
+    open.type = 'button';
+    open.setAttribute('aria-expanded', 'false');
+    open.setAttribute('aria-controls', sheetId);
+    const icon = node('span', '', '☰ ');
+    icon.setAttribute('aria-hidden', 'true');
+    open.append(icon, content.list.button);
+    const sheet = node('div', 'list-sheet');
+    sheet.id = sheetId;
+    sheet.hidden = true;
+    sheet.append(node('div', 'list-sheet-title', content.list.button));
+    for (const section of content.list.sections || []) {
+      const box = node('div', 'list-section');
+      if (section.title) box.append(node('div', 'list-section-title', section.title));
+      for (const row of section.rows || []) {
+        const b = tapButton('list-row', row.title, row.id, node('span', 'list-row-title', row.title));
+        b.setAttribute('aria-label', row.description ? `${row.title}: ${row.description}` : row.title);
+        if (row.description) b.append(node('small', '', row.description));
+        b.addEventListener('click', () => { sheet.hidden = true; open.setAttribute('aria-expanded', 'false'); });
+        box.append(b);
+      }
+      sheet.append(box);
+    }
+    open.addEventListener('click', () => {
+      sheet.hidden = !sheet.hidden;
+      open.setAttribute('aria-expanded', String(!sheet.hidden));
+    });
+    const chips = node('div', 'chips');
+    chips.append(open);
+    bubble.append(chips, sheet);
+  }
+  msg.append(bubble, node('small', 'cause', causeText(reply)));
+  $('#try-chat').append(msg);
+  chatScroll();
+}
+
+function quietNote(reason, changes) {
+  const note = node('div', 'msg note');
+  note.dataset.reason = reason || '';
+  note.append(node('div', 'no-reply', `No reply: ${NO_REPLY[reason] || reason || 'nothing to send'}`), node('small', 'cause', quietText(reason, changes)));
+  $('#try-chat').append(note);
+  chatScroll();
+}
+
+// `message` is `{text}` or `{payloadId}`; `shown` is what the customer's bubble says.
+async function trySend(message, shown) {
+  if (state.tryBusy) return;
+  clearErrors($('#try-form'));
+  say('#try-error', '');
+  const body = { ...message };
+  if (state.trying) body.conversation = state.trying;
+  const bubble = shown && shown.trim() ? customerBubble(shown, Boolean(message.payloadId)) : null;
+  const round = state.tryRound;
+  state.tryBusy = true;
+  $('#try-send').disabled = true;
+  const r = await api('POST', tenantPath('/simulate'), body);
+  if (round !== state.tryRound) return;
+  state.tryBusy = false;
+  $('#try-send').disabled = false;
+  if (r.status !== 200) {
+    if (bubble) bubble.remove();
+    if (message.text !== undefined) $('#try-text').value = message.text;
+    // Under the chat (the input row has no room): a 422 naming `text` marks the input too.
+    if (r.status === 422 && r.data && r.data.field === 'text') $('#try-text').setAttribute('aria-invalid', 'true');
+    say('#try-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  state.trying = r.data.conversation || null;
+  if (r.data.reply) botBubble(r.data.reply);
+  else quietNote(r.data.reason, r.data.changes);
+  renderTryConversation();
+}
+
+$('#try-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (state.tryBusy) return;
+  const text = $('#try-text').value;
+  $('#try-text').value = '';
+  await trySend({ text }, text);
+  $('#try-text').focus();
+});
+
+$('#try-reset').addEventListener('click', () => {
+  resetTry();
+  $('#try-text').focus();
+});
 
 // ---- test send -----------------------------------------------------------------------
 
@@ -918,6 +1257,7 @@ async function showSendWindow() {
       if (c.lastInboundAt) parts.push('They last wrote ', timeNode(c.lastInboundAt), '. ');
       parts.push('Only an approved Meta template reaches them now.');
     }
+    for (const badge of conversationBadges(c)) parts.push(' ', badge);
     box.replaceChildren(...parts);
   } else if (r.status === 404) {
     box.replaceChildren(windowBadge(null), ' This number has never written: only an approved Meta template reaches it.');
@@ -926,6 +1266,12 @@ async function showSendWindow() {
   }
 }
 $('#send-to').addEventListener('change', showSendWindow);
+
+// The send was refused because the customer opted out: say what it means and what undoes it.
+function optedOutText(to) {
+  const optIn = state.bot && state.bot.optInKeywords && state.bot.optInKeywords.length ? state.bot.optInKeywords.join(', ') : 'START';
+  return `Not sent: ${to} opted out of messages (they sent an opt-out keyword such as STOP). Nothing was stored or queued; they get messages again only after they send an opt-in keyword (${optIn}).`;
+}
 
 // The send was refused because the customer's window is closed: say so, and offer the way
 // that works (a Meta template).
@@ -952,6 +1298,9 @@ $('#send-form').addEventListener('submit', async (ev) => {
     refreshLog();
   } else if (r.status === 422 && r.data && r.data.code === 'outside_customer_service_window') {
     showWindowClosed(to);
+  } else if (r.status === 422 && r.data && r.data.code === 'customer_opted_out') {
+    $('#send-error').textContent = optedOutText(to);
+    showSendWindow();
   } else {
     $('#send-error').textContent = (r.data && r.data.message) || `Error ${r.status}`;
   }
@@ -997,11 +1346,42 @@ async function loadCustomers(more = false) {
   $('#customers-empty').hidden = $('#customers tbody').children.length > 0;
 }
 
+// A human has the conversation (the bot is quiet) and / or the customer opted out.
+function conversationBadges(c) {
+  const badges = [];
+  if (c.handoffUntil) {
+    const b = node('span', 'badge pending handoff');
+    b.append('Human handling until ', timeNode(c.handoffUntil));
+    badges.push(b);
+  }
+  if (c.optedOutAt) {
+    const b = node('span', 'badge bad opted-out', 'Opted out');
+    b.title = `Opted out ${new Date(c.optedOutAt).toLocaleString()}`;
+    badges.push(b);
+  }
+  return badges;
+}
+
+// The conversation's variables (captured answers) as name / value pairs.
+function varsList(vars) {
+  const entries = Object.entries(vars || {});
+  if (!entries.length) return '';
+  const list = node('dl', 'vars');
+  for (const [name, value] of entries) list.append(node('dt', '', name), node('dd', '', value));
+  return list;
+}
+
 function customerRow(c) {
   const tr = document.createElement('tr');
   tr.dataset.waId = c.waId;
   tr.dataset.window = c.windowOpen ? 'open' : 'closed';
-  const cells = [c.waId, c.name || '', c.lastInboundAt ? timeNode(c.lastInboundAt) : 'never', windowBadge(c), [c.state, c.lastTemplateKey].filter(Boolean).join(' · ')];
+  tr.dataset.handoff = c.handoffUntil ? 'human' : 'bot';
+  tr.dataset.optedOut = String(Boolean(c.optedOutAt));
+  const conversation = node('div', 'conversation');
+  const where = [c.state, c.lastTemplateKey].filter(Boolean).join(' · ');
+  if (where) conversation.append(node('span', '', where));
+  conversation.append(...conversationBadges(c));
+  const cells = [c.waId, c.name || '', c.lastInboundAt ? timeNode(c.lastInboundAt) : 'never', windowBadge(c), conversation, varsList(c.vars)];
   for (const content of cells) {
     const td = document.createElement('td');
     td.append(content);
@@ -1023,11 +1403,73 @@ function customerRow(c) {
   meta.setAttribute('aria-label', `Meta template to ${c.waId}`);
   meta.addEventListener('click', () => openMetaFor(`+${c.waId}`));
   const actions = node('div', 'row');
-  actions.append(send, meta);
+  actions.append(send, meta, handoffControl(c, tr));
   const td = document.createElement('td');
   td.append(actions);
   tr.append(td);
   return tr;
+}
+
+// "Hand to a human" (for some minutes) while the bot answers; "Back to the bot" while a
+// human has the conversation.
+function handoffControl(c, tr) {
+  const box = node('div', 'handoff-control');
+  if (c.handoffUntil) {
+    const back = node('button', 'back-to-bot', 'Back to the bot');
+    back.type = 'button';
+    back.setAttribute('aria-label', `Back to the bot (${c.waId})`);
+    back.addEventListener('click', () => setHandoff(c, tr, 'DELETE'));
+    box.append(back);
+    return box;
+  }
+  const id = `handoff-minutes-${c.waId}`;
+  const label = node('label', '', 'Minutes');
+  label.htmlFor = id;
+  const minutes = document.createElement('input');
+  minutes.id = id;
+  minutes.type = 'number';
+  minutes.min = '1';
+  minutes.max = '10080';
+  minutes.step = '1';
+  minutes.inputMode = 'numeric';
+  minutes.className = 'handoff-minutes';
+  minutes.dataset.field = 'minutes';
+  minutes.value = String((state.bot && state.bot.handoffMinutes) || 1440);
+  const hand = node('button', 'hand-to-human', 'Hand to a human');
+  hand.type = 'button';
+  hand.setAttribute('aria-label', `Hand to a human (${c.waId})`);
+  hand.addEventListener('click', () => setHandoff(c, tr, 'POST'));
+  box.append(label, minutes, hand);
+  return box;
+}
+
+async function setHandoff(c, tr, method) {
+  const id = state.tenant;
+  clearErrors(tr);
+  say('#customers-error', '');
+  say('#customers-status', '');
+  let body;
+  if (method === 'POST') {
+    const value = $('.handoff-minutes', tr).value.trim();
+    body = value === '' ? {} : { minutes: Number(value) };
+  }
+  const r = await api(method, tenantPath(`/customers/${encodeURIComponent(c.waId)}/handoff`), body);
+  if (id !== state.tenant) return;
+  if (r.status === 200) {
+    const row = customerRow(r.data.customer);
+    tr.replaceWith(row);
+    const who = c.name ? `${c.name} (+${c.waId})` : `+${c.waId}`;
+    if (method === 'POST') {
+      say('#customers-status', `${who} is with a human until ${new Date(r.data.customer.handoffUntil).toLocaleString()}: the bot does not answer them.`);
+      $('.back-to-bot', row).focus();
+    } else {
+      say('#customers-status', `The bot answers ${who} again.`);
+      $('.hand-to-human', row).focus();
+    }
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(tr, r.data.field, r.data.message)) return;
+  say('#customers-error', (r.data && r.data.message) || `Error ${r.status}`, true);
 }
 
 $('#customers-refresh').addEventListener('click', () => loadCustomers());
@@ -1273,7 +1715,8 @@ $('#meta-send-form').addEventListener('submit', async (ev) => {
     say('#meta-send-result', `Queued ${r.data.messageId} (${r.data.status || 'queued'})`);
     return;
   }
-  const message = r.data && r.data.message ? `${r.data.message}${r.data.code ? ` [${r.data.code}]` : ''}` : `Error ${r.status}`;
+  const message = r.data && r.data.code === 'customer_opted_out' ? optedOutText(request.to)
+    : r.data && r.data.message ? `${r.data.message}${r.data.code ? ` [${r.data.code}]` : ''}` : `Error ${r.status}`;
   if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, message)) return;
   say('#meta-send-error', message, true);
 });

@@ -1,10 +1,12 @@
-// The conversation map: templates as nodes, buttons, list rows and rules as labelled edges
-// from the customer's entry point; missing targets and unreachable templates are flagged.
+// The conversation map: templates as nodes, buttons, list rows, captures and rules as
+// labelled edges from the customer's entry point; missing targets and unreachable templates
+// are flagged.
 
 const ENTRY = '__entry';
 const SVG = 'http://www.w3.org/2000/svg';
 
-export function graph(templates, flow) {
+// `bot` (the tenant's conversation settings, optional): its start template is an entry too.
+export function graph(templates, flow, bot) {
   const active = templates.filter((t) => t.isActive);
   const keys = new Set(active.map((t) => t.key));
   const edges = [];
@@ -18,9 +20,19 @@ export function graph(templates, flow) {
         if (r.nextTemplateKey) edges.push({ from: t.key, to: r.nextTemplateKey, label: r.title, kind: 'row' });
       }
     }
+    // A captured answer goes on to the next template; a wrong one to the retry template.
+    const c = t.capture;
+    if (c && c.nextTemplateKey) edges.push({ from: t.key, to: c.nextTemplateKey, label: `${c.variable} (${c.type})`, kind: 'capture' });
+    if (c && c.retryTemplateKey) edges.push({ from: t.key, to: c.retryTemplateKey, label: `retry ${c.variable}`, kind: 'retry' });
   }
   for (const r of (flow && flow.flows) || []) {
-    edges.push({ from: ENTRY, to: r.action.templateKey, label: r.match.values.join(', '), kind: 'rule' });
+    // A hand-off without a message points to no template.
+    if (!r.action.templateKey) continue;
+    const states = r.states && r.states.length ? ` [${r.states.join(', ')}]` : '';
+    edges.push({ from: ENTRY, to: r.action.templateKey, label: `${r.match.values.join(', ')}${states}`, kind: r.action.type === 'handoff' ? 'rule handoff' : 'rule' });
+  }
+  if (bot && bot.startTemplateKey) {
+    edges.push({ from: ENTRY, to: bot.startTemplateKey, label: bot.resetKeywords && bot.resetKeywords.length ? bot.resetKeywords.join(', ') : 'start', kind: 'start' });
   }
   if (flow && flow.fallbackTemplateKey) {
     edges.push({ from: ENTRY, to: flow.fallbackTemplateKey, label: 'anything else', kind: 'fallback' });
@@ -49,8 +61,8 @@ function el(name, attrs, text) {
   return n;
 }
 
-export function renderMap(svg, templates, flow) {
-  const g = graph(templates, flow);
+export function renderMap(svg, templates, flow, bot) {
+  const g = graph(templates, flow, bot);
   const W = 170, H = 40, GX = 90, GY = 30;
   const columns = new Map();
   const place = (key, col) => {
@@ -92,7 +104,10 @@ export function renderMap(svg, templates, flow) {
     const group = el('g', { class: `edge ${e.kind}${e.dangling ? ' dangling' : ''}`, 'data-from': e.from === ENTRY ? 'entry' : e.from, 'data-to': e.to, 'data-label': e.label });
     group.append(el('path', { d, 'marker-end': 'url(#arrow)' }));
     const lx = self ? a.x + W + 10 : back ? Math.max(a.x, b.x) + W + GX * 0.45 : (x1 + x2) / 2;
-    const ly = self ? a.y - 18 : (y1 + y2) / 2 - 4 - (back ? 0 : (i % 2) * 10);
+    // Edges between the same two templates (rules to one template) stack their labels.
+    const twins = g.edges.filter((o) => o.from === e.from && o.to === e.to);
+    const lift = twins.length > 1 ? twins.indexOf(e) * 13 : self || back ? 0 : (i % 2) * 10;
+    const ly = self ? a.y - 18 - lift : (y1 + y2) / 2 - 4 - lift;
     group.append(el('text', { x: lx, y: ly, 'text-anchor': 'middle' }, e.label.length > 24 ? `${e.label.slice(0, 23)}…` : e.label));
     svg.append(group);
   });
