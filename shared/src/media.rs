@@ -18,7 +18,8 @@ pub fn parse_id(s: &str) -> Result<&str, ApiError> {
 
 /// A downloaded file.
 pub struct File {
-    pub bytes: Vec<u8>,
+    /// Reference-counted: the S3 copy and the signature share it, no copy of the file.
+    pub bytes: bytes::Bytes,
     pub mime_type: String,
 }
 

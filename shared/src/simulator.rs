@@ -10,13 +10,11 @@ use serde_json::{Value, json};
 
 use crate::{
     customer::{Conversation, StateUpdate},
-    engine::{self, BotConfig, Cause, Decision, Inbound},
+    engine::{self, Cause, Decision, Inbound},
     error::ApiError,
-    flow,
     ids::{StateName, TemplateKey, TenantId},
     queue::Content,
     store::Store,
-    template, tenant,
 };
 
 pub const TEXT_MAX: usize = 4096;
@@ -189,12 +187,7 @@ pub async fn simulate(
     }
     let now = DateTime::now();
     let conversation = req.conversation(now)?;
-    let (templates, flow, settings) = futures::try_join!(
-        template::load_active(store, tenant),
-        flow::load(store, tenant),
-        tenant::bot_settings(store, tenant),
-    )?;
-    let config = BotConfig::new(templates, flow.as_ref().map(|f| &f.flow), settings);
+    let config = crate::webhook::load_bot_config(store, tenant).await?;
     // A tap's title is what WhatsApp shows as its text: the button's or row's own.
     let title = payload_id
         .and_then(|id| {

@@ -400,7 +400,7 @@ impl GraphClient {
         &self,
         media_id: &str,
         token: &Secret,
-    ) -> Result<(Vec<u8>, String), GraphFailure> {
+    ) -> Result<(bytes::Bytes, String), GraphFailure> {
         let meta = self.get_json(&self.url(media_id), token).await?;
         let Some(url) = meta["url"].as_str() else {
             return Err(GraphFailure::new(404, "no url"));
@@ -434,7 +434,7 @@ impl GraphClient {
             .bytes()
             .await
             .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
-        Ok((bytes.to_vec(), mime))
+        Ok((bytes, mime))
     }
 
     /// Sends one message; returns its wamid.

@@ -89,10 +89,8 @@ fn unrecorded_key(id: &MessageId) -> String {
 
 impl Sender {
     pub fn new(state: AppState) -> Self {
-        let graph = GraphClient::new(
-            &state.config.whatsapp_api_base,
-            &state.config.whatsapp_api_version,
-        );
+        // One Graph client (and connection pool) per process.
+        let graph = state.graph.clone();
         Self {
             state,
             graph,

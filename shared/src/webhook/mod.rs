@@ -449,17 +449,24 @@ pub async fn bot_config(
 ) -> Result<std::sync::Arc<BotConfig>, ApiError> {
     state
         .bot_configs
-        .get_or_load(tenant, async {
-            let (templates, flow, settings) = futures::try_join!(
-                template::load_active(&state.store, tenant),
-                flow::load(&state.store, tenant),
-                tenant::bot_settings(&state.store, tenant),
-            )?;
-            Ok::<_, ApiError>(BotConfig::new(
-                templates,
-                flow.as_ref().map(|f| &f.flow),
-                settings,
-            ))
-        })
+        .get_or_load(tenant, load_bot_config(&state.store, tenant))
         .await
+}
+
+/// The tenant's active templates, flow and conversation settings, read (in parallel) and
+/// compiled: what the webhook caches and the simulator reads fresh.
+pub async fn load_bot_config(
+    store: &crate::store::Store,
+    tenant: &TenantId,
+) -> Result<BotConfig, ApiError> {
+    let (templates, flow, settings) = futures::try_join!(
+        template::load_active(store, tenant),
+        flow::load(store, tenant),
+        tenant::bot_settings(store, tenant),
+    )?;
+    Ok(BotConfig::new(
+        templates,
+        flow.as_ref().map(|f| &f.flow),
+        settings,
+    ))
 }

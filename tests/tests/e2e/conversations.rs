@@ -11,18 +11,6 @@ use wiremock::{
 
 use crate::sender::{Rig, ok_body, rig};
 
-async fn api(rig: &Rig, verb: &str, path: &str, body: Option<Value>) -> e2e::Reply {
-    let body = body.map(|b| b.to_string());
-    rig.app
-        .call(
-            verb,
-            &format!("/tenants/{}{path}", rig.tenant),
-            Some(&rig.key),
-            body.as_deref(),
-        )
-        .await
-}
-
 /// The seed's guided flow: menu → Statement → account number → confirm → done.
 async fn guided(rig: &Rig) {
     Mock::given(method("POST"))
@@ -41,7 +29,7 @@ async fn guided(rig: &Rig) {
         json!({"key": "agent", "body": "A colleague will take over."}),
         json!({"key": "fallback", "body": "Sorry, I did not get that."}),
     ] {
-        let r = api(rig, "POST", "/templates", Some(body)).await;
+        let r = rig.api("POST", "/templates", Some(body)).await;
         assert!(r.status < 300, "{}", r.text);
     }
     let flow = json!({"flows": [
@@ -50,7 +38,7 @@ async fn guided(rig: &Rig) {
         {"id": "sure", "match": {"type": "equals", "values": ["sure"]}, "states": ["confirming"],
             "action": {"type": "send_template", "templateKey": "done"}}
     ], "fallbackTemplateKey": "fallback"});
-    let r = api(rig, "POST", "/flows", Some(flow)).await;
+    let r = rig.api("POST", "/flows", Some(flow)).await;
     assert!(r.status < 300, "{}", r.text);
 }
 
@@ -111,7 +99,7 @@ async fn the_guided_flow_captures_the_account_and_confirms_it() {
         let texts = until_sent(&rig, i + 1).await;
         assert_eq!(texts[i], expected, "step {i}: {texts:?}");
     }
-    let c = api(&rig, "GET", &format!("/customers/{ana}"), None).await;
+    let c = rig.api("GET", &format!("/customers/{ana}"), None).await;
     assert_eq!(
         c.body["customer"]["vars"],
         json!({"account": "12345678"}),
@@ -132,7 +120,7 @@ async fn a_rule_with_states_fires_only_in_them() {
     rig.inbound(bo, said("hi"), 1).await;
     rig.inbound(bo, tapped("statement", "Statement"), 1).await;
     rig.inbound(bo, said("87654321"), 1).await;
-    let c = api(&rig, "GET", &format!("/customers/{bo}"), None).await;
+    let c = rig.api("GET", &format!("/customers/{bo}"), None).await;
     assert_eq!(c.body["customer"]["state"], "confirming", "{}", c.text);
     rig.inbound(bo, said("sure"), 1).await;
     let texts = until_sent(&rig, 5).await;
@@ -148,28 +136,28 @@ async fn a_handed_off_conversation_gets_no_auto_reply_but_api_sends_and_resumes(
     guided(&rig).await;
     let cy = "34611222555";
     rig.inbound(cy, said("hi"), 1).await;
-    let r = api(
-        &rig,
-        "POST",
-        &format!("/customers/{cy}/handoff"),
-        Some(json!({"minutes": 30})),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            &format!("/customers/{cy}/handoff"),
+            Some(json!({"minutes": 30})),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.body["customer"]["handoffUntil"].is_string(), "{}", r.text);
     assert_eq!(
-        api(&rig, "POST", "/customers/34600000000/handoff", None)
+        rig.api("POST", "/customers/34600000000/handoff", None)
             .await
             .status,
         404
     );
-    let bad = api(
-        &rig,
-        "POST",
-        &format!("/customers/{cy}/handoff"),
-        Some(json!({"minutes": 0})),
-    )
-    .await;
+    let bad = rig
+        .api(
+            "POST",
+            &format!("/customers/{cy}/handoff"),
+            Some(json!({"minutes": 0})),
+        )
+        .await;
     assert_eq!(
         (bad.status, bad.body["field"].as_str()),
         (422, Some("minutes")),
@@ -208,7 +196,9 @@ async fn a_handed_off_conversation_gets_no_auto_reply_but_api_sends_and_resumes(
         1
     );
     assert_eq!(rig.inbound(cy, said("hi"), 1).await["replies"], 0);
-    let r = api(&rig, "DELETE", &format!("/customers/{cy}/handoff"), None).await;
+    let r = rig
+        .api("DELETE", &format!("/customers/{cy}/handoff"), None)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.body["customer"]["handoffUntil"].is_null(), "{}", r.text);
     assert_eq!(rig.inbound(cy, said("hi"), 1).await["replies"], 1);
@@ -245,15 +235,15 @@ async fn stop_gets_one_confirmation_then_nothing_until_start() {
         "{}",
         r.text
     );
-    let r = api(
-        &rig,
-        "POST",
-        "/send/meta-template",
-        Some(json!({"to": di, "name": "x", "language": "en"})),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/send/meta-template",
+            Some(json!({"to": di, "name": "x", "language": "en"})),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.text);
-    let c = api(&rig, "GET", &format!("/customers/{di}"), None).await;
+    let c = rig.api("GET", &format!("/customers/{di}"), None).await;
     assert!(c.body["customer"]["optedOutAt"].is_string(), "{}", c.text);
     assert_eq!(rig.inbound(di, said("START"), 1).await["replies"], 1);
     assert_eq!(
@@ -302,7 +292,9 @@ async fn the_simulator_answers_like_the_webhook_and_changes_nothing() {
         )
     };
     let before = counts(&rig).await;
-    let r = api(&rig, "POST", "/simulate", Some(json!({"text": "hi"}))).await;
+    let r = rig
+        .api("POST", "/simulate", Some(json!({"text": "hi"})))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["reply"]["templateKey"], "menu");
     assert_eq!(
@@ -323,7 +315,7 @@ async fn the_simulator_answers_like_the_webhook_and_changes_nothing() {
     ] {
         let mut body = message.clone();
         body["conversation"] = conversation.clone();
-        let r = api(&rig, "POST", "/simulate", Some(body)).await;
+        let r = rig.api("POST", "/simulate", Some(body)).await;
         assert_eq!(
             r.body["reply"]["content"]["text"], expected,
             "{message}: {}",
@@ -333,28 +325,30 @@ async fn the_simulator_answers_like_the_webhook_and_changes_nothing() {
     }
     assert_eq!(conversation["vars"], json!({"account": "12345678"}));
     assert_eq!(conversation["state"], "confirming");
-    let r = api(
-        &rig,
-        "POST",
-        "/simulate",
-        Some(json!({"text": "sure", "conversation": conversation})),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/simulate",
+            Some(json!({"text": "sure", "conversation": conversation})),
+        )
+        .await;
     assert_eq!(r.body["reply"]["templateKey"], "done", "{}", r.text);
-    let r = api(
-        &rig,
-        "POST",
-        "/simulate",
-        Some(json!({"text": "hi", "conversation": {"optedOut": true}})),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/simulate",
+            Some(json!({"text": "hi", "conversation": {"optedOut": true}})),
+        )
+        .await;
     assert_eq!(
         (r.body["reply"].clone(), r.body["reason"].clone()),
         (Value::Null, json!("opted_out")),
         "{}",
         r.text
     );
-    let r = api(&rig, "POST", "/simulate", Some(json!({"text": "agent"}))).await;
+    let r = rig
+        .api("POST", "/simulate", Some(json!({"text": "agent"})))
+        .await;
     assert_eq!(r.body["reply"]["cause"]["type"], "handoff", "{}", r.text);
     assert_eq!(r.body["conversation"]["handoff"], true);
     let until = r.body["changes"]["handoffUntil"].as_str().expect("a time");
@@ -369,7 +363,7 @@ async fn the_simulator_answers_like_the_webhook_and_changes_nothing() {
             "conversation.lastTemplateKey",
         ),
     ] {
-        let r = api(&rig, "POST", "/simulate", Some(bad.clone())).await;
+        let r = rig.api("POST", "/simulate", Some(bad.clone())).await;
         assert_eq!(
             (r.status, r.body["field"].as_str()),
             (422, Some(field)),
@@ -429,7 +423,7 @@ async fn bot_settings_are_patched_and_checked() {
             r.text
         );
     }
-    let r = api(&rig, "POST", "/simulate", Some(json!({"text": "MENU", "conversation": {"state": "confirming", "vars": {"account": "1"}}}))).await;
+    let r = rig.api( "POST", "/simulate", Some(json!({"text": "MENU", "conversation": {"state": "confirming", "vars": {"account": "1"}}}))).await;
     assert_eq!(r.body["reply"]["cause"]["type"], "reset", "{}", r.text);
     assert_eq!(r.body["conversation"]["vars"], json!({}));
     assert_eq!(r.body["conversation"]["state"], Value::Null);
@@ -455,6 +449,6 @@ async fn the_stop_fixture_opts_the_customer_out() {
         .to_string();
     let r = rig.app.webhook(&body).await;
     assert_eq!(r.body["replies"], 1, "{}", r.text);
-    let c = api(&rig, "GET", "/customers/34611222777", None).await;
+    let c = rig.api("GET", "/customers/34611222777", None).await;
     assert!(c.body["customer"]["optedOutAt"].is_string(), "{}", c.text);
 }

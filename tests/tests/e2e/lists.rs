@@ -11,14 +11,7 @@ use wiremock::{
 use crate::sender::{Rig, ok_body, rig};
 
 async fn save(rig: &Rig, body: Value) -> e2e::Reply {
-    rig.app
-        .call(
-            "POST",
-            &format!("/tenants/{}/templates", rig.tenant),
-            Some(&rig.key),
-            Some(&body.to_string()),
-        )
-        .await
+    rig.api("POST", "/templates", Some(body)).await
 }
 
 fn row(i: usize) -> Value {
@@ -107,15 +100,7 @@ async fn list_templates_keep_metas_limits_and_a_row_tap_branches() {
         .to_owned();
     assert!(generated.starts_with("row_"), "{generated}");
     let flow = json!({"flows": [{"id": "hi", "match": {"type": "equals", "values": ["hi"]}, "action": {"type": "send_template", "templateKey": "menu"}}]});
-    let r = rig
-        .app
-        .call(
-            "POST",
-            &format!("/tenants/{}/flows", rig.tenant),
-            Some(&rig.key),
-            Some(&flow.to_string()),
-        )
-        .await;
+    let r = rig.api("POST", "/flows", Some(flow)).await;
     assert!(r.status < 300, "{}", r.text);
 
     let customer = "34600111222";
@@ -145,27 +130,13 @@ async fn list_templates_keep_metas_limits_and_a_row_tap_branches() {
         .await;
     assert_eq!(posted(&rig).await[1]["text"]["body"], "9 to 5");
     let c = rig
-        .app
-        .call(
-            "GET",
-            &format!("/tenants/{}/customers/{customer}", rig.tenant),
-            Some(&rig.key),
-            None,
-        )
+        .api("GET", &format!("/customers/{customer}"), None)
         .await;
     assert_eq!(c.body["customer"]["state"], "browsing", "{}", c.text);
     assert_eq!(c.body["customer"]["lastTemplateKey"], "hours");
 
     // A row still points at "hours": it cannot be deactivated.
-    let r = rig
-        .app
-        .call(
-            "DELETE",
-            &format!("/tenants/{}/templates/hours", rig.tenant),
-            Some(&rig.key),
-            None,
-        )
-        .await;
+    let r = rig.api("DELETE", "/templates/hours", None).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(
         r.body["referencedBy"],

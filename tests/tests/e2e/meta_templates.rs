@@ -12,18 +12,6 @@ use crate::sender::{Rig, ok_body, rig};
 
 const WABA: &str = "102290129340398";
 
-async fn api(rig: &Rig, verb: &str, path: &str, body: Option<Value>) -> e2e::Reply {
-    let body = body.map(|b| b.to_string());
-    rig.app
-        .call(
-            verb,
-            &format!("/tenants/{}{path}", rig.tenant),
-            Some(&rig.key),
-            body.as_deref(),
-        )
-        .await
-}
-
 fn graph_templates() -> (Value, Value) {
     let welcome = json!({"id": "9001", "name": "welcome", "language": "en_US", "status": "APPROVED", "category": "MARKETING",
         "components": [
@@ -43,19 +31,10 @@ fn graph_templates() -> (Value, Value) {
 #[tokio::test]
 async fn synced_templates_are_sent_in_meta_shape_and_a_quick_reply_opens_the_bot() {
     let rig = rig(None).await;
-    let r = api(&rig, "POST", "/meta-templates/sync", None).await;
+    let r = rig.api("POST", "/meta-templates/sync", None).await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["field"], "wabaId");
-    let r = rig
-        .app
-        .call(
-            "PATCH",
-            &format!("/tenants/{}", rig.tenant),
-            Some(e2e::ADMIN_TOKEN),
-            Some(&json!({"wabaId": WABA}).to_string()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = rig.set_waba(WABA).await;
     assert_eq!(r.body["tenant"]["wabaId"], WABA);
 
     let list_path = format!("/v20.0/{WABA}/message_templates");
@@ -85,7 +64,7 @@ async fn synced_templates_are_sent_in_meta_shape_and_a_quick_reply_opens_the_bot
         .mount(&rig.graph)
         .await;
 
-    let r = api(&rig, "POST", "/meta-templates/sync", None).await;
+    let r = rig.api("POST", "/meta-templates/sync", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let names: Vec<&str> = r.body["templates"]
         .as_array()
@@ -110,7 +89,7 @@ async fn synced_templates_are_sent_in_meta_shape_and_a_quick_reply_opens_the_bot
     let r = rig.app.webhook(&paused.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["templateUpdates"], 1);
-    let listed = api(&rig, "GET", "/meta-templates", None).await;
+    let listed = rig.api("GET", "/meta-templates", None).await;
     assert_eq!(
         listed.body["templates"][0]["status"], "PAUSED",
         "{}",
@@ -120,40 +99,40 @@ async fn synced_templates_are_sent_in_meta_shape_and_a_quick_reply_opens_the_bot
 
     let stranger = "34699000111";
     let send = |name: &str, parameters: Value| json!({"to": stranger, "name": name, "language": "en_US", "parameters": parameters});
-    let r = api(
-        &rig,
-        "POST",
-        "/send/meta-template",
-        Some(send("order_update", json!({"body": ["A1", "today"]}))),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/send/meta-template",
+            Some(send("order_update", json!({"body": ["A1", "today"]}))),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["code"], "template_not_approved");
-    let r = api(
-        &rig,
-        "POST",
-        "/send/meta-template",
-        Some(send("welcome", json!({"body": ["Ana", "extra"]}))),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/send/meta-template",
+            Some(send("welcome", json!({"body": ["Ana", "extra"]}))),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["code"], "parameter_count_mismatch");
     assert_eq!(r.body["field"], "parameters.body");
-    let r = api(
-        &rig,
-        "POST",
-        "/send/meta-template",
-        Some(json!({"to": stranger, "name": "nope", "language": "en_US"})),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/send/meta-template",
+            Some(json!({"to": stranger, "name": "nope", "language": "en_US"})),
+        )
+        .await;
     assert_eq!(r.body["code"], "meta_template_unknown", "{}", r.text);
-    let r = api(
-        &rig,
-        "POST",
-        "/send/meta-template",
-        Some(json!({"to": stranger, "name": "promo", "language": "es"})),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/send/meta-template",
+            Some(json!({"to": stranger, "name": "promo", "language": "es"})),
+        )
+        .await;
     assert_eq!(r.body["code"], "template_not_approved", "{}", r.text);
 
     // The bot's menu, opened by the quick reply's payload.
@@ -162,20 +141,20 @@ async fn synced_templates_are_sent_in_meta_shape_and_a_quick_reply_opens_the_bot
         json!({"key": "start", "body": "Hello", "kind": "interactive_button",
             "buttons": [{"id": "open_menu", "title": "Open menu", "nextTemplateKey": "menu"}]}),
     ] {
-        let r = api(&rig, "POST", "/templates", Some(body)).await;
+        let r = rig.api("POST", "/templates", Some(body)).await;
         assert!(r.status < 300, "{}", r.text);
     }
     // The customer never wrote: only a Meta template reaches them.
-    let r = api(
-        &rig,
-        "POST",
-        "/send/meta-template",
-        Some(send(
-            "welcome",
-            json!({"body": ["Ana"], "buttons": [{"index": 0, "payload": "open_menu"}]}),
-        )),
-    )
-    .await;
+    let r = rig
+        .api(
+            "POST",
+            "/send/meta-template",
+            Some(send(
+                "welcome",
+                json!({"body": ["Ana"], "buttons": [{"index": 0, "payload": "open_menu"}]}),
+            )),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let id = r.body["messageId"].as_str().expect("id").to_owned();
     rig.pump_until(async |r: &Rig| r.status(&id).await == "sent")
@@ -224,14 +203,7 @@ async fn posted(rig: &Rig) -> Vec<Value> {
 #[tokio::test]
 async fn sync_answers_502_when_graph_fails_and_409_when_it_refuses_the_token() {
     let rig = rig(None).await;
-    rig.app
-        .call(
-            "PATCH",
-            &format!("/tenants/{}", rig.tenant),
-            Some(e2e::ADMIN_TOKEN),
-            Some(&json!({"wabaId": WABA}).to_string()),
-        )
-        .await;
+    rig.set_waba(WABA).await;
     Mock::given(method("GET"))
         .respond_with(
             ResponseTemplate::new(500).set_body_json(crate::sender::graph_error(
@@ -253,7 +225,7 @@ async fn sync_answers_502_when_graph_fails_and_409_when_it_refuses_the_token() {
         .with_priority(2)
         .mount(&rig.graph)
         .await;
-    let r = api(&rig, "POST", "/meta-templates/sync", None).await;
+    let r = rig.api("POST", "/meta-templates/sync", None).await;
     assert_eq!(r.status, 502, "{}", r.text);
     assert!(
         r.text.contains("Service temporarily unavailable"),
@@ -262,7 +234,7 @@ async fn sync_answers_502_when_graph_fails_and_409_when_it_refuses_the_token() {
     );
     assert!(!r.text.contains(&rig.token));
     // A refused token is the tenant's to fix, not Graph's failure.
-    let r = api(&rig, "POST", "/meta-templates/sync", None).await;
+    let r = rig.api("POST", "/meta-templates/sync", None).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(r.body["code"], "access_token_invalid");
     assert!(r.text.contains("access-token"), "{}", r.text);
@@ -274,14 +246,7 @@ async fn sync_answers_502_when_graph_fails_and_409_when_it_refuses_the_token() {
 #[tokio::test]
 async fn template_webhook_fixtures_update_the_stored_template() {
     let rig = rig(None).await;
-    rig.app
-        .call(
-            "PATCH",
-            &format!("/tenants/{}", rig.tenant),
-            Some(e2e::ADMIN_TOKEN),
-            Some(&json!({"wabaId": WABA}).to_string()),
-        )
-        .await;
+    rig.set_waba(WABA).await;
     let (first, second) = graph_templates();
     let mut all = first["data"].as_array().expect("data").clone();
     all.extend(second["data"].as_array().expect("data").iter().cloned());
@@ -290,7 +255,7 @@ async fn template_webhook_fixtures_update_the_stored_template() {
         .mount(&rig.graph)
         .await;
     assert_eq!(
-        api(&rig, "POST", "/meta-templates/sync", None).await.status,
+        rig.api("POST", "/meta-templates/sync", None).await.status,
         200
     );
 
@@ -311,7 +276,7 @@ async fn template_webhook_fixtures_update_the_stored_template() {
         assert_eq!(r.status, 200, "{name}: {}", r.text);
         assert_eq!(r.body["templateUpdates"], 1, "{name}: {}", r.text);
     }
-    let listed = api(&rig, "GET", "/meta-templates", None).await;
+    let listed = rig.api("GET", "/meta-templates", None).await;
     let order = listed.body["templates"]
         .as_array()
         .expect("templates")
@@ -347,10 +312,10 @@ async fn template_webhook_fixtures_update_the_stored_template() {
         .mount(&rig.graph)
         .await;
     assert_eq!(
-        api(&rig, "POST", "/meta-templates/sync", None).await.status,
+        rig.api("POST", "/meta-templates/sync", None).await.status,
         200
     );
-    let listed = api(&rig, "GET", "/meta-templates", None).await;
+    let listed = rig.api("GET", "/meta-templates", None).await;
     let names: Vec<&str> = listed.body["templates"]
         .as_array()
         .expect("templates")
@@ -373,7 +338,7 @@ async fn template_webhook_fixtures_update_the_stored_template() {
         .expect("json")
         .to_string();
     assert_eq!(rig.app.webhook(&document).await.status, 200);
-    let log = api(&rig, "GET", "/messages?direction=IN", None).await;
+    let log = rig.api("GET", "/messages?direction=IN", None).await;
     assert_eq!(
         log.body["messages"][0]["media"],
         json!({"id": "2345678901234567", "mimeType": "application/pdf",

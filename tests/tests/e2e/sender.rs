@@ -87,6 +87,33 @@ impl Rig {
         r.body["messageId"].as_str().expect("id").to_owned()
     }
 
+    /// A call to one of this tenant's routes (`path` after `/tenants/{id}`) with its key.
+    pub(crate) async fn api(&self, verb: &str, path: &str, body: Option<Value>) -> e2e::Reply {
+        let body = body.map(|b| b.to_string());
+        self.app
+            .call(
+                verb,
+                &format!("/tenants/{}{path}", self.tenant),
+                Some(&self.key),
+                body.as_deref(),
+            )
+            .await
+    }
+
+    /// Sets the tenant's WhatsApp Business Account (admin `PATCH`).
+    pub(crate) async fn set_waba(&self, waba: &str) -> e2e::Reply {
+        let r = self
+            .app
+            .patch(
+                &format!("/tenants/{}", self.tenant),
+                e2e::ADMIN_TOKEN,
+                &json!({"wabaId": waba}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r
+    }
+
     /// Meta delivers `message` (one inbound message object) from `from`, written `age_secs`
     /// ago; asserts the webhook took it.
     pub(crate) async fn inbound(&self, from: &str, message: Value, age_secs: i64) -> Value {

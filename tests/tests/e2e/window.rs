@@ -12,14 +12,7 @@ use wiremock::{
 use crate::sender::{Rig, graph_error, ok_body, rig};
 
 async fn customer(rig: &Rig, wa_id: &str) -> e2e::Reply {
-    rig.app
-        .call(
-            "GET",
-            &format!("/tenants/{}/customers/{wa_id}", rig.tenant),
-            Some(&rig.key),
-            None,
-        )
-        .await
+    rig.api("GET", &format!("/customers/{wa_id}"), None).await
 }
 
 #[tokio::test]
@@ -39,15 +32,7 @@ async fn a_send_needs_the_customer_to_have_written_in_the_last_24_hours() {
     assert_eq!(r.body["field"], "to");
     assert!(r.text.contains("meta-template"), "{}", r.text);
     let tpl = json!({"to": never, "templateKey": "any"});
-    let r = rig
-        .app
-        .call(
-            "POST",
-            &format!("/tenants/{}/send/template", rig.tenant),
-            Some(&rig.key),
-            Some(&tpl.to_string()),
-        )
-        .await;
+    let r = rig.api("POST", "/send/template", Some(tpl)).await;
     assert_eq!(
         r.status, 404,
         "an unknown template is named first: {}",
@@ -101,26 +86,12 @@ async fn a_send_needs_the_customer_to_have_written_in_the_last_24_hours() {
     rig.pump_until(async |r: &Rig| r.status(&id).await == "sent")
         .await;
 
-    let list = rig
-        .app
-        .call(
-            "GET",
-            &format!("/tenants/{}/customers?limit=1", rig.tenant),
-            Some(&rig.key),
-            None,
-        )
-        .await;
+    let list = rig.api("GET", "/customers?limit=1", None).await;
     assert_eq!(list.status, 200, "{}", list.text);
     assert_eq!(list.body["customers"][0]["waId"], never, "newest first");
     let cursor = list.body["nextCursor"].as_str().expect("a next page");
     let next = rig
-        .app
-        .call(
-            "GET",
-            &format!("/tenants/{}/customers?limit=1&cursor={cursor}", rig.tenant),
-            Some(&rig.key),
-            None,
-        )
+        .api("GET", &format!("/customers?limit=1&cursor={cursor}"), None)
         .await;
     assert_eq!(
         next.body["customers"][0]["waId"], "34600111222",
@@ -128,15 +99,7 @@ async fn a_send_needs_the_customer_to_have_written_in_the_last_24_hours() {
         next.text
     );
     for bad in ["limit=0", "limit=201", "cursor=nope", "colour=red"] {
-        let r = rig
-            .app
-            .call(
-                "GET",
-                &format!("/tenants/{}/customers?{bad}", rig.tenant),
-                Some(&rig.key),
-                None,
-            )
-            .await;
+        let r = rig.api("GET", &format!("/customers?{bad}"), None).await;
         assert!(r.status == 422 || r.status == 400, "{bad}: {}", r.text);
     }
 }
