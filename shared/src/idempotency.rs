@@ -51,22 +51,59 @@ impl Held {
             Err(_) => locks.release(&self.key).await,
         }
     }
-}
 
-/// Takes the lock for `key` or learns who has it, waiting briefly for a holder to finish.
-pub async fn begin(locks: &Locks, key: &str, ttl: Duration) -> Begin {
-    let deadline = tokio::time::Instant::now() + ttl / WAIT_DIVISOR;
-    loop {
-        match locks.acquire(key, ttl).await {
-            Acquire::Acquired => {
-                return Begin::Owner(Held {
-                    key: key.to_owned(),
-                });
+    /// [`Self::end`], remembering `memo` with "done" in the same round trip.
+    pub async fn end_with<T, E>(
+        self,
+        locks: &Locks,
+        outcome: &Result<T, E>,
+        memo: Option<Memo<'_>>,
+    ) {
+        match (outcome, memo) {
+            (Ok(_), Some(m)) => {
+                locks
+                    .finish_with(&self.key, DONE_TTL, m.key, &m.value, m.rev, m.ttl)
+                    .await
             }
-            Acquire::Done => return Begin::Finished,
-            Acquire::Unavailable => return Begin::Unguarded,
-            Acquire::Busy if tokio::time::Instant::now() >= deadline => return Begin::InProgress,
-            Acquire::Busy => tokio::time::sleep(POLL).await,
+            _ => self.end(locks, outcome).await,
         }
     }
+}
+
+/// Takes the lock for `key` or learns who has it, waiting briefly for a holder to finish;
+/// when the work is ours, also reads what is remembered under `memo` (the state the work
+/// starts from), in the same round trip.
+pub async fn begin_with(
+    locks: &Locks,
+    key: &str,
+    ttl: Duration,
+    memo: &str,
+) -> (Begin, Option<String>) {
+    let deadline = tokio::time::Instant::now() + ttl / WAIT_DIVISOR;
+    loop {
+        let (acquired, remembered) = locks.acquire_with(key, ttl, memo).await;
+        let begin = match acquired {
+            Acquire::Acquired => Begin::Owner(Held {
+                key: key.to_owned(),
+            }),
+            Acquire::Done => Begin::Finished,
+            Acquire::Unavailable => Begin::Unguarded,
+            Acquire::Busy if tokio::time::Instant::now() >= deadline => Begin::InProgress,
+            Acquire::Busy => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        return (begin, remembered);
+    }
+}
+
+/// What a finished request leaves remembered for the next one (see [`begin_with`]).
+#[derive(Debug)]
+pub struct Memo<'a> {
+    pub key: &'a str,
+    pub value: String,
+    /// Only a newer revision replaces what is remembered.
+    pub rev: i64,
+    pub ttl: Duration,
 }

@@ -12,10 +12,10 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::secret::Secret;
 
-/// Outcome of [`Locks::acquire`].
+/// Outcome of [`Locks::acquire_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquire {
-    /// Ours: process, then [`Locks::finish`] or [`Locks::release`].
+    /// Ours: process, then [`Locks::finish`] (or [`Locks::finish_with`]) or [`Locks::release`].
     Acquired,
     /// Another request is processing it right now.
     Busy,
@@ -25,7 +25,33 @@ pub enum Acquire {
     Unavailable,
 }
 
-const PROCESSING: &str = "processing";
+/// `SET lock processing NX PX ttl GET`, then, for the owner, `GET memo`.
+static BEGIN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local prev = redis.call('SET', KEYS[1], 'processing', 'NX', 'PX', ARGV[1], 'GET')
+if prev then return {'held', prev} end
+local memo = redis.call('GET', KEYS[2])
+if memo then return {'ours', memo} end
+return {'ours'}
+",
+    )
+});
+/// `SET lock done XX EX keep`, then the memo unless a newer revision is there.
+static FINISH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+redis.call('SET', KEYS[1], 'done', 'XX', 'EX', ARGV[1])
+local cur = redis.call('GET', KEYS[2])
+if cur then
+  local have = tonumber(string.match(cur, '^(%d+):'))
+  if have and have > tonumber(ARGV[3]) then return 0 end
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
+return 1
+",
+    )
+});
 const DONE: &str = "done";
 /// How long a failed connection is remembered, so an outage costs one timeout per
 /// interval rather than one per message.
@@ -97,30 +123,47 @@ impl Locks {
         }
     }
 
-    /// `SET key processing NX PX ttl GET`: one round trip that both takes the lock and
-    /// tells a duplicate whether the first is still running or done.
-    pub async fn acquire(&self, key: &str, ttl: Duration) -> Acquire {
-        let Some(mut conn) = self.connection().await else {
-            return Acquire::Unavailable;
-        };
-        let result: redis::RedisResult<Option<String>> = redis::cmd("SET")
-            .arg(key)
-            .arg(PROCESSING)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .arg("GET")
-            .query_async(&mut conn)
-            .await;
-        match result {
-            Ok(None) => Acquire::Acquired,
-            Ok(Some(v)) if v == DONE => Acquire::Done,
-            Ok(Some(_)) => Acquire::Busy,
-            Err(e) => {
-                self.mark_failed(&e.to_string());
-                Acquire::Unavailable
-            }
+    /// `SET key processing NX PX ttl GET` (one round trip that both takes the lock and tells
+    /// a duplicate whether the first is still running or done) and, when the lock is ours,
+    /// the value remembered under `memo` (the conversation the work starts from).
+    pub async fn acquire_with(
+        &self,
+        key: &str,
+        ttl: Duration,
+        memo: &str,
+    ) -> (Acquire, Option<String>) {
+        let mut call = BEGIN.prepare_invoke();
+        call.key(key).key(memo).arg(ttl.as_millis() as u64);
+        match self.invoke::<Vec<String>>(&call).await {
+            None => (Acquire::Unavailable, None),
+            Some(reply) => match reply.as_slice() {
+                [state, prev] if state == "held" && prev == DONE => (Acquire::Done, None),
+                [state, _] if state == "held" => (Acquire::Busy, None),
+                [_, value] => (Acquire::Acquired, Some(value.clone())),
+                _ => (Acquire::Acquired, None),
+            },
         }
+    }
+
+    /// [`Self::finish`], and remembers `value` under `memo` for `memo_ttl` unless a newer
+    /// revision (the number before the first `:`) is remembered there already.
+    pub async fn finish_with(
+        &self,
+        key: &str,
+        keep: Duration,
+        memo: &str,
+        value: &str,
+        rev: i64,
+        memo_ttl: Duration,
+    ) {
+        let mut call = FINISH.prepare_invoke();
+        call.key(key)
+            .key(memo)
+            .arg(keep.as_secs())
+            .arg(value)
+            .arg(rev)
+            .arg(memo_ttl.as_secs().max(1));
+        let _: Option<i64> = self.invoke(&call).await;
     }
 
     /// Marks the work done (kept `keep` long, so late duplicates skip without the database).

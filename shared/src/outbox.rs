@@ -1,8 +1,10 @@
-//! The outbox: an outbound message is stored first (`enqueued: false`), then its job goes to
-//! SQS, then it is marked enqueued. Whatever stops that sequence (a queue outage, a crash, a
-//! function cut off at its timeout) leaves a stored message that a retry of the same request
-//! completes ([`dispatch`] again), or that [`relay`] re-enqueues after a grace period. The
-//! sender is idempotent per message, so a job enqueued twice is delivered once.
+//! The outbox: an outbound message is stored first (`enqueued: true`: its job goes to SQS
+//! next, and the usual path writes nothing more), then its job goes to SQS. A failed
+//! enqueue marks it `enqueued: false`, and [`relay`] re-enqueues it after a grace period; a
+//! request cut off between the two is completed by its caller's retry ([`dispatch`] again),
+//! or, when none comes, by the relay once the message has waited its stale period without
+//! an attempt. The sender is idempotent per message, so a job enqueued twice is delivered
+//! once.
 
 use futures::TryStreamExt;
 use mongodb::bson::{DateTime, doc};
@@ -35,9 +37,13 @@ impl Outbox<'_> {
 }
 
 /// Completes an accepted outbound message: applies the conversation change it carries
-/// (idempotent: the same `$set` again), sends its job, marks it enqueued. Safe to call
-/// again on the same message at any point of a previous, interrupted call.
-pub async fn dispatch(outbox: Outbox<'_>, message: &MessageDoc) -> Result<(), ApiError> {
+/// (idempotent: the same `$set` again) and sends its job. Safe to call again on the same
+/// message at any point of a previous, interrupted call. Returns the conversation the
+/// change made.
+pub async fn dispatch(
+    outbox: Outbox<'_>,
+    message: &MessageDoc,
+) -> Result<Option<customer::Snapshot>, ApiError> {
     dispatch_at(outbox, message, Booking::default()).await
 }
 
@@ -47,20 +53,62 @@ pub async fn dispatch_at(
     outbox: Outbox<'_>,
     message: &MessageDoc,
     booking: Booking,
+) -> Result<Option<customer::Snapshot>, ApiError> {
+    let changed = match &message.state_update {
+        Some(update) => Some(
+            customer::apply(
+                outbox.store,
+                &message.tenant_id,
+                &message.customer_wa_id,
+                update,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    send_job(outbox, message, booking).await?;
+    Ok(changed)
+}
+
+/// Longer than any function runs (the longest `Timeout` in template.yaml is 30 s): a
+/// message stored this long ago by a request that has not enqueued it never will be.
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a retry of the request that stored `message` must enqueue it (again): it was
+/// never attempted, and either the retry holds the request's lock (whoever stored it is
+/// gone), or its enqueue failed, or it was stored longer ago than any function runs.
+pub fn unfinished(message: &MessageDoc, guarded: bool) -> bool {
+    let abandoned = DateTime::now().timestamp_millis() - message.created_at.timestamp_millis()
+        > ABANDONED_AFTER.as_millis() as i64;
+    message.status == crate::message::Status::Queued
+        && message.attempts == 0
+        && (guarded || !message.enqueued || abandoned)
+}
+
+/// Sends the job of a stored message whose conversation change is recorded already (the
+/// webhook records it with the decision). A failed send marks the message not enqueued,
+/// for the relay.
+pub async fn send_job(
+    outbox: Outbox<'_>,
+    message: &MessageDoc,
+    booking: Booking,
 ) -> Result<(), ApiError> {
-    if let Some(update) = &message.state_update {
-        customer::apply(
-            outbox.store,
-            &message.tenant_id,
-            &message.customer_wa_id,
-            update,
-        )
-        .await?;
+    let sent = async {
+        failpoint::hit("outbox.before_enqueue").await?;
+        enqueue(outbox, message, booking).await
+    };
+    if let Err(e) = sent.await {
+        if let Err(mark) = set_enqueued(outbox.store, message, false).await {
+            // The relay still finds it, after its stale period instead of its grace.
+            mark.log();
+        }
+        return Err(e);
     }
-    failpoint::hit("outbox.before_enqueue").await?;
-    enqueue(outbox, message, booking).await?;
-    failpoint::hit("outbox.after_enqueue").await?;
-    mark_enqueued(outbox.store, message).await
+    // One whose enqueue had failed is on its way now: the relay must not send it again.
+    if !message.enqueued {
+        set_enqueued(outbox.store, message, true).await?;
+    }
+    failpoint::hit("outbox.after_enqueue").await
 }
 
 async fn enqueue(
@@ -76,14 +124,14 @@ async fn enqueue(
     outbox.queue()?.send(&job).await
 }
 
-async fn mark_enqueued(store: &Store, message: &MessageDoc) -> Result<(), ApiError> {
+async fn set_enqueued(store: &Store, message: &MessageDoc, enqueued: bool) -> Result<(), ApiError> {
     let now = DateTime::now();
     store
         .collection::<MessageDoc>(MESSAGES)
         .await?
         .update_one(
             doc! { "_id": message.id, "tenantId": message.tenant_id },
-            doc! { "$set": { "enqueued": true, "enqueuedAt": now } },
+            doc! { "$set": { "enqueued": enqueued, "enqueuedAt": now } },
         )
         .await?;
     Ok(())
@@ -140,7 +188,7 @@ pub async fn relay(
             report.failed += 1;
             continue;
         }
-        mark_enqueued(outbox.store, &message).await?;
+        set_enqueued(outbox.store, &message, true).await?;
         if message.enqueued {
             report.lost += 1;
         } else {
@@ -175,7 +223,7 @@ pub async fn release_held(outbox: Outbox<'_>, tenant: &TenantId) -> Result<usize
         .await?;
     for message in &released {
         enqueue(outbox, message, Booking::default()).await?;
-        mark_enqueued(outbox.store, message).await?;
+        set_enqueued(outbox.store, message, true).await?;
     }
     if !released.is_empty() {
         tracing::info!(tenantId = %tenant, released = released.len(), "held messages released");

@@ -12,7 +12,7 @@ use crate::{
     failpoint,
     idempotency::{self, Begin},
     ids::{Recipient, TenantId},
-    message::{self, API_KEY_PREFIX, Inserted, MessageDoc},
+    message::{self, API_KEY_PREFIX, Inserted, MessageDoc, Status},
     meta_template, outbox, pacing,
     queue::{Content, ContentKind},
     state::AppState,
@@ -276,10 +276,26 @@ async fn submit(
     window: Window,
 ) -> Result<Accepted, ApiError> {
     let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
-    let lock = format!("wa:send:{tenant}:{}", key.as_str());
-    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await {
-        Begin::Finished | Begin::InProgress => {
+    let memo = customer::revision::memo_key(tenant, to.as_str());
+    let lock = format!("wa:send:{{{tenant}:{}}}:{}", to.as_str(), key.as_str());
+    let (begin, remembered) =
+        idempotency::begin_with(&state.locks, &lock, state.config.idempotency_lock, &memo).await;
+    let held = match begin {
+        done @ (Begin::Finished | Begin::InProgress) => {
             return match message::find_by_key(&state.store, tenant, &stored_key).await? {
+                // Stored by a request still holding the key (or cut off before it let go),
+                // and not yet attempted: it may not be on the queue yet, so the caller
+                // comes back, and the request that finds the lock free completes it.
+                Some(existing)
+                    if matches!(done, Begin::InProgress)
+                        && existing.status == Status::Queued
+                        && existing.attempts == 0 =>
+                {
+                    Err(ApiError::InProgress(format!(
+                        "a request with idempotency_key {} is still being processed",
+                        key.as_str()
+                    )))
+                }
                 Some(existing) => Err(already_processed(&existing)),
                 None => Err(ApiError::InProgress(format!(
                     "a request with idempotency_key {} is still being processed",
@@ -290,14 +306,39 @@ async fn submit(
         Begin::Owner(held) => Some(held),
         Begin::Unguarded => None,
     };
-    let result = match window_guard(state, tenant, to, &stored_key, window).await {
-        Ok(()) => store_and_enqueue(state, tenant, to, &stored_key, content, state_update).await,
+    let known = remembered
+        .as_deref()
+        .and_then(customer::Snapshot::from_memo);
+    let result = match window_guard(state, tenant, to, &stored_key, window, known.as_ref()).await {
+        Ok(()) => {
+            let guarded = held.is_some();
+            store_and_enqueue(
+                state,
+                tenant,
+                to,
+                &stored_key,
+                content,
+                state_update,
+                guarded,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     if let Some(held) = held {
-        held.end(&state.locks, &result).await;
+        // A conversation this send changed is remembered as it now is.
+        let remember = match &result {
+            Ok((_, Some(after))) => after.to_memo().map(|value| idempotency::Memo {
+                key: &memo,
+                value,
+                rev: after.rev,
+                ttl: customer::revision::MEMO_TTL,
+            }),
+            _ => None,
+        };
+        held.end_with(&state.locks, &result, remember).await;
     }
-    result.map(|id| Accepted {
+    result.map(|(id, _)| Accepted {
         message_id: id,
         idempotency_key: key.0,
     })
@@ -322,15 +363,27 @@ async fn window_guard(
     to: &Recipient,
     stored_key: &str,
     window: Window,
+    known: Option<&customer::Snapshot>,
 ) -> Result<(), ApiError> {
-    let reach = customer::reach(&state.store, tenant, to.as_str()).await?;
-    let refusal = customer::opt_out_refusal(&reach).or_else(|| match window {
-        Window::Required => {
-            customer::window_refusal(reach.last_inbound, mongodb::bson::DateTime::now())
-        }
-        Window::Any => None,
+    // The remembered conversation answers without the database; a refusal is checked
+    // against the document (the memory may predate the customer's last message).
+    let remembered = known.map(|k| customer::Reach {
+        last_inbound: k.last_inbound_at,
+        opted_out_at: k.conversation.opted_out_at,
     });
-    let Some(refusal) = refusal else {
+    let refused = |reach: &customer::Reach| {
+        customer::opt_out_refusal(reach).or_else(|| match window {
+            Window::Required => {
+                customer::window_refusal(reach.last_inbound, mongodb::bson::DateTime::now())
+            }
+            Window::Any => None,
+        })
+    };
+    if remembered.as_ref().is_some_and(|r| refused(r).is_none()) {
+        return Ok(());
+    }
+    let reach = customer::reach(&state.store, tenant, to.as_str()).await?;
+    let Some(refusal) = refused(&reach) else {
         return Ok(());
     };
     if message::find_by_key(&state.store, tenant, stored_key)
@@ -358,7 +411,8 @@ async fn store_and_enqueue(
     stored_key: &str,
     content: Content,
     state_update: Option<StateUpdate>,
-) -> Result<String, ApiError> {
+    guarded: bool,
+) -> Result<(String, Option<customer::Snapshot>), ApiError> {
     let mut doc = MessageDoc::outbound(tenant, to.as_str(), stored_key.to_owned(), content, "api");
     doc.template_key = state_update
         .as_ref()
@@ -366,16 +420,19 @@ async fn store_and_enqueue(
     doc.state_update = state_update;
     failpoint::hit("send.before_store").await?;
     if let Inserted::Duplicate(existing) = message::insert(&state.store, &doc).await? {
-        if !existing.enqueued {
-            outbox::dispatch(state.outbox(), &existing).await?;
-            return Ok(existing.id.to_hex());
+        // The key's first request stored it and did not finish: a message never
+        // attempted may never have reached the queue, so it goes again (the sender
+        // delivers it once).
+        if outbox::unfinished(&existing, guarded) {
+            let changed = outbox::dispatch(state.outbox(), &existing).await?;
+            return Ok((existing.id.to_hex(), changed));
         }
         return Err(already_processed(&existing));
     }
     failpoint::hit("send.after_store").await?;
     let booking = book(state, tenant, to).await;
-    outbox::dispatch_at(state.outbox(), &doc, booking).await?;
-    Ok(doc.id.to_hex())
+    let changed = outbox::dispatch_at(state.outbox(), &doc, booking).await?;
+    Ok((doc.id.to_hex(), changed))
 }
 
 /// Books the message's slots now (see [`pacing::admit`]): a broadcast's jobs wait in the

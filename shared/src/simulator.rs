@@ -131,32 +131,10 @@ fn changes_view(u: &StateUpdate) -> Value {
 
 /// The conversation after `update`, in the request's shape.
 fn after(c: &Conversation, update: Option<&StateUpdate>, now: DateTime) -> Value {
-    let mut c = c.clone();
-    if let Some(u) = update {
-        if u.reset {
-            c.state = None;
-            c.vars.clear();
-            c.capture_attempts = 0;
-        }
-        if let Some(k) = &u.last_template_key {
-            c.last_template_key = Some(k.clone());
-        }
-        if let Some(s) = &u.state {
-            c.state = Some(s.clone());
-        }
-        c.vars.extend(u.vars.clone());
-        if let Some(n) = u.capture_attempts {
-            c.capture_attempts = n;
-        }
-        if let Some(h) = u.handoff_until {
-            c.handoff_until = Some(h);
-        }
-        match u.opted_out {
-            Some(true) => c.opted_out_at = Some(now),
-            Some(false) => c.opted_out_at = None,
-            None => {}
-        }
-    }
+    let c = match update {
+        Some(u) => c.applied(u, now),
+        None => c.clone(),
+    };
     json!({
         "state": c.state,
         "lastTemplateKey": c.last_template_key,

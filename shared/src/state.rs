@@ -31,6 +31,9 @@ pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(4);
 /// How long a refused API key is refused without a lookup (a tenant enabled again is
 /// reachable with its key after this).
 const REJECTED_KEY_TTL: Duration = Duration::from_secs(30);
+/// A key accepted this recently is accepted without a lookup: a key that stops being valid
+/// (its tenant disabled) is refused everywhere within this time.
+pub const ACCEPTED_KEY_TTL: Duration = Duration::from_secs(4);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -48,6 +51,8 @@ pub struct Inner {
     pub bot_configs: TtlCache<TenantId, BotConfig>,
     /// Hashes of API keys refused recently (see `auth`).
     pub rejected_keys: TtlCache<String, ()>,
+    /// Hashes of API keys accepted recently, with their tenant (see `auth`).
+    pub accepted_keys: TtlCache<String, TenantId>,
     /// Each tenant's sending profile (sender and send API).
     pub sending: TtlCache<TenantId, crate::tenant::Sending>,
     /// Decrypted tokens by (tenant, token version): the sender's KMS calls, amortised.
@@ -161,6 +166,7 @@ impl AppState {
             sending: TtlCache::new(SENDING_CACHE_TTL),
             tokens: TtlCache::new(TOKEN_CACHE_TTL),
             rejected_keys: TtlCache::new(REJECTED_KEY_TTL),
+            accepted_keys: TtlCache::new(ACCEPTED_KEY_TTL),
             sqs,
             graph: crate::whatsapp::GraphClient::new(
                 &config.whatsapp_api_base,

@@ -194,6 +194,12 @@ impl FaultRig {
         panic!("outbound messages never all sent: {out:?}");
     }
 
+    /// Jobs on the send queue (visible or not).
+    pub async fn queued(&self) -> usize {
+        let url = self.app.state.config.send_queue_url.clone().expect("queue");
+        crate::queue_depth(&aws_sdk_sqs::Client::new(&self.app.aws), &url).await
+    }
+
     /// Requests that reached Graph.
     pub async fn deliveries(&self) -> usize {
         self.graph.received_requests().await.map_or(0, |r| r.len())

@@ -7,7 +7,8 @@
 pub mod store;
 
 pub use store::{
-    Inserted, apply_status, find_by_key, insert, insert_inbound, list, take_pending_statuses,
+    Inserted, Stored, apply_status, find_by_key, insert, insert_inbound, insert_with_reply, list,
+    take_pending_statuses,
 };
 
 use mongodb::bson::{self, DateTime};
@@ -150,9 +151,11 @@ pub struct MessageDoc {
     pub attempts: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<MessageError>,
-    /// Outbound: whether SQS accepted this message's job. Stored `false`, set only after
-    /// the queue took it; the relay re-enqueues what stays `false` (older documents lack
-    /// the field and count as enqueued).
+    /// Outbound: whether this message's job is on its way to the queue. Stored `true` by
+    /// the request that enqueues it right after the insert (no second write on the usual
+    /// path); set `false` when that enqueue fails, and the relay re-enqueues it after its
+    /// grace. A request cut off between the two is retried by its caller, or the relay
+    /// finds the job lost once it has not been attempted for its stale period.
     #[serde(default = "enqueued_default")]
     pub enqueued: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,8 +209,8 @@ impl MessageDoc {
             state_update: None,
             attempts: 0,
             last_error: None,
-            enqueued: direction == Direction::In,
-            enqueued_at: None,
+            enqueued: true,
+            enqueued_at: (direction == Direction::Out).then_some(now),
             status_at: None,
             media: None,
             lease_until: Some(DateTime::from_millis(0)),

@@ -54,6 +54,55 @@ pub async fn insert_inbound(store: &Store, message: &MessageDoc) -> Result<bool,
     }
 }
 
+/// What [`insert_with_reply`] did.
+#[derive(Debug)]
+pub enum Stored {
+    /// Both are new.
+    Both,
+    /// The inbound message was stored by an earlier delivery; the reply was then inserted
+    /// alone, with this outcome.
+    Again(Inserted),
+}
+
+/// The index of the first duplicate-key error of an `insertMany`.
+fn duplicate_at(e: &mongodb::error::Error) -> Option<usize> {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()?
+            .iter()
+            .find(|w| w.code == 11000)
+            .map(|w| w.index),
+        _ if is_duplicate_key(e) => Some(0),
+        _ => None,
+    }
+}
+
+/// Inserts an inbound message and its reply in one round trip. In order: a wamid stored
+/// already stops the insert before the reply, which is then inserted alone (a retry's
+/// path, so the usual one stays a single command).
+pub async fn insert_with_reply(
+    store: &Store,
+    inbound: &MessageDoc,
+    reply: &MessageDoc,
+) -> Result<Stored, ApiError> {
+    let messages = collection(store).await?;
+    match messages.insert_many([inbound, reply]).ordered(true).await {
+        Ok(_) => Ok(Stored::Both),
+        Err(e) => match duplicate_at(&e) {
+            Some(0) => Ok(Stored::Again(insert(store, reply).await?)),
+            Some(_) => match find_by_key(store, &reply.tenant_id, &reply.idempotency_key).await? {
+                Some(existing) => Ok(Stored::Again(Inserted::Duplicate(Box::new(existing)))),
+                None => Err(ApiError::unavailable(
+                    "database",
+                    "duplicate key without a document",
+                )),
+            },
+            None => Err(e.into()),
+        },
+    }
+}
+
 pub async fn find_by_key(
     store: &Store,
     tenant: &TenantId,

@@ -6,9 +6,9 @@ use super::*;
 /// What one message's attempt produced.
 pub(super) struct Attempted {
     pub(super) outcome: Outcome,
-    /// A retry or permanent failure, recorded with the batch.
+    /// The outcome to record with the batch.
     pub(super) finish: Option<Finish>,
-    /// A recorded send: its statuses may be waiting.
+    /// A send: once recorded, its statuses may be waiting.
     pub(super) sent: Option<(TenantId, String)>,
     /// Held for this token version.
     pub(super) held: Option<(TenantId, i64)>,
@@ -307,15 +307,10 @@ impl Sender {
     }
 
     pub(super) async fn sent(&self, tenant: TenantId, finish: Finish, wamid: &str) -> Attempted {
-        if !self.record_sent(&finish, wamid).await {
-            return Attempted::of(Outcome::Retry(None), None);
-        }
-        if let Err(e) = failpoint::hit("sender.after_record").await {
-            e.log();
-        }
+        self.keep_sent(&finish, wamid);
         Attempted {
             outcome: Outcome::Done,
-            finish: None,
+            finish: Some(finish),
             sent: Some((tenant, wamid.to_owned())),
             held: None,
         }

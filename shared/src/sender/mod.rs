@@ -7,15 +7,16 @@
 //! wait longer than [`pacing::HORIZON`] is given back and goes to the queue as a new,
 //! delayed job (a deferral is not a receive, so it never counts towards the DLQ). The rest
 //! wait for their slots in-process and call Graph concurrently, with each tenant's token
-//! decrypted once per version. Each `sent` + wamid is recorded as soon as its call returns
-//! (then statuses Meta reported before that are applied); retries, failures, holds and
-//! deferrals of the batch in one write. A retry is a batch item failure with an exponential,
+//! decrypted once per version. Every outcome of the batch (`sent` with its wamid, retries,
+//! failures, holds, deferrals) is recorded in one write once its last attempt returns, then
+//! statuses Meta reported before that are applied: a batch costs the same few commands
+//! whether it holds one message or ten. A retry is a batch item failure with an exponential,
 //! jittered visibility backoff; after the queue's maxReceiveCount the redrive policy moves
 //! the job to the DLQ and the message keeps its last error.
 //!
-//! A message Graph accepted but whose `sent` could not be recorded keeps its lease (no one
-//! else sends it) and its wamid is remembered (in this process and in Redis): the job's
-//! redelivery records it without calling Graph again.
+//! A message Graph accepted keeps its wamid in this process until its `sent` is written;
+//! when the write fails it keeps its lease (no one else sends it) and the wamid is
+//! remembered in Redis too: the job's redelivery records it without calling Graph again.
 
 use std::{
     collections::HashMap,
@@ -267,8 +268,11 @@ impl Sender {
             .filter_map(|(_, a)| a.finish.clone())
             .collect();
         let recorded = self.record(&finishes).await;
-        let sent: Vec<(TenantId, String)> =
-            results.iter().filter_map(|(_, a)| a.sent.clone()).collect();
+        let sent: Vec<(TenantId, String)> = if recorded {
+            results.iter().filter_map(|(_, a)| a.sent.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let held: HashMap<TenantId, i64> = results.iter().filter_map(|(_, a)| a.held).collect();
         for (i, attempted) in results {
             outcomes[i] = match (&attempted.finish, recorded) {
@@ -332,54 +336,56 @@ impl Sender {
         (found, unknown)
     }
 
-    /// Writes the batch's retries and failures, retrying briefly.
+    /// Writes every outcome of the batch in one command, retrying briefly. Sends whose
+    /// `sent` could not be written keep their lease, and their wamids are remembered in
+    /// Redis as well as here, so the job's redelivery records them without calling Graph.
     async fn record(&self, finishes: &[Finish]) -> bool {
         if finishes.is_empty() {
             return true;
         }
         for wait in [0, 100, 500] {
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            match delivery::finish_batch(&self.state.store, finishes).await {
-                Ok(()) => return true,
-                Err(e) => {
-                    tracing::warn!(error = %e, cause = ?e, "could not record delivery outcomes")
-                }
-            }
-        }
-        false
-    }
-
-    /// Records one `sent` at once (retrying briefly); until it is recorded its wamid is
-    /// remembered, so a redelivery records it instead of sending again.
-    async fn record_sent(&self, finish: &Finish, wamid: &str) -> bool {
-        if let Ok(mut map) = self.unrecorded.lock() {
-            map.insert(finish.id, wamid.to_owned());
-        }
-        for wait in [0, 100, 500] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
             let written = async {
                 failpoint::hit("sender.before_record").await?;
-                delivery::finish_batch(&self.state.store, std::slice::from_ref(finish)).await
+                delivery::finish_batch(&self.state.store, finishes).await
             }
             .await;
             match written {
                 Ok(()) => {
                     if let Ok(mut map) = self.unrecorded.lock() {
-                        map.remove(&finish.id);
+                        for f in finishes {
+                            map.remove(&f.id);
+                        }
+                    }
+                    if let Err(e) = failpoint::hit("sender.after_record").await {
+                        e.log();
                     }
                     return true;
                 }
                 Err(e) => {
-                    tracing::warn!(messageId = %finish.id, error = %e, cause = ?e, "could not record a send")
+                    tracing::warn!(error = %e, cause = ?e, "could not record delivery outcomes")
                 }
             }
         }
-        self.state
-            .locks
-            .remember(&unrecorded_key(&finish.id), wamid, UNRECORDED_TTL)
-            .await;
-        tracing::error!(messageId = %finish.id, wamid = %wamid, "sent but not yet recorded: the job's redelivery records it");
+        for f in finishes {
+            if let Attempt::Sent { wamid } = &f.attempt {
+                self.state
+                    .locks
+                    .remember(&unrecorded_key(&f.id), wamid, UNRECORDED_TTL)
+                    .await;
+                tracing::error!(messageId = %f.id, wamid = %wamid, "sent but not yet recorded: the job's redelivery records it");
+            }
+        }
         false
+    }
+
+    /// Keeps the wamid of a send Graph accepted until the batch's write records it, so a
+    /// redelivery of its job (after a failed write, or a batch cut off) records it instead
+    /// of sending again.
+    fn keep_sent(&self, finish: &Finish, wamid: &str) {
+        if let Ok(mut map) = self.unrecorded.lock() {
+            map.insert(finish.id, wamid.to_owned());
+        }
     }
 
     async fn back_off(&self, record: &SqsMessage, delay: Option<Duration>) {

@@ -14,16 +14,17 @@ use mongodb::bson::DateTime;
 
 use crate::{
     config::AppEnv,
-    customer::{self, Conversation},
+    customer::{self, Conversation, LastReply, Snapshot, StateUpdate, Touch, revision},
     engine::{self, BotConfig, Decision, Inbound},
     error::ApiError,
     failpoint, flow,
-    idempotency::{self, Begin},
+    idempotency::{self, Begin, Memo},
     ids::TenantId,
-    message::{self, Inserted, MessageDoc, MessageError, Status, store::StatusUpdate},
+    message::{self, Inserted, MessageDoc, MessageError, Status, Stored, store::StatusUpdate},
     meta_template,
     metrics::{self, Metric},
     outbox,
+    pacing::Booking,
     state::AppState,
     template, tenant,
 };
@@ -300,14 +301,20 @@ enum Received {
     Duplicate,
 }
 
+/// Decisions taken on a conversation that kept moving on before giving up (Meta retries).
+const MAX_DECISIONS: usize = 4;
+
 async fn receive(
     state: &AppState,
     tenant: &TenantId,
     message: &InboundMessage,
     name: Option<&str>,
 ) -> Result<Received, ApiError> {
-    let lock = format!("wa:in:{tenant}:{}", message.wamid);
-    let held = match idempotency::begin(&state.locks, &lock, state.config.idempotency_lock).await {
+    let memo = revision::memo_key(tenant, &message.from);
+    let lock = format!("wa:in:{{{tenant}:{}}}:{}", message.from, message.wamid);
+    let (begin, remembered) =
+        idempotency::begin_with(&state.locks, &lock, state.config.idempotency_lock, &memo).await;
+    let held = match begin {
         Begin::Finished => {
             tracing::info!(tenantId = %tenant, wamid = %message.wamid, "duplicate delivery skipped");
             return Ok(Received::Duplicate);
@@ -321,53 +328,196 @@ async fn receive(
         Begin::Owner(held) => Some(held),
         Begin::Unguarded => None,
     };
-    let result = process(state, tenant, message, name).await;
+    let known = remembered.as_deref().and_then(Snapshot::from_memo);
+    let guarded = held.is_some();
+    let result = process(state, tenant, message, name, known, guarded).await;
     if let Some(held) = held {
-        held.end(&state.locks, &result).await;
+        let remember = match &result {
+            Ok((_, Some(after))) => after.to_memo().map(|value| Memo {
+                key: &memo,
+                value,
+                rev: after.rev,
+                ttl: revision::MEMO_TTL,
+            }),
+            _ => None,
+        };
+        held.end_with(&state.locks, &result, remember).await;
     }
-    result
+    result.map(|(received, _)| received)
 }
 
-/// Budget on the first delivery of a text that triggers a reply (tenant and bot config
-/// warm): 5 MongoDB round trips (inbound, customer, reply, state, enqueued mark), 1 SQS send.
+/// Budget on a text that triggers a reply (tenant and bot config warm): 2 MongoDB round
+/// trips (the conversation's conditional write, which carries the decision; the inbound
+/// and its reply in one insert) and 1 SQS send, whether the customer's conversation is
+/// remembered or they write for the first time. A forgotten or stale memory costs a read
+/// and one more write. Returns the conversation as it now is, to remember.
 async fn process(
     state: &AppState,
     tenant: &TenantId,
     message: &InboundMessage,
     name: Option<&str>,
-) -> Result<Received, ApiError> {
+    known: Option<Snapshot>,
+    guarded: bool,
+) -> Result<(Received, Option<Snapshot>), ApiError> {
     failpoint::hit("webhook.before_store").await?;
-    let fresh = message::insert_inbound(&state.store, &inbound_doc(tenant, message)).await?;
-    failpoint::hit("webhook.after_store").await?;
-    if fresh {
-        tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, "inbound stored");
-        metrics::count(Metric::InboundMessage, &[("Type", message.kind.as_str())]);
-    } else {
-        // Stored by an earlier delivery: finish whatever that one did not.
-        let key = reply_key(message);
-        if let Some(existing) = message::find_by_key(&state.store, tenant, &key).await? {
-            return resume(state, tenant, existing)
-                .await
-                .map(|_| Received::Duplicate);
-        }
-    }
-    let wrote_at = customer::wrote_at(
-        message.timestamp.map(|s| DateTime::from_millis(s * 1000)),
-        DateTime::now(),
-    );
-    let conversation = customer::touch(&state.store, tenant, &message.from, name, wrote_at).await?;
+    let now = DateTime::now();
+    let touch = Touch {
+        name,
+        wrote_at: customer::wrote_at(
+            message.timestamp.map(|s| DateTime::from_millis(s * 1000)),
+            now,
+        ),
+        now,
+    };
+    let inbound = inbound_doc(tenant, message);
     if !message.is_conversational() {
-        return Ok(Received::Stored);
+        revision::touch(&state.store, tenant, &message.from, &touch).await?;
+        failpoint::hit("webhook.after_store").await?;
+        let fresh = message::insert_inbound(&state.store, &inbound).await?;
+        if fresh {
+            stored(tenant, message);
+        }
+        let after = known.map(|k| k.touched(touch.wrote_at));
+        return Ok((
+            if fresh {
+                Received::Stored
+            } else {
+                Received::Duplicate
+            },
+            after,
+        ));
     }
     let config = bot_config(state, tenant).await?;
-    match reply_to(state, tenant, message, name, &conversation, &config).await? {
-        true => Ok(Received::Replied),
-        false => Ok(if fresh {
+    let (reply, after) = decide_and_record(state, tenant, message, &touch, known, &config).await?;
+    failpoint::hit("webhook.after_store").await?;
+    let Some(reply) = reply else {
+        let fresh = message::insert_inbound(&state.store, &inbound).await?;
+        if fresh {
+            stored(tenant, message);
+        }
+        let received = if fresh {
             Received::Stored
         } else {
             Received::Duplicate
-        }),
+        };
+        return Ok((received, Some(after)));
+    };
+    let outcome = message::insert_with_reply(&state.store, &inbound, &reply).await?;
+    failpoint::hit("webhook.after_reply_stored").await?;
+    let received = match outcome {
+        Stored::Both => {
+            stored(tenant, message);
+            outbox::send_job(state.outbox(), &reply, Booking::default()).await?;
+            Received::Replied
+        }
+        // An earlier delivery stored the inbound and was cut off before its reply.
+        Stored::Again(Inserted::Inserted) => {
+            outbox::send_job(state.outbox(), &reply, Booking::default()).await?;
+            Received::Replied
+        }
+        Stored::Again(Inserted::Duplicate(existing)) => {
+            resume(state, tenant, &existing, guarded).await?;
+            return Ok((Received::Duplicate, Some(after)));
+        }
+    };
+    tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %reply.id, "reply queued");
+    metrics::count(Metric::ReplyQueued, &[]);
+    Ok((received, Some(after)))
+}
+
+fn stored(tenant: &TenantId, message: &InboundMessage) {
+    tracing::info!(tenantId = %tenant, wamid = %message.wamid, kind = %message.kind, "inbound stored");
+    metrics::count(Metric::InboundMessage, &[("Type", message.kind.as_str())]);
+}
+
+/// Decides the reply on the customer's conversation and records the decision with the
+/// change it makes, in one conditional write: on the remembered conversation, else as a
+/// first contact (the document is created with it), else on a fresh read. When the
+/// conversation moved on in between, it decides again on a fresh read. A decision a
+/// delivery cut off after recording it is taken as it was, never decided again on the
+/// state it already moved on.
+async fn decide_and_record(
+    state: &AppState,
+    tenant: &TenantId,
+    message: &InboundMessage,
+    touch: &Touch<'_>,
+    known: Option<Snapshot>,
+    config: &BotConfig,
+) -> Result<(Option<MessageDoc>, Snapshot), ApiError> {
+    let store = &state.store;
+    let from = message.from.as_str();
+    let mut first_contact = known.is_none();
+    let mut base = known;
+    for _ in 0..MAX_DECISIONS {
+        let snapshot = match base.take() {
+            Some(s) => s,
+            None if first_contact => {
+                first_contact = false;
+                let (reply, update) =
+                    decision(tenant, message, touch, &Conversation::default(), config);
+                let after = match &update {
+                    Some(u) => Conversation::default().applied(u, touch.now),
+                    None => Conversation::default(),
+                };
+                let record = last_reply(&message.wamid, reply.as_ref())?;
+                if revision::create(store, tenant, from, touch, &after, &record).await? {
+                    let snapshot = Snapshot {
+                        rev: 1,
+                        conversation: after,
+                        last_inbound_at: Some(touch.wrote_at),
+                    };
+                    return Ok((reply, snapshot));
+                }
+                continue;
+            }
+            None => {
+                let (snapshot, last) = revision::read(store, tenant, from, touch).await?;
+                if let Some(last) = last.filter(|l| l.wamid == message.wamid) {
+                    tracing::info!(tenantId = %tenant, wamid = %message.wamid, "decision recorded by an earlier delivery");
+                    let reply = last
+                        .message
+                        .map(mongodb::bson::from_document::<MessageDoc>)
+                        .transpose()
+                        .map_err(|e| ApiError::unavailable("database", e))?;
+                    return Ok((reply, snapshot));
+                }
+                snapshot
+            }
+        };
+        let (reply, update) = decision(tenant, message, touch, &snapshot.conversation, config);
+        let record = last_reply(&message.wamid, reply.as_ref())?;
+        if revision::advance(
+            store,
+            tenant,
+            from,
+            touch,
+            snapshot.rev,
+            update.as_ref(),
+            &record,
+        )
+        .await?
+        {
+            return Ok((
+                reply,
+                snapshot.advanced(touch.wrote_at, update.as_ref(), touch.now),
+            ));
+        }
+        tracing::info!(tenantId = %tenant, wamid = %message.wamid, rev = snapshot.rev, "conversation moved on: deciding again");
     }
+    Err(ApiError::InProgress(format!(
+        "the conversation of message {} kept changing; retry",
+        message.wamid
+    )))
+}
+
+fn last_reply(wamid: &str, reply: Option<&MessageDoc>) -> Result<LastReply, ApiError> {
+    Ok(LastReply {
+        wamid: wamid.to_owned(),
+        message: reply
+            .map(mongodb::bson::to_document)
+            .transpose()
+            .map_err(|e| ApiError::unavailable("database", e))?,
+    })
 }
 
 /// The stored form of an inbound message, with its raw object.
@@ -385,59 +535,57 @@ fn reply_key(message: &InboundMessage) -> String {
     format!("auto-reply:{}", message.wamid)
 }
 
-async fn reply_to(
-    state: &AppState,
+/// The engine's decision on `conversation`: the reply to store (with the change it makes)
+/// or none, and the change.
+fn decision(
     tenant: &TenantId,
     message: &InboundMessage,
-    name: Option<&str>,
+    touch: &Touch<'_>,
     conversation: &Conversation,
     config: &BotConfig,
-) -> Result<bool, ApiError> {
+) -> (Option<MessageDoc>, Option<StateUpdate>) {
     let inbound = Inbound {
         text: message.body.as_deref().unwrap_or_default(),
         payload_id: message.payload_id.as_deref(),
-        customer_name: name,
+        customer_name: touch.name,
         wa_id: &message.from,
     };
-    let reply = match engine::decide(&inbound, conversation, config, DateTime::now()) {
-        Decision::Reply(reply) => reply,
-        Decision::Quiet { why, update } => {
-            if let Some(update) = update {
-                customer::apply(&state.store, tenant, &message.from, &update).await?;
-            }
-            tracing::info!(tenantId = %tenant, wamid = %message.wamid, reason = why.as_str(), "no reply");
-            return Ok(false);
+    match engine::decide(&inbound, conversation, config, touch.now) {
+        Decision::Reply(reply) => {
+            let mut doc = MessageDoc::outbound(
+                tenant,
+                &message.from,
+                reply_key(message),
+                reply.content,
+                "auto_reply",
+            );
+            doc.template_key = reply.template_key;
+            doc.in_reply_to = Some(message.wamid.clone());
+            doc.state_update = Some(reply.state_update.clone());
+            (Some(doc), Some(reply.state_update))
         }
-    };
-    let mut doc = MessageDoc::outbound(
-        tenant,
-        &message.from,
-        reply_key(message),
-        reply.content,
-        "auto_reply",
-    );
-    doc.template_key = reply.template_key;
-    doc.in_reply_to = Some(message.wamid.clone());
-    doc.state_update = Some(reply.state_update.clone());
-    if let Inserted::Duplicate(existing) = message::insert(&state.store, &doc).await? {
-        // A concurrent delivery stored the reply first.
-        return resume(state, tenant, *existing).await.map(|_| false);
+        Decision::Quiet { why, update } => {
+            tracing::info!(tenantId = %tenant, wamid = %message.wamid, reason = why.as_str(), "no reply");
+            (None, update)
+        }
     }
-    failpoint::hit("webhook.after_reply_stored").await?;
-    outbox::dispatch(state.outbox(), &doc).await?;
-    tracing::info!(tenantId = %tenant, wamid = %message.wamid, messageId = %doc.id, "reply queued");
-    metrics::count(Metric::ReplyQueued, &[]);
-    Ok(true)
 }
 
-/// Finishes a reply stored by an earlier delivery that did not get it onto the queue:
-/// re-applies its state change and enqueues it. One that is enqueued is left to the sender
-/// (and to the relay, should its job be lost).
-async fn resume(state: &AppState, tenant: &TenantId, existing: MessageDoc) -> Result<(), ApiError> {
-    if existing.enqueued || existing.status != Status::Queued {
+/// Finishes a reply stored by an earlier delivery that may not have got it onto the
+/// queue: one never attempted is enqueued again (the sender delivers a message once,
+/// however many jobs it has). Without the lock (Redis down) the delivery that stored it
+/// may still be at work: then only one whose enqueue failed, or that was stored longer ago
+/// than any function runs, is enqueued here.
+async fn resume(
+    state: &AppState,
+    tenant: &TenantId,
+    existing: &MessageDoc,
+    guarded: bool,
+) -> Result<(), ApiError> {
+    if !outbox::unfinished(existing, guarded) {
         return Ok(());
     }
-    outbox::dispatch(state.outbox(), &existing).await?;
+    outbox::send_job(state.outbox(), existing, Booking::default()).await?;
     tracing::info!(tenantId = %tenant, messageId = %existing.id, "stored reply enqueued by a retry");
     Ok(())
 }

@@ -1,7 +1,13 @@
-//! Round-trip budget of an inbound text that triggers a reply, with the tenant and its bot
-//! configuration warm: at most 4 MongoDB commands, 2 Redis commands and 1 SQS send.
-//! MongoDB commands are counted with the driver's command monitoring, Redis commands with
-//! `INFO commandstats` of a redis-server started for this test alone.
+//! Round-trip budgets, with the tenant, its bot configuration and its token warm:
+//! - an inbound text that triggers a reply: 2 MongoDB commands and at most 2 Redis commands
+//!   on the webhook, whether the customer's conversation is remembered or they write for the
+//!   first time, and 1 SQS send;
+//! - end to end, webhook and sender (the sender's per-batch commands divided by the batch):
+//!   at most 3 MongoDB commands per answered message, and per API send.
+//!
+//! MongoDB commands are counted with the driver's command monitoring (every command of the
+//! process's client), Redis commands with `INFO commandstats` of a redis-server started for
+//! this test alone.
 
 use std::{
     collections::BTreeMap,
@@ -10,12 +16,17 @@ use std::{
     time::Duration,
 };
 
+use local_gateway::shim::Shim;
 use mongodb::{
     Client,
     event::{EventHandler, command::CommandEvent},
     options::ClientOptions,
 };
 use serde_json::json;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path_regex},
+};
 
 struct Redis(Child);
 
@@ -58,116 +69,296 @@ async fn redis_calls(client: &redis::Client) -> BTreeMap<String, u64> {
         .collect()
 }
 
-#[tokio::test]
-async fn inbound_text_with_reply_stays_within_its_round_trip_budget() {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH (make test installs it)");
-    let _redis = Redis(child);
-    let redis_url = format!("redis://127.0.0.1:{port}");
-    let redis_client = redis::Client::open(redis_url.as_str()).expect("url");
-    for _ in 0..50 {
-        if redis_client
-            .get_multiplexed_async_connection()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// One process's app, with its own Redis and a log of every MongoDB command it sends.
+struct Counted {
+    app: e2e::TestApp,
+    _redis: Redis,
+    redis: redis::Client,
+    commands: Arc<Mutex<Vec<(String, String)>>>,
+    shim: Shim,
+    handler: Box<dyn local_gateway::shim::SqsHandler>,
+    tenant: e2e::TestTenant,
+    _graph: MockServer,
+    /// The same database through a client that is not counted, for the test's own reads.
+    check: mongodb::Database,
+}
 
-    let commands: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = commands.clone();
-    let mut options = ClientOptions::parse(std::env::var("MONGO_URI").expect("MONGO_URI"))
-        .await
-        .expect("uri");
-    options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
-        if let CommandEvent::Started(s) = ev {
-            seen.lock().expect("lock").push(s.command_name);
-        }
-    }));
-    let db = Client::with_options(options)
-        .expect("client")
-        .database(&format!("t_{}", e2e::random_hex(6)));
-    let aws = shared::state::aws_config().await;
-    let mut config = e2e::test_config(&aws).await;
-    config.redis_url = Some(shared::secret::Secret::new(redis_url));
-    let app = e2e::serve(shared::AppState::new(config, &aws, db.clone()), db, aws).await;
+/// What one counted step cost.
+#[derive(Debug)]
+struct Cost {
+    mongo: Vec<(String, String)>,
+    redis: BTreeMap<String, u64>,
+}
 
-    let e2e::TestTenant {
-        id: tenant,
-        key,
-        number,
-        ..
-    } = app.register_tenant("Budget").await;
-    let t = format!("/tenants/{tenant}/templates");
-    for body in [
-        json!({"key": "menu", "body": "Menu", "kind": "interactive_button", "buttons": [{"title": "A"}]}),
-        json!({"key": "fb", "body": "?"}),
-    ] {
+impl Cost {
+    /// Redis round trips: `INFO commandstats` also counts the commands a script runs, so a
+    /// script's `GET` and `SET` are its own, not round trips, as long as every round trip
+    /// of the path is a script.
+    fn redis_round_trips(&self) -> u64 {
+        let scripts = self.redis.get("evalsha").copied().unwrap_or(0);
+        let inside = self.redis.get("get").copied().unwrap_or(0)
+            + self.redis.get("set").copied().unwrap_or(0);
         assert!(
-            app.call("POST", &t, Some(&key), Some(&body.to_string()))
-                .await
-                .status
-                < 300
+            self.redis
+                .keys()
+                .all(|k| matches!(k.as_str(), "evalsha" | "get" | "set")),
+            "only the idempotency scripts run: {:?}",
+            self.redis
         );
+        // BEGIN runs SET and GET, FINISH runs SET, GET and SET: at most 3 each.
+        assert!(inside <= 3 * scripts, "{:?}", self.redis);
+        scripts
     }
-    let flow = json!({"flows": [{"id": "hi", "match": {"type": "equals", "values": ["hi"]}, "action": {"type": "send_template", "templateKey": "menu"}}], "fallbackTemplateKey": "fb"});
-    assert!(
-        app.call(
-            "POST",
-            &format!("/tenants/{tenant}/flows"),
-            Some(&key),
-            Some(&flow.to_string())
+}
+
+impl Counted {
+    async fn new() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (make test installs it)");
+        let redis_process = Redis(child);
+        let redis_url = format!("redis://127.0.0.1:{port}");
+        let redis_client = redis::Client::open(redis_url.as_str()).expect("url");
+        for _ in 0..50 {
+            if redis_client
+                .get_multiplexed_async_connection()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let graph = MockServer::start().await;
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        Mock::given(method("POST"))
+            .and(path_regex(r"/messages$"))
+            .respond_with(move |_: &wiremock::Request| {
+                let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "messaging_product": "whatsapp",
+                    "messages": [{"id": format!("wamid.budget{n}")}],
+                }))
+            })
+            .mount(&graph)
+            .await;
+
+        let commands: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let seen = commands.clone();
+        let mut options = ClientOptions::parse(std::env::var("MONGO_URI").expect("MONGO_URI"))
+            .await
+            .expect("uri");
+        options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
+            if let CommandEvent::Started(s) = ev {
+                let target = s
+                    .command
+                    .get_str(&s.command_name)
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().expect("lock").push((s.command_name, target));
+            }
+        }));
+        let name = format!("t_{}", e2e::random_hex(6));
+        let db = Client::with_options(options)
+            .expect("client")
+            .database(&name);
+        let check = Client::with_uri_str(std::env::var("MONGO_URI").expect("MONGO_URI"))
+            .await
+            .expect("client")
+            .database(&name);
+        let aws = shared::state::aws_config().await;
+        let mut config = e2e::test_config(&aws).await;
+        config.redis_url = Some(shared::secret::Secret::new(redis_url));
+        config.whatsapp_api_base = graph.uri();
+        let queue = config.send_queue_url.clone().expect("queue");
+        let app = e2e::serve(
+            shared::AppState::new(config, &aws, db.clone()),
+            db,
+            aws.clone(),
         )
-        .await
-        .status
-            < 300
+        .await;
+        let tenant = app.register_tenant("Budget").await;
+        let t = format!("/tenants/{}/templates", tenant.id);
+        for body in [
+            json!({"key": "menu", "body": "Menu", "kind": "interactive_button", "buttons": [{"title": "A"}]}),
+            json!({"key": "fb", "body": "?"}),
+        ] {
+            let r = app.post(&t, &tenant.key, &body).await;
+            assert!(r.status < 300, "{}", r.text);
+        }
+        let flow = json!({"flows": [{"id": "hi", "match": {"type": "equals", "values": ["hi"]}, "action": {"type": "send_template", "templateKey": "menu"}}], "fallbackTemplateKey": "fb"});
+        let r = app
+            .post(&format!("/tenants/{}/flows", tenant.id), &tenant.key, &flow)
+            .await;
+        assert!(r.status < 300, "{}", r.text);
+        let handler = sender::handler(app.state.clone());
+        let mut shim = Shim::new(aws_sdk_sqs::Client::new(&aws), &queue)
+            .await
+            .expect("shim");
+        shim.wait_seconds = 0;
+        Self {
+            app,
+            _redis: redis_process,
+            redis: redis_client,
+            commands,
+            shim,
+            handler: Box::new(handler),
+            tenant,
+            _graph: graph,
+            check,
+        }
+    }
+
+    fn text(&self, from: &str, wamid: &str) -> String {
+        let now = mongodb::bson::DateTime::now().timestamp_millis() / 1000;
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": self.tenant.number},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
+            "messages": [{"from": from, "id": wamid, "timestamp": now.to_string(), "type": "text", "text": {"body": "hi"}}]}}]}]})
+        .to_string()
+    }
+
+    /// The cost of `step`, in commands.
+    async fn cost<F: std::future::Future<Output = ()>>(&self, step: F) -> Cost {
+        self.commands.lock().expect("lock").clear();
+        let before = redis_calls(&self.redis).await;
+        step.await;
+        let after = redis_calls(&self.redis).await;
+        let mongo = self.commands.lock().expect("lock").clone();
+        let redis = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        Cost { mongo, redis }
+    }
+
+    async fn inbound(&self, from: &str, wamid: &str) {
+        let r = self.app.webhook(&self.text(from, wamid)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["replies"], 1, "{}", r.text);
+    }
+
+    /// Runs the sender over what is queued, one batch per receive, until `n` more messages
+    /// are sent.
+    async fn deliver(&self, n: usize) -> usize {
+        let sent = || async {
+            self.check
+                .collection::<mongodb::bson::Document>("messages")
+                .count_documents(mongodb::bson::doc! {"direction": "OUT", "status": "sent"})
+                .await
+                .expect("count") as usize
+        };
+        let target = sent().await + n;
+        let mut batches = 0;
+        while sent().await < target {
+            batches += 1;
+            assert!(batches < 50, "the sender did not send {n} messages");
+            self.shim
+                .poll_once(self.handler.as_ref())
+                .await
+                .expect("poll");
+        }
+        batches
+    }
+}
+
+fn customer(i: usize) -> String {
+    format!("3460011{i:04}")
+}
+
+#[tokio::test]
+async fn an_answered_message_stays_within_its_round_trip_budget() {
+    let c = Counted::new().await;
+    // Warm-up: indexes, tenant and bot config caches, token, Redis scripts; ten customers
+    // who wrote before, so their conversations are remembered.
+    for i in 0..10 {
+        c.inbound(&customer(i), &format!("wamid.warm{i}")).await;
+    }
+    c.deliver(10).await;
+
+    let webhook = c.cost(c.inbound(&customer(0), "wamid.remembered")).await;
+    assert_eq!(
+        webhook.mongo,
+        [
+            ("update".to_owned(), "customers".to_owned()),
+            ("insert".to_owned(), "messages".to_owned())
+        ],
+        "MongoDB commands of a remembered conversation's reply"
+    );
+    assert_eq!(webhook.redis_round_trips(), 2, "Redis: {:?}", webhook.redis);
+    assert_eq!(c.app.queued_jobs().await.len(), 1, "one SQS send");
+
+    let first = c.cost(c.inbound(&customer(99), "wamid.first")).await;
+    assert_eq!(
+        first.mongo,
+        [
+            ("insert".to_owned(), "customers".to_owned()),
+            ("insert".to_owned(), "messages".to_owned())
+        ],
+        "MongoDB commands of a first contact's reply"
+    );
+    assert_eq!(first.redis_round_trips(), 2, "Redis: {:?}", first.redis);
+    assert_eq!(c.app.queued_jobs().await.len(), 1, "one SQS send");
+    println!("budget: webhook {webhook:?}; first contact {first:?}");
+
+    // End to end: ten answered messages, then the sender's batch.
+    let end_to_end = c
+        .cost(async {
+            for i in 0..10 {
+                c.inbound(&customer(i), &format!("wamid.counted{i}")).await;
+            }
+            c.deliver(10).await;
+        })
+        .await;
+    let per_message = end_to_end.mongo.len() as f64 / 10.0;
+    println!(
+        "budget: end to end, {per_message} MongoDB commands per answered message: {:?}; Redis {:?}",
+        end_to_end.mongo, end_to_end.redis
+    );
+    assert!(
+        per_message <= 3.0,
+        "MongoDB commands per answered message, webhook and sender: {:?}",
+        end_to_end.mongo
     );
 
-    let text = |wamid: &str| {
-        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": number},
-            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "34600111222"}],
-            "messages": [{"from": "34600111222", "id": wamid, "timestamp": "1795341600", "type": "text", "text": {"body": "hi"}}]}}]}]})
-        .to_string()
-    };
-    // Warm-up: indexes, tenant cache, bot config cache, Redis connection.
-    assert_eq!(app.webhook(&text("wamid.warm")).await.status, 200);
-    assert_eq!(app.queued_jobs().await.len(), 1);
-
-    commands.lock().expect("lock").clear();
-    let before = redis_calls(&redis_client).await;
-    let r = app.webhook(&text("wamid.counted")).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body["replies"], 1, "{}", r.text);
-    let after = redis_calls(&redis_client).await;
-
-    let mongo: Vec<String> = commands.lock().expect("lock").clone();
-    // insert inbound, touch customer, insert reply, apply state, mark enqueued (the outbox
-    // records that SQS took the job, so the relay knows what never reached it).
-    assert!(mongo.len() <= 5, "MongoDB round trips: {mongo:?}");
-    let redis: BTreeMap<&String, u64> = after
-        .iter()
-        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect();
-    let redis_total: u64 = redis.values().sum();
-    assert!(redis_total <= 2, "Redis commands: {redis:?}");
-    assert!(redis_total >= 1, "the lock was used: {redis:?}");
-    assert_eq!(app.queued_jobs().await.len(), 1, "one SQS send");
-    println!("budget: mongo {mongo:?}, redis {redis:?}, sqs 1");
+    // API sends to the same customers (their windows are open), then the sender's batch.
+    let api = c
+        .cost(async {
+            for i in 0..10 {
+                let r = c
+                    .app
+                    .send(
+                        &c.tenant.id,
+                        &c.tenant.key,
+                        &json!({"to": customer(i), "text": "Your order shipped"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 202, "{}", r.text);
+            }
+            c.deliver(10).await;
+        })
+        .await;
+    let per_send = api.mongo.len() as f64 / 10.0;
+    println!(
+        "budget: API send, {per_send} MongoDB commands per message: {:?}; Redis {:?}",
+        api.mongo, api.redis
+    );
+    assert!(
+        per_send <= 3.0,
+        "MongoDB commands per API send, API and sender: {:?}",
+        api.mongo
+    );
 }

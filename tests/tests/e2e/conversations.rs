@@ -184,7 +184,9 @@ async fn a_handed_off_conversation_gets_no_auto_reply_but_api_sends_and_resumes(
         .collection::<mongodb::bson::Document>("customers")
         .update_one(
             doc! {"tenantId": tenant, "waId": cy},
-            doc! {"$set": {"handoffUntil": mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 1000)}},
+            // Like every write to a conversation, it moves the revision on (a remembered
+            // copy is then read again).
+            doc! {"$set": {"handoffUntil": mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 1000)}, "$inc": {"rev": 1}},
         )
         .await
         .expect("update");

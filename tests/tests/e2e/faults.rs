@@ -39,7 +39,8 @@ async fn a_delivery_cut_off_mid_work_is_retried_not_acknowledged() {
     let rig = FaultRig::new().await;
     let wamid = format!("wamid.cut{}", e2e::random_hex(6));
     leave_lock(
-        &format!("wa:in:{}:{wamid}", rig.tenant),
+        // The lock of a customer's message carries the customer's hash tag.
+        &format!("wa:in:{{{}:34600111222}}:{wamid}", rig.tenant),
         rig.app.state.config.idempotency_lock,
     )
     .await;
@@ -59,7 +60,7 @@ async fn a_delivery_cut_off_mid_work_is_retried_not_acknowledged() {
 
     // The send API: no message exists for the key, so not 409 but 503 to retry.
     leave_lock(
-        &format!("wa:send:{}:otp-9", rig.tenant),
+        &format!("wa:send:{{{}:34600111222}}:otp-9", rig.tenant),
         rig.app.state.config.idempotency_lock,
     )
     .await;
@@ -85,7 +86,8 @@ async fn a_stored_reply_that_never_reached_the_queue_is_completed_by_the_retry()
     );
     let out = rig.out().await;
     assert_eq!(out.len(), 1, "the reply is stored");
-    assert_eq!(out[0].get_bool("enqueued"), Ok(false));
+    assert_eq!(out[0].get_i32("attempts"), Ok(0), "and never attempted");
+    assert_eq!(rig.queued().await, 0, "nothing reached the queue");
     // Meta's retry comes at once (well within any grace period): it enqueues the reply.
     tokio::time::sleep(rig.app.state.config.idempotency_lock).await;
     assert_eq!(rig.app.webhook(&body).await.status, 200);

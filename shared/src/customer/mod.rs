@@ -1,6 +1,10 @@
 //! Customers (WhatsApp users talking to a tenant) and their conversation state.
 //! `(tenantId, waId)` is unique; every update is a single atomic upsert.
 
+pub mod revision;
+
+pub use revision::{LastReply, Snapshot, Touch};
+
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
@@ -76,50 +80,8 @@ async fn collection(store: &Store) -> Result<Collection<Document>, ApiError> {
     store.collection(CUSTOMERS).await
 }
 
-/// Records that the customer wrote at `wrote_at` (see [`wrote_at`]; it opens their
-/// window, and an older message delivered late never moves it back) and their profile name,
-/// when Meta sent it; returns their conversation. One round trip.
-pub async fn touch(
-    store: &Store,
-    tenant: &TenantId,
-    wa_id: &str,
-    name: Option<&str>,
-    wrote_at: DateTime,
-) -> Result<Conversation, ApiError> {
-    let now = DateTime::now();
-    let mut set = doc! { "lastSeenAt": now, "updatedAt": now };
-    if let Some(name) = name {
-        set.insert("name", name);
-    }
-    let doc = collection(store)
-        .await?
-        .find_one_and_update(
-            doc! { "tenantId": *tenant, "waId": wa_id },
-            doc! {
-                "$set": set,
-                "$max": { "lastInboundAt": wrote_at },
-                "$setOnInsert": { "firstSeenAt": now },
-            },
-        )
-        .upsert(true)
-        .return_document(ReturnDocument::After)
-        .projection(doc! {
-            "state": 1, "lastTemplateKey": 1, "vars": 1, "captureAttempts": 1,
-            "handoffUntil": 1, "optedOutAt": 1,
-        })
-        .await?
-        .unwrap_or_default();
-    Ok(mongodb::bson::from_document(doc).unwrap_or_default())
-}
-
-/// Persists a state change atomically (upsert: an API send may reach a new customer).
-pub async fn apply(
-    store: &Store,
-    tenant: &TenantId,
-    wa_id: &str,
-    update: &StateUpdate,
-) -> Result<(), ApiError> {
-    let now = DateTime::now();
+/// The `$set` and `$unset` of a state change (`$unset` may be empty).
+fn state_change(update: &StateUpdate, now: DateTime) -> (Document, Document) {
     let mut set = doc! { "updatedAt": now };
     let mut unset = Document::new();
     if update.reset {
@@ -154,16 +116,37 @@ pub async fn apply(
         }
         None => {}
     }
-    let mut change = doc! { "$set": set, "$setOnInsert": { "firstSeenAt": now } };
+    (set, unset)
+}
+
+/// Persists a state change atomically (upsert: an API send may reach a new customer) and
+/// returns the conversation it made. Every change moves the revision on, so a decision
+/// taken on a remembered conversation (see [`revision`]) is never written over it.
+pub async fn apply(
+    store: &Store,
+    tenant: &TenantId,
+    wa_id: &str,
+    update: &StateUpdate,
+) -> Result<Snapshot, ApiError> {
+    let now = DateTime::now();
+    let (set, unset) = state_change(update, now);
+    let mut change = doc! {
+        "$set": set,
+        "$setOnInsert": { "firstSeenAt": now },
+        "$inc": { "rev": 1_i64 },
+    };
     if !unset.is_empty() {
         change.insert("$unset", unset);
     }
-    collection(store)
+    let doc = collection(store)
         .await?
-        .update_one(doc! { "tenantId": *tenant, "waId": wa_id }, change)
+        .find_one_and_update(doc! { "tenantId": *tenant, "waId": wa_id }, change)
         .upsert(true)
-        .await?;
-    Ok(())
+        .return_document(ReturnDocument::After)
+        .projection(revision::PROJECTION.clone())
+        .await?
+        .unwrap_or_default();
+    Ok(revision::read_snapshot(&doc).0)
 }
 
 pub const HANDOFF_MINUTES_DEFAULT: u32 = 24 * 60;
@@ -203,10 +186,14 @@ pub async fn set_handoff(
     until: Option<DateTime>,
 ) -> Result<CustomerView, ApiError> {
     let change = match until {
-        Some(u) => doc! { "$set": { "handoffUntil": u, "updatedAt": DateTime::now() } },
+        Some(u) => doc! {
+            "$set": { "handoffUntil": u, "updatedAt": DateTime::now() },
+            "$inc": { "rev": 1_i64 },
+        },
         None => doc! {
             "$unset": { "handoffUntil": "" },
             "$set": { "updatedAt": DateTime::now() },
+            "$inc": { "rev": 1_i64 },
         },
     };
     let found = collection(store)
