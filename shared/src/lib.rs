@@ -32,6 +32,7 @@ pub mod simulator;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod template;
 pub mod tenant;
 pub mod webhook;

@@ -47,6 +47,7 @@ impl MediaBucket {
             Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
             None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
         };
+        crate::tls::install();
         Self {
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(20))

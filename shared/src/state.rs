@@ -75,7 +75,17 @@ impl Deref for AppState {
 /// AWS settings from the standard chain. `AWS_ENDPOINT_URL` (local stack) is honoured by the
 /// SDK itself, so the same binary talks to AWS when it is unset.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    use aws_smithy_http_client::{
+        Builder,
+        tls::{Provider, rustls_provider::CryptoMode},
+    };
+    let https = Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await
 }
 
 /// A MongoDB database handle for the URI. Selection times out fast so an outage becomes a

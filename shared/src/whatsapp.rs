@@ -318,6 +318,7 @@ pub struct GraphClient {
 
 impl GraphClient {
     pub fn new(base: &str, version: &str) -> Self {
+        crate::tls::install();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(3))

@@ -1,0 +1,22 @@
+//! The process's TLS: rustls on ring, installed once as the default for every client that
+//! does not bring its own (reqwest's Graph and media clients). The AWS SDK's client selects
+//! ring itself (see `state::aws_config`); MongoDB's driver uses ring by default.
+
+/// Installs ring as the process's rustls provider (idempotent; call before building a
+/// reqwest client).
+pub fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only if another provider was installed first, which is then used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn https_clients_build_with_the_installed_provider() {
+        super::install();
+        assert!(reqwest::Client::builder().build().is_ok());
+    }
+}
