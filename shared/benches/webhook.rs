@@ -171,6 +171,24 @@ fn bench(c: &mut Criterion) {
     group.bench_function("verify only", |b| {
         b.iter(|| signature::verify(SECRET, black_box(&body), Some(&sig)))
     });
+    group.bench_function("parse only", |b| {
+        b.iter(|| {
+            let n = parse(black_box(&body)).expect("json").expect("known shape");
+            changes(n).messages.len()
+        })
+    });
+    let parsed = changes(parse(&body).expect("json").expect("known shape")).messages;
+    let (m, name) = &parsed[0].messages[0];
+    let inbound = Inbound {
+        text: m.body.as_deref().unwrap_or_default(),
+        payload_id: m.payload_id.as_deref(),
+        customer_name: name.as_deref(),
+        wa_id: &m.from,
+    };
+    let now = DateTime::now();
+    group.bench_function("decide only", |b| {
+        b.iter(|| decide(black_box(&inbound), &conversation, &config, now))
+    });
     group.finish();
 
     let (guided, asking) = guided();

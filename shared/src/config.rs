@@ -40,11 +40,11 @@ pub struct Config {
     /// How long the sender's claim on a message lasts (`SEND_LEASE_MS`, 40000): longer than
     /// the sender's timeout (30 s), so no other attempt starts while one may still run.
     pub send_lease: Duration,
-    /// The relay re-enqueues an outbound message stored but not enqueued this long ago
+    /// The relay re-enqueues an outbound message whose enqueue failed this long ago
     /// (`RELAY_GRACE_SECS`, 60).
     pub relay_grace: Duration,
-    /// ... or enqueued but never attempted this long ago: its job was lost
-    /// (`RELAY_STALE_SECS`, 900).
+    /// ... or never attempted this long ago: its job was lost, or the request that stored
+    /// it was cut off before enqueueing it and never retried (`RELAY_STALE_SECS`, 900).
     pub relay_stale: Duration,
     /// How often the local gateway runs the relay, as the SAM schedule does in AWS
     /// (`RELAY_INTERVAL_SECS`, 60; 0 turns it off).

@@ -75,68 +75,78 @@ fn plain(keys: Document, name: &str) -> IndexModel {
 }
 
 /// Idempotent: creating an index that exists with the same spec is a no-op in MongoDB.
+/// The collections' commands go out together: a cold start waits for one round trip, not
+/// seven.
 async fn ensure_indexes(db: &Database) -> Result<(), Error> {
-    db.collection::<Document>(TENANTS)
-        .create_indexes([
-            unique(doc! { "phoneNumberId": 1 }, "phoneNumberId_unique"),
-            unique(doc! { "apiKeyHash": 1 }, "apiKeyHash_unique"),
-        ])
-        .await?;
-    db.collection::<Document>(TEMPLATES)
-        .create_indexes([unique(
-            doc! { "tenantId": 1, "key": 1 },
-            "tenant_key_unique",
-        )])
-        .await?;
-    db.collection::<Document>(FLOWS)
-        .create_indexes([unique(doc! { "tenantId": 1 }, "tenant_unique")])
-        .await?;
-    // Every message has an idempotency key (`in:<wamid>`, `auto-reply:<wamid>`, the caller's
-    // or a generated one) under one non-partial unique index: SecantusDB enforces partial
-    // indexes but never uses them for lookups.
-    db.collection::<Document>(MESSAGES)
-        .create_indexes([
-            unique(
-                doc! { "tenantId": 1, "idempotencyKey": 1 },
-                "tenant_idempotency_unique",
-            ),
-            plain(doc! { "tenantId": 1, "waMessageId": 1 }, "tenant_wamid"),
-            plain(doc! { "tenantId": 1, "createdAt": -1 }, "tenant_created"),
-            // The relay's look-up across tenants (a system job, not an API query).
-            plain(doc! { "status": 1, "enqueued": 1, "createdAt": 1 }, "relay"),
-        ])
-        .await?;
-    db.collection::<Document>(PENDING_STATUSES)
-        .create_indexes([
-            plain(doc! { "wamid": 1 }, "wamid"),
-            // Meta stops retrying after 7 days; so does our wait for the wamid.
-            IndexModel::builder()
-                .keys(doc! { "createdAt": 1 })
-                .options(
-                    IndexOptions::builder()
-                        .name("ttl".to_owned())
-                        .expire_after(std::time::Duration::from_secs(7 * 24 * 3600))
-                        .build(),
-                )
+    let pending_ttl = IndexModel::builder()
+        .keys(doc! { "createdAt": 1 })
+        .options(
+            IndexOptions::builder()
+                .name("ttl".to_owned())
+                // Meta stops retrying after 7 days; so does our wait for the wamid.
+                .expire_after(std::time::Duration::from_secs(7 * 24 * 3600))
                 .build(),
-        ])
-        .await?;
-    db.collection::<Document>(META_TEMPLATES)
-        .create_indexes([
-            unique(
-                doc! { "tenantId": 1, "name": 1, "language": 1 },
-                "tenant_name_language_unique",
-            ),
-            // Template webhooks are routed by the WABA.
-            plain(doc! { "wabaId": 1, "metaId": 1 }, "waba_meta_id"),
-        ])
-        .await?;
-    db.collection::<Document>(CUSTOMERS)
-        .create_indexes([unique(
-            doc! { "tenantId": 1, "waId": 1 },
-            "tenant_waid_unique",
-        )])
-        .await?;
+        )
+        .build();
+    let wanted: [(&str, Vec<IndexModel>); 7] = [
+        (
+            TENANTS,
+            vec![
+                unique(doc! { "phoneNumberId": 1 }, "phoneNumberId_unique"),
+                unique(doc! { "apiKeyHash": 1 }, "apiKeyHash_unique"),
+            ],
+        ),
+        (
+            TEMPLATES,
+            vec![unique(
+                doc! { "tenantId": 1, "key": 1 },
+                "tenant_key_unique",
+            )],
+        ),
+        (FLOWS, vec![unique(doc! { "tenantId": 1 }, "tenant_unique")]),
+        // Every message has an idempotency key (`in:<wamid>`, `auto-reply:<wamid>`, the
+        // caller's or a generated one) under one non-partial unique index: SecantusDB
+        // enforces partial indexes but never uses them for lookups.
+        (
+            MESSAGES,
+            vec![
+                unique(
+                    doc! { "tenantId": 1, "idempotencyKey": 1 },
+                    "tenant_idempotency_unique",
+                ),
+                plain(doc! { "tenantId": 1, "waMessageId": 1 }, "tenant_wamid"),
+                plain(doc! { "tenantId": 1, "createdAt": -1 }, "tenant_created"),
+                // The relay's look-up across tenants (a system job, not an API query).
+                plain(doc! { "status": 1, "enqueued": 1, "createdAt": 1 }, "relay"),
+            ],
+        ),
+        (
+            PENDING_STATUSES,
+            vec![plain(doc! { "wamid": 1 }, "wamid"), pending_ttl],
+        ),
+        (
+            META_TEMPLATES,
+            vec![
+                unique(
+                    doc! { "tenantId": 1, "name": 1, "language": 1 },
+                    "tenant_name_language_unique",
+                ),
+                // Template webhooks are routed by the WABA.
+                plain(doc! { "wabaId": 1, "metaId": 1 }, "waba_meta_id"),
+            ],
+        ),
+        (
+            CUSTOMERS,
+            vec![unique(
+                doc! { "tenantId": 1, "waId": 1 },
+                "tenant_waid_unique",
+            )],
+        ),
+    ];
+    futures::future::try_join_all(wanted.into_iter().map(|(name, models)| async move {
+        db.collection::<Document>(name).create_indexes(models).await
+    }))
+    .await?;
     Ok(())
 }
 

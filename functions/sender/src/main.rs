@@ -1,6 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
+// One event at a time per Lambda instance: a single-threaded runtime, no worker threads to start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let state = shared::AppState::from_env().await?;

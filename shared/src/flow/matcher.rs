@@ -34,8 +34,14 @@ pub struct CompiledFlow {
     pub fallback_template_key: Option<TemplateKey>,
 }
 
+/// Lower-cased and trimmed; ASCII text (most messages) without the Unicode tables.
 fn fold(s: &str) -> String {
-    s.trim().to_lowercase()
+    let s = s.trim();
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_lowercase()
+    }
 }
 
 impl CompiledFlow {

@@ -137,13 +137,18 @@ pub fn changes(notification: Notification) -> Changes {
         for change in entry.changes {
             let field = change.field.as_deref().unwrap_or_default();
             if field == "messages" {
-                match message_change(change.value) {
+                match message_change(change.value.as_deref()) {
                     Some(c) => out.push(c),
                     None => ignored += 1,
                 }
                 continue;
             }
-            match (&waba_id, meta_template::read_change(field, &change.value)) {
+            let value: serde_json::Value = change
+                .value
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v.get()).ok())
+                .unwrap_or_default();
+            match (&waba_id, meta_template::read_change(field, &value)) {
                 (Some(waba), Some(update)) => templates.push(TemplateChange {
                     waba_id: waba.clone(),
                     update,
@@ -159,48 +164,46 @@ pub fn changes(notification: Notification) -> Changes {
     }
 }
 
-fn message_change(value: serde_json::Value) -> Option<ParsedChange> {
-    {
-        let change_value = value;
-        let value: payload::ChangeValue = match serde_json::from_value(change_value) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook change of an unknown shape skipped");
-                return None;
-            }
-        };
-        let Some(number) = value
-            .metadata
-            .as_ref()
-            .and_then(|m| m.phone_number_id.clone())
-        else {
-            tracing::warn!("webhook change without metadata.phone_number_id skipped");
+fn message_change(value: Option<&serde_json::value::RawValue>) -> Option<ParsedChange> {
+    let value: payload::ChangeValue = match value.map(|v| serde_json::from_str(v.get())) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "webhook change of an unknown shape skipped");
             return None;
-        };
-        let contacts = value.contacts;
-        let messages = value
-            .messages
-            .into_iter()
-            .filter_map(|raw| match InboundMessage::parse(raw) {
-                Ok(m) => {
-                    let name = contacts
-                        .iter()
-                        .find(|c| c.wa_id.as_deref() == Some(m.from.as_str()))
-                        .and_then(|c| c.profile.as_ref()?.name.clone());
-                    Some((m, name))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "inbound message without id/from skipped");
-                    None
-                }
-            })
-            .collect();
-        Some(ParsedChange {
-            phone_number_id: number,
-            statuses: value.statuses,
-            messages,
+        }
+        None => payload::ChangeValue::default(),
+    };
+    let Some(number) = value
+        .metadata
+        .as_ref()
+        .and_then(|m| m.phone_number_id.clone())
+    else {
+        tracing::warn!("webhook change without metadata.phone_number_id skipped");
+        return None;
+    };
+    let contacts = value.contacts;
+    let messages = value
+        .messages
+        .into_iter()
+        .filter_map(|raw| match InboundMessage::parse(raw) {
+            Ok(m) => {
+                let name = contacts
+                    .iter()
+                    .find(|c| c.wa_id.as_deref() == Some(m.from.as_str()))
+                    .and_then(|c| c.profile.as_ref()?.name.clone());
+                Some((m, name))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inbound message without id/from skipped");
+                None
+            }
         })
-    }
+        .collect();
+    Some(ParsedChange {
+        phone_number_id: number,
+        statuses: value.statuses,
+        messages,
+    })
 }
 
 /// Handles a parsed notification. Returns only once everything accepted is durable.
@@ -526,7 +529,7 @@ fn inbound_doc(tenant: &TenantId, m: &InboundMessage) -> MessageDoc {
     doc.body = m.body.clone();
     doc.payload_id = m.payload_id.clone();
     doc.media = m.media.clone();
-    doc.raw = mongodb::bson::to_document(&m.raw).ok();
+    doc.raw = serde_json::from_str(m.raw.get()).ok();
     doc.wa_timestamp = m.timestamp.map(|s| DateTime::from_millis(s * 1000));
     doc
 }

@@ -3,7 +3,7 @@
 //! skipped (logged) rather than failing the whole delivery.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
 #[derive(Debug, Deserialize)]
 pub struct Notification {
@@ -21,12 +21,14 @@ pub struct Entry {
     pub changes: Vec<Change>,
 }
 
+/// A change's value stays unparsed JSON until its field says what it is: one pass over
+/// the bytes into the types the field needs, not a generic tree first.
 #[derive(Debug, Deserialize)]
 pub struct Change {
     #[serde(default)]
     pub field: Option<String>,
     #[serde(default)]
-    pub value: Value,
+    pub value: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,7 +38,7 @@ pub struct ChangeValue {
     #[serde(default)]
     pub contacts: Vec<Contact>,
     #[serde(default)]
-    pub messages: Vec<Value>,
+    pub messages: Vec<Box<RawValue>>,
     #[serde(default)]
     pub statuses: Vec<StatusValue>,
 }
@@ -108,6 +110,30 @@ struct MessageFields {
     interactive: Option<InteractivePart>,
     #[serde(default)]
     button: Option<LegacyButton>,
+    #[serde(default)]
+    image: Option<MediaPart>,
+    #[serde(default)]
+    document: Option<MediaPart>,
+    #[serde(default)]
+    video: Option<MediaPart>,
+    #[serde(default)]
+    audio: Option<MediaPart>,
+    #[serde(default)]
+    sticker: Option<MediaPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MediaPart {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    caption: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +168,7 @@ struct LegacyButton {
 }
 
 /// An inbound message, normalised.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct InboundMessage {
     pub wamid: String,
     pub from: String,
@@ -155,7 +181,8 @@ pub struct InboundMessage {
     pub payload_id: Option<String>,
     /// An image, document, video, audio or sticker.
     pub media: Option<crate::message::InboundMedia>,
-    pub raw: Value,
+    /// Meta's message object as it came (stored with the message).
+    pub raw: Box<RawValue>,
 }
 
 /// Types the conversation engine answers. Reactions, system notices and the like are
@@ -175,9 +202,17 @@ const CONVERSATIONAL: &[&str] = &[
 ];
 
 impl InboundMessage {
-    pub fn parse(raw: Value) -> Result<Self, serde_json::Error> {
-        let f = MessageFields::deserialize(&raw)?;
-        let meta_type = f.kind.unwrap_or_else(|| "unknown".into());
+    pub fn parse(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
+        let mut f: MessageFields = serde_json::from_str(raw.get())?;
+        let meta_type = f.kind.take().unwrap_or_else(|| "unknown".into());
+        let mut media_part = match meta_type.as_str() {
+            "image" => f.image.take(),
+            "document" => f.document.take(),
+            "video" => f.video.take(),
+            "audio" => f.audio.take(),
+            "sticker" => f.sticker.take(),
+            _ => None,
+        };
         let (kind, body, payload_id) = match meta_type.as_str() {
             "text" => ("text".to_owned(), f.text.and_then(|t| t.body), None),
             "interactive" => match f.interactive {
@@ -196,29 +231,20 @@ impl InboundMessage {
                 Some(b) => ("button".to_owned(), b.text, b.payload),
                 None => ("button".to_owned(), None, None),
             },
-            other => {
-                let caption = raw
-                    .get(other)
-                    .and_then(|m| m.get("caption"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                (other.to_owned(), caption, None)
+            _ => {
+                let caption = media_part.as_ref().and_then(|m| m.caption.clone());
+                (meta_type, caption, None)
             }
         };
-        let media = match kind.as_str() {
-            "image" | "document" | "video" | "audio" | "sticker" => {
-                let m = &raw[kind.as_str()];
-                let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
-                text("id").map(|id| crate::message::InboundMedia {
-                    id,
-                    mime_type: text("mime_type"),
-                    sha256: text("sha256"),
-                    caption: text("caption"),
-                    filename: text("filename"),
-                })
-            }
-            _ => None,
-        };
+        let media = media_part.take().and_then(|m| {
+            Some(crate::message::InboundMedia {
+                id: m.id?,
+                mime_type: m.mime_type,
+                sha256: m.sha256,
+                caption: m.caption,
+                filename: m.filename,
+            })
+        });
         Ok(Self {
             wamid: f.id,
             from: f.from,
@@ -242,7 +268,7 @@ mod tests {
     use serde_json::json;
 
     fn parse(v: Value) -> InboundMessage {
-        InboundMessage::parse(v).expect("parses")
+        InboundMessage::parse(serde_json::value::to_raw_value(&v).expect("raw")).expect("parses")
     }
 
     #[test]
@@ -302,9 +328,13 @@ mod tests {
         );
         assert_eq!(reaction.kind, "reaction");
         assert!(!reaction.is_conversational());
-        assert_eq!(reaction.raw["reaction"]["emoji"], "👍");
+        let raw: Value = serde_json::from_str(reaction.raw.get()).expect("raw");
+        assert_eq!(raw["reaction"]["emoji"], "👍");
         assert!(
-            InboundMessage::parse(json!({"type": "text"})).is_err(),
+            InboundMessage::parse(
+                serde_json::value::to_raw_value(&json!({"type": "text"})).expect("raw")
+            )
+            .is_err(),
             "no id/from"
         );
     }
