@@ -29,7 +29,8 @@ dlq:
 redrive:
 	@infra/dlq.sh redrive
 
-# Benchmarks (not tests): webhook CPU path (criterion) and sender throughput.
+# Benchmarks (not tests): webhook CPU path (criterion), sender throughput, and an HTTP load
+# on a release local gateway (BENCH_ONLY=load: that alone).
 bench:
 	@infra/bench.sh
 

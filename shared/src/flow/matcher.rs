@@ -2,13 +2,29 @@
 //! (Unicode), on the trimmed text. Regexes use the `regex` crate (linear time, so no ReDoS)
 //! with a compiled-size cap; one `RegexSet` per rule.
 
-use regex::{RegexSet, RegexSetBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::{Flow, MatchType, REGEX_SIZE_LIMIT, Rule};
 use crate::ids::TemplateKey;
 
 pub(super) fn compile_regex(pattern: &str) -> Result<RegexSet, regex::Error> {
     compile_set(&[pattern])
+}
+
+/// Any of `patterns`, as one regex (each kept in its own group, so they combine exactly as
+/// a set's patterns do).
+fn compile_any(patterns: &[String]) -> Result<Regex, regex::Error> {
+    let alternation = patterns
+        .iter()
+        .map(|p| format!("(?:{p})"))
+        .collect::<Vec<_>>()
+        .join("|");
+    RegexBuilder::new(&alternation)
+        .case_insensitive(true)
+        .size_limit(REGEX_SIZE_LIMIT * patterns.len().max(1))
+        .dfa_size_limit(REGEX_SIZE_LIMIT * 4)
+        .build()
 }
 
 fn compile_set<S: AsRef<str>>(patterns: &[S]) -> Result<RegexSet, regex::Error> {
@@ -23,14 +39,21 @@ enum Matcher {
     Contains(Vec<String>),
     Equals(Vec<String>),
     StartsWith(Vec<String>),
-    Regex(RegexSet),
+    /// The rule's values as one alternation: one search, with the literal prefilter the
+    /// `regex` crate draws from them (a long message is skipped through at memchr speed).
+    Regex(Regex),
     /// A stored regex that no longer compiles never matches (it was validated on save).
     Never,
 }
 
-/// A flow ready to match: values lower-cased and regexes compiled once.
+/// A flow ready to match: values lower-cased and regexes compiled once. A long message is
+/// scanned once for every `contains` value of every rule (one automaton), not once per
+/// value.
 pub struct CompiledFlow {
     rules: Vec<(Rule, Matcher)>,
+    /// The `contains` values of every rule; pattern `i` belongs to rule `contains_rule[i]`.
+    contains: Option<AhoCorasick>,
+    contains_rule: Vec<usize>,
     pub fallback_template_key: Option<TemplateKey>,
 }
 
@@ -46,7 +69,7 @@ fn fold(s: &str) -> String {
 
 impl CompiledFlow {
     pub fn new(flow: &Flow) -> Self {
-        let rules = flow
+        let rules: Vec<(Rule, Matcher)> = flow
             .flows
             .iter()
             .map(|rule| {
@@ -56,20 +79,55 @@ impl CompiledFlow {
                     MatchType::Contains => Matcher::Contains(folded()),
                     MatchType::Equals => Matcher::Equals(folded()),
                     MatchType::StartsWith => Matcher::StartsWith(folded()),
-                    MatchType::Regex => compile_set(values).map_or(Matcher::Never, Matcher::Regex),
+                    MatchType::Regex => compile_any(values).map_or(Matcher::Never, Matcher::Regex),
                 };
                 (rule.clone(), matcher)
             })
             .collect();
+        let mut needles: Vec<&str> = Vec::new();
+        let mut contains_rule = Vec::new();
+        for (i, (_, matcher)) in rules.iter().enumerate() {
+            if let Matcher::Contains(vs) = matcher {
+                for v in vs {
+                    needles.push(v);
+                    contains_rule.push(i);
+                }
+            }
+        }
+        // A DFA: built once per configuration, the fastest overlapping scan.
+        let contains = (!needles.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&needles)
+                    .or_else(|_| AhoCorasick::new(&needles))
+                    .ok()
+            })
+            .flatten();
         Self {
+            contains,
+            contains_rule,
             rules,
             fallback_template_key: flow.fallback_template_key.clone(),
         }
     }
+
+    /// Which rules one of whose `contains` values is in `folded`.
+    fn contains_hits(&self, folded: &str) -> Option<Vec<bool>> {
+        let ac = self.contains.as_ref()?;
+        let mut hit = vec![false; self.rules.len()];
+        for m in ac.find_overlapping_iter(folded) {
+            if let Some(&rule) = self.contains_rule.get(m.pattern().as_usize()) {
+                hit[rule] = true;
+            }
+        }
+        Some(hit)
+    }
 }
 
 /// The first rule, in order, that applies in `state` (a rule with `states` only in those)
-/// and whose match accepts `text`.
+/// and whose match accepts `text`. The `contains` scan is made once, when the first rule
+/// that needs it is reached.
 pub fn first_match<'a>(
     flow: &'a CompiledFlow,
     text: &str,
@@ -77,18 +135,28 @@ pub fn first_match<'a>(
 ) -> Option<&'a Rule> {
     let folded = fold(text);
     let trimmed = text.trim();
-    flow.rules
-        .iter()
-        .filter(|(rule, _)| {
-            rule.states.is_empty()
-                || state.is_some_and(|s| rule.states.iter().any(|x| x.as_str() == s))
-        })
-        .find(|(_, m)| match m {
-            Matcher::Contains(vs) => vs.iter().any(|v| folded.contains(v.as_str())),
+    let mut contains: Option<Option<Vec<bool>>> = None;
+    for (i, (rule, m)) in flow.rules.iter().enumerate() {
+        let applies = rule.states.is_empty()
+            || state.is_some_and(|s| rule.states.iter().any(|x| x.as_str() == s));
+        if !applies {
+            continue;
+        }
+        let matched = match m {
+            Matcher::Contains(vs) => {
+                match contains.get_or_insert_with(|| flow.contains_hits(&folded)) {
+                    Some(hits) => hits[i],
+                    None => vs.iter().any(|v| folded.contains(v.as_str())),
+                }
+            }
             Matcher::Equals(vs) => vs.contains(&folded),
             Matcher::StartsWith(vs) => vs.iter().any(|v| folded.starts_with(v.as_str())),
-            Matcher::Regex(set) => set.is_match(trimmed),
+            Matcher::Regex(re) => re.is_match(trimmed),
             Matcher::Never => false,
-        })
-        .map(|(rule, _)| rule)
+        };
+        if matched {
+            return Some(rule);
+        }
+    }
+    None
 }

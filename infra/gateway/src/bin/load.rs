@@ -1,0 +1,607 @@
+//! `make bench`'s HTTP load (infra/bench.sh drives it): signed webhook posts against a
+//! running local gateway, measured from outside the process the way a load balancer and
+//! the database's own counters would see them.
+//!
+//!   load graph --port P                      Graph API stand-in: 200 to every send, GET /count
+//!   load setup --base URL --admin-token T --phone-number-id N --graph URL
+//!                                            registers the bench tenant, its bot; prints its id
+//!   load header                              the table's header
+//!   load run --base URL --app-secret S --phone-number-id N --concurrency C --requests R
+//!            --customers K --graph URL --gateway-pid PID --mongo-uri URI --redis-url URL
+//!            --label TEXT                    one run: one table row
+//!
+//! A run's per-message figures are totals between two snapshots divided by R, the second
+//! snapshot taken once every reply reached the Graph stand-in and the gateway went quiet,
+//! so the sender's work for those replies is in them.
+
+use std::{
+    collections::HashMap,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{Method, Uri},
+    routing::get,
+};
+use mongodb::bson::{Bson, Document, doc};
+use serde_json::{Value, json};
+use shared::state::BoxError;
+
+/// How long the queue may take to deliver a run's replies after the last webhook answered.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The gateway counts as done with a run once neither its CPU time nor the database
+/// counters moved for this long.
+const QUIET: Duration = Duration::from_millis(300);
+/// Beyond this the run is reported anyway (with a warning): a heartbeat or a relay pass
+/// can keep the counters moving, and that should not hang the bench.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(15);
+/// Error bodies printed after a run; the rest are only counted.
+const ERROR_SAMPLES: usize = 3;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = argv.split_first() else {
+        return Err("usage: load graph|setup|header|run [--name value ...]".into());
+    };
+    let args = Args::parse(rest)?;
+    match command.as_str() {
+        "graph" => graph(args.num("port")?).await,
+        "setup" => setup(&args).await,
+        "header" => {
+            header();
+            Ok(())
+        }
+        "run" => run(&args).await,
+        other => Err(format!("unknown command {other:?}: use graph, setup, header or run").into()),
+    }
+}
+
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(argv: &[String]) -> Result<Self, BoxError> {
+        let mut out = HashMap::new();
+        let mut it = argv.iter();
+        while let Some(arg) = it.next() {
+            let name = arg
+                .strip_prefix("--")
+                .ok_or_else(|| format!("expected --name value, got {arg:?}"))?;
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            out.insert(name.to_owned(), value.clone());
+        }
+        Ok(Self(out))
+    }
+
+    fn get(&self, name: &str) -> Result<&str, BoxError> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| format!("--{name} is required").into())
+    }
+
+    fn num<T: FromStr>(&self, name: &str) -> Result<T, BoxError> {
+        let raw = self.get(name)?;
+        raw.parse()
+            .map_err(|_| format!("--{name} must be a number, got {raw:?}").into())
+    }
+}
+
+fn http_client(pool: usize) -> Result<reqwest::Client, BoxError> {
+    shared::tls::install();
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(pool.max(1))
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+// ---- Graph stand-in --------------------------------------------------------------------
+
+/// Answers every send at once, so the bench measures the gateway and not a remote API.
+/// The counter is shared by the wamids it hands out and `GET /count`, which is how a run
+/// knows its replies were all delivered.
+async fn graph(port: u16) -> Result<(), BoxError> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let app = Router::new()
+        .route(
+            "/count",
+            get(|State(sent): State<Arc<AtomicU64>>| async move {
+                sent.load(Ordering::Relaxed).to_string()
+            }),
+        )
+        .fallback(graph_any)
+        .with_state(sent);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn graph_any(
+    State(sent): State<Arc<AtomicU64>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Json<Value> {
+    if method != Method::POST || !uri.path().ends_with("/messages") {
+        return Json(json!({}));
+    }
+    let n = sent.fetch_add(1, Ordering::Relaxed);
+    let to = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["to"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": to}],
+        "messages": [{"id": format!("wamid.bench{n}")}],
+    }))
+}
+
+async fn graph_count(http: &reqwest::Client, graph: &str) -> Result<u64, BoxError> {
+    let text = http
+        .get(format!("{}/count", graph.trim_end_matches('/')))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("the Graph stand-in's /count answered {text:?}").into())
+}
+
+// ---- setup -----------------------------------------------------------------------------
+
+/// The bot of the e2e round-trip budget test (tests/tests/e2e/budget.rs): "hi" gets an
+/// interactive menu, anything else a text fallback, so every message is answered once.
+async fn setup(args: &Args) -> Result<(), BoxError> {
+    let base = args.get("base")?.trim_end_matches('/').to_owned();
+    let admin = args.get("admin-token")?;
+    let number = args.get("phone-number-id")?;
+    let graph = args.get("graph")?;
+    let http = http_client(1)?;
+    // The stand-in must be up before a reply could be sent to it.
+    graph_count(&http, graph).await?;
+
+    // Not a `mock_` token: those never reach Graph, and the bench wants the real send path.
+    let registered = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/tenants/register"),
+        admin,
+        &json!({"name": "Load Bench", "phoneNumberId": number, "accessToken": "bench_token_not_mock"}),
+    )
+    .await?;
+    let tenant = registered["tenant"]["id"]
+        .as_str()
+        .ok_or_else(|| format!("registration answered no tenant.id: {registered}"))?
+        .to_owned();
+    let key = registered["apiKey"]
+        .as_str()
+        .ok_or_else(|| format!("registration answered no apiKey: {registered}"))?
+        .to_owned();
+
+    // Pacing would otherwise be what the table measures. The number's default of 80 msg/s
+    // caps every run at 80 replies per second, so it goes to Meta's maximum (1,000). A
+    // customer's burst (45, then one per 6 s) is never reached with the bench's
+    // defaults (each customer writes a handful of times in all), but a larger
+    // BENCH_REQUESTS would reach it; an interval of 0 leaves only the fixed 200 ms
+    // between two messages to one customer (pacing::CUSTOMER_GAP), and with 1,000
+    // customers taking turns a customer writes again only 1,000 requests later. Set
+    // before anything is sent, so no process has the defaults cached.
+    call(
+        &http,
+        reqwest::Method::PATCH,
+        &format!("{base}/tenants/{tenant}"),
+        admin,
+        &json!({"throughputPerSecond": 1000, "customerIntervalSeconds": 0}),
+    )
+    .await?;
+
+    let templates = format!("{base}/tenants/{tenant}/templates");
+    for body in [
+        json!({"key": "menu", "body": "Menu", "kind": "interactive_button", "buttons": [{"title": "A"}]}),
+        json!({"key": "fb", "body": "?"}),
+    ] {
+        call(&http, reqwest::Method::POST, &templates, &key, &body).await?;
+    }
+    let flow = json!({
+        "flows": [{"id": "hi", "match": {"type": "equals", "values": ["hi"]},
+                   "action": {"type": "send_template", "templateKey": "menu"}}],
+        "fallbackTemplateKey": "fb",
+    });
+    call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/tenants/{tenant}/flows"),
+        &key,
+        &flow,
+    )
+    .await?;
+    println!("{tenant}");
+    Ok(())
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    bearer: &str,
+    body: &Value,
+) -> Result<Value, BoxError> {
+    let response = http
+        .request(method.clone(), url)
+        .bearer_auth(bearer)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        return Err(format!("{method} {url} answered {status}: {text}").into());
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+// ---- run -------------------------------------------------------------------------------
+
+fn header() {
+    println!(
+        "| concurrency | req/s | p50 ms | p99 ms | CPU ms/msg | MongoDB cmds/msg | Redis cmds/msg | errors |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+}
+
+/// What a run sends: everything a sending task needs, shared.
+struct Load {
+    url: String,
+    app_secret: String,
+    number: String,
+    label: String,
+    requests: usize,
+    customers: usize,
+}
+
+impl Load {
+    /// A Meta "messages" notification: one "hi" from one of the `customers`, each request
+    /// with its own wamid so none is a duplicate.
+    fn body(&self, i: usize, now: u64) -> String {
+        let from = format!("346{:08}", i % self.customers);
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": self.number},
+            "contacts": [{"profile": {"name": "Bench"}, "wa_id": from}],
+            "messages": [{"from": from, "id": format!("wamid.load.{}.{i}", self.label),
+                          "timestamp": now.to_string(), "type": "text", "text": {"body": "hi"}}]}}]}]})
+        .to_string()
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    latencies: Vec<Duration>,
+    errors: usize,
+    samples: Vec<String>,
+    /// Replies the webhook reported queuing (`replies` of each 200): what Graph should see.
+    replies: u64,
+}
+
+async fn send_all(
+    http: reqwest::Client,
+    load: Arc<Load>,
+    next: Arc<AtomicUsize>,
+) -> Result<Outcome, BoxError> {
+    let mut out = Outcome::default();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= load.requests {
+            return Ok(out);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let body = load.body(i, now);
+        let signature =
+            shared::webhook::signature::sign(load.app_secret.as_bytes(), body.as_bytes());
+        let started = Instant::now();
+        let result = http
+            .post(&load.url)
+            .header(shared::webhook::signature::HEADER, signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let answer = match result {
+            Ok(response) => {
+                let status = response.status();
+                response
+                    .text()
+                    .await
+                    .map(|text| (status, text))
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        out.latencies.push(started.elapsed());
+        match answer {
+            Ok((status, text)) if status == reqwest::StatusCode::OK => {
+                out.replies += serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["replies"].as_u64())
+                    .unwrap_or(0);
+            }
+            Ok((status, text)) => {
+                out.errors += 1;
+                if out.samples.len() < ERROR_SAMPLES {
+                    out.samples.push(format!("HTTP {status}: {text}"));
+                }
+            }
+            Err(e) => {
+                out.errors += 1;
+                if out.samples.len() < ERROR_SAMPLES {
+                    out.samples.push(e);
+                }
+            }
+        }
+    }
+}
+
+/// The counters a run is measured with, read from outside the gateway.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    /// Which snapshot of this run it is: every snapshot is one `serverStatus` and one
+    /// `INFO`, which the counters see too (see [`Monitor::own_commands`]).
+    seq: u64,
+    cpu_ticks: u64,
+    mongo: u64,
+    redis: u64,
+}
+
+struct Monitor {
+    pid: u32,
+    admin: mongodb::Database,
+    redis: redis::aio::MultiplexedConnection,
+    taken: u64,
+}
+
+impl Monitor {
+    async fn connect(pid: u32, mongo_uri: &str, redis_url: &str) -> Result<Self, BoxError> {
+        let mongo = mongodb::Client::with_uri_str(mongo_uri).await?;
+        let redis = redis::Client::open(redis_url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        Ok(Self {
+            pid,
+            admin: mongo.database("admin"),
+            redis,
+            taken: 0,
+        })
+    }
+
+    async fn snapshot(&mut self) -> Result<Snapshot, BoxError> {
+        self.taken += 1;
+        let cpu_ticks = cpu_ticks(self.pid)?;
+        let status = self.admin.run_command(doc! {"serverStatus": 1}).await?;
+        let mongo = opcounters(&status)?;
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut self.redis)
+            .await?;
+        // Commands a Lua script runs count here as well as the EVALSHA itself, so this is
+        // Redis's work, not round trips (tests/tests/e2e/budget.rs counts those).
+        let redis: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("INFO stats has no total_commands_processed")?;
+        Ok(Snapshot {
+            seq: self.taken,
+            cpu_ticks,
+            mongo,
+            redis,
+        })
+    }
+
+    /// The bench's own commands between two snapshots, the same for both servers:
+    /// `serverStatus` is in the opcounters of its own reply (so every snapshot after
+    /// `before` counts, `after` included), while Redis counts a command once it has run
+    /// (so every `INFO` from `before` on counts, `after`'s not). The drivers' connection
+    /// handshakes happen before `before` (the connection is made and used first); the
+    /// MongoDB driver's heartbeat `hello`s (one per 10 s per monitored connection, this
+    /// tool's and the gateway's) are not subtracted: a few over a run, against thousands
+    /// of commands.
+    fn own_commands(before: &Snapshot, after: &Snapshot) -> u64 {
+        after.seq - before.seq
+    }
+}
+
+/// Sum of the `serverStatus` opcounters: with SecantusDB every dispatched command lands in
+/// exactly one of these buckets (anything not CRUD in `command`), so this is the number of
+/// commands the server ran.
+fn opcounters(status: &Document) -> Result<u64, BoxError> {
+    let counters = status
+        .get_document("opcounters")
+        .map_err(|_| "serverStatus has no opcounters")?;
+    let mut sum = 0u64;
+    for bucket in ["insert", "query", "update", "delete", "getmore", "command"] {
+        sum += match counters.get(bucket) {
+            Some(Bson::Int32(v)) => u64::try_from(*v).unwrap_or(0),
+            Some(Bson::Int64(v)) => u64::try_from(*v).unwrap_or(0),
+            Some(Bson::Double(v)) => *v as u64,
+            _ => return Err(format!("serverStatus.opcounters.{bucket} is missing").into()),
+        };
+    }
+    Ok(sum)
+}
+
+/// The process's user + system CPU time, in clock ticks, all threads together
+/// (/proc/PID/stat fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Result<u64, BoxError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e} (is the gateway still running?)"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count fields from
+    // the last ')', where field 3 starts.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> Result<u64, BoxError> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat has no field {n}").into())
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// Clock ticks per second for /proc's CPU times: `getconf CLK_TCK`, or 100 (what Linux
+/// reports on every common architecture) when getconf is missing.
+fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// Nearest-rank percentile of sorted latencies, in milliseconds.
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+async fn run(args: &Args) -> Result<(), BoxError> {
+    let concurrency: usize = args.num("concurrency")?;
+    let requests: usize = args.num("requests")?;
+    let customers: usize = args.num("customers")?;
+    if concurrency == 0 || requests == 0 || customers == 0 {
+        return Err("--concurrency, --requests and --customers must be at least 1".into());
+    }
+    let graph = args.get("graph")?.to_owned();
+    let load = Arc::new(Load {
+        url: format!(
+            "{}/whatsapp/webhook",
+            args.get("base")?.trim_end_matches('/')
+        ),
+        app_secret: args.get("app-secret")?.to_owned(),
+        number: args.get("phone-number-id")?.to_owned(),
+        label: args.get("label")?.to_owned(),
+        requests,
+        customers,
+    });
+    let http = http_client(concurrency)?;
+    let mut monitor = Monitor::connect(
+        args.num("gateway-pid")?,
+        args.get("mongo-uri")?,
+        args.get("redis-url")?,
+    )
+    .await?;
+    // The first snapshot opens the monitoring connections; only the second one counts.
+    monitor.snapshot().await?;
+    let graph_before = graph_count(&http, &graph).await?;
+    let before = monitor.snapshot().await?;
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| tokio::spawn(send_all(http.clone(), load.clone(), next.clone())))
+        .collect();
+    let mut outcome = Outcome::default();
+    for task in tasks {
+        let part = task.await??;
+        outcome.latencies.extend(part.latencies);
+        outcome.errors += part.errors;
+        outcome.replies += part.replies;
+        for s in part.samples {
+            if outcome.samples.len() < ERROR_SAMPLES {
+                outcome.samples.push(s);
+            }
+        }
+    }
+    let sending = started.elapsed();
+
+    // Drained: every reply the webhook queued has reached Graph.
+    let target = graph_before + outcome.replies;
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let seen = graph_count(&http, &graph).await?;
+        if seen >= target {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "run {}: {} of {} replies reached Graph within {} s",
+                load.label,
+                seen.saturating_sub(graph_before),
+                outcome.replies,
+                DRAIN_TIMEOUT.as_secs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The sender stores each send's outcome after Graph answered: wait for that too, until
+    // the gateway's CPU time and the servers' counters (less this tool's own reads) stand
+    // still.
+    let quiet_deadline = Instant::now() + QUIET_TIMEOUT;
+    let mut last = monitor.snapshot().await?;
+    let after = loop {
+        tokio::time::sleep(QUIET).await;
+        let now = monitor.snapshot().await?;
+        let own = Monitor::own_commands(&last, &now);
+        let quiet = now.cpu_ticks == last.cpu_ticks
+            && now.mongo == last.mongo + own
+            && now.redis == last.redis + own;
+        if quiet {
+            break now;
+        }
+        if Instant::now() > quiet_deadline {
+            eprintln!(
+                "run {}: the gateway did not go quiet within {} s; measured as is",
+                load.label,
+                QUIET_TIMEOUT.as_secs()
+            );
+            break now;
+        }
+        last = now;
+    };
+
+    let n = requests as f64;
+    let own = Monitor::own_commands(&before, &after);
+    let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64;
+    let cpu_ms = ticks * 1000.0 / ticks_per_second() / n;
+    let mongo = after.mongo.saturating_sub(before.mongo + own) as f64 / n;
+    let redis = after.redis.saturating_sub(before.redis + own) as f64 / n;
+    outcome.latencies.sort_unstable();
+    println!(
+        "| {concurrency} | {:.1} | {:.2} | {:.2} | {cpu_ms:.2} | {mongo:.2} | {redis:.2} | {} |",
+        n / sending.as_secs_f64(),
+        percentile_ms(&outcome.latencies, 0.50),
+        percentile_ms(&outcome.latencies, 0.99),
+        outcome.errors,
+    );
+    if outcome.errors > 0 {
+        eprintln!(
+            "run {}: {} of {requests} webhook posts failed; the first:",
+            load.label, outcome.errors
+        );
+        for s in &outcome.samples {
+            eprintln!("  {s}");
+        }
+    }
+    Ok(())
+}
