@@ -1,8 +1,8 @@
 //! Delivery state of outbound messages, handled by the sender a batch at a time.
 //!
 //! Claim: a lease per message in its document (one `updateMany` with a batch token, then one
-//! `find`), so every sender instance sees every lease and concurrent or redelivered jobs of
-//! a message never send it twice. The lease outlives the sender's timeout and is released
+//! `find`; for a batch of one, one `findAndModify`), so every sender instance sees every
+//! lease and concurrent or redelivered jobs of a message never send it twice. The lease outlives the sender's timeout and is released
 //! only by the write that records the attempt's outcome: a `sent` is recorded as soon as its
 //! Graph call returns; retries and failures of a batch in one `update` command (per-document
 //! values picked with `$indexOfArray`).
@@ -52,26 +52,41 @@ pub async fn claim_batch(
     let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
     let messages = store.collection::<Document>(MESSAGES).await?;
     let wanted: Vec<Bson> = ids.iter().map(|id| (*id).into()).collect();
-    messages
-        .update_many(
-            doc! { "_id": { "$in": &wanted }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } },
-            vec![doc! { "$set": {
-                // Recording an outcome removes the token: one still there is an attempt
-                // that never finished.
-                "interrupted": { "$ne": [{ "$ifNull": ["$leaseToken", null] }, null] },
-                "status": Status::Sending.as_str(),
-                "leaseUntil": until,
-                "leaseToken": token,
-                // A job reached the sender, so it was enqueued whatever the outbox recorded.
-                "enqueued": true,
-            } }],
-        )
-        .await?;
-    let docs: Vec<Document> = messages
-        .find(doc! { "_id": { "$in": wanted }, "direction": "OUT" })
-        .await?
-        .try_collect()
-        .await?;
+    let claimable = doc! { "_id": { "$in": &wanted }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } };
+    let lease = vec![doc! { "$set": {
+        // Recording an outcome removes the token: one still there is an attempt that never
+        // finished.
+        "interrupted": { "$ne": [{ "$ifNull": ["$leaseToken", null] }, null] },
+        "status": Status::Sending.as_str(),
+        "leaseUntil": until,
+        "leaseToken": token,
+        // A job reached the sender, so it was enqueued whatever the outbox recorded.
+        "enqueued": true,
+    } }];
+    // One message (a quiet queue's usual batch): claimed and read in one command; only one
+    // that could not be claimed is read again, to tell why.
+    let claimed_one = match ids {
+        [_] => {
+            messages
+                .find_one_and_update(claimable, lease)
+                .return_document(mongodb::options::ReturnDocument::After)
+                .await?
+        }
+        _ => {
+            messages.update_many(claimable, lease).await?;
+            None
+        }
+    };
+    let docs: Vec<Document> = match claimed_one {
+        Some(doc) => vec![doc],
+        None => {
+            messages
+                .find(doc! { "_id": { "$in": wanted }, "direction": "OUT" })
+                .await?
+                .try_collect()
+                .await?
+        }
+    };
     let mut claims: HashMap<MessageId, Claim> =
         ids.iter().map(|id| (*id, Claim::Missing)).collect();
     for raw in docs {

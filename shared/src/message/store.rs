@@ -135,9 +135,18 @@ pub enum StatusApplied {
     Kept,
 }
 
+/// Where the webhook marks that a status for this wamid is kept (see [`take_pending_statuses`]).
+pub fn kept_status_key(wamid: &str) -> String {
+    format!("wa:kept:{wamid}")
+}
+
+/// Longer than a send's `sent` can take to be recorded; the relay's sweep applies anything
+/// kept longer.
+pub const KEPT_MARK_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Applies the status if it moves the message forward (sent < delivered < read; `failed`
 /// only overrides up to `sent`).
-async fn move_forward(
+pub async fn move_forward(
     store: &Store,
     tenant: &TenantId,
     s: &StatusUpdate,

@@ -281,7 +281,8 @@ impl Sender {
                 _ => attempted.outcome,
             };
         }
-        if let Err(e) = message::take_pending_statuses(&self.state.store, &sent).await {
+        let marked = self.kept_statuses(&sent).await;
+        if let Err(e) = message::take_pending_statuses(&self.state.store, &marked).await {
             // Kept statuses stay kept; the relay applies them on its next run.
             e.log();
         }
@@ -291,6 +292,27 @@ impl Sender {
             }
         }
         Ok(())
+    }
+
+    /// The sent wamids a status webhook marked as having a kept status (one Redis round trip
+    /// per batch instead of a database look-up); all of them when Redis cannot say.
+    async fn kept_statuses(&self, sent: &[(TenantId, String)]) -> Vec<(TenantId, String)> {
+        if sent.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<String> = sent
+            .iter()
+            .map(|(_, w)| message::store::kept_status_key(w))
+            .collect();
+        match self.state.locks.recall(&keys).await {
+            Some(marks) => sent
+                .iter()
+                .zip(marks)
+                .filter(|(_, m)| m.is_some())
+                .map(|(s, _)| s.clone())
+                .collect(),
+            None => sent.to_vec(),
+        }
     }
 
     /// Wamids of claimed messages that an earlier attempt sent but could not record: from

@@ -293,7 +293,23 @@ async fn apply_status(
         at,
         error,
     };
-    let applied = message::apply_status(&state.store, tenant, &update).await?;
+    let mut applied = message::apply_status(&state.store, tenant, &update).await?;
+    if applied == message::store::StatusApplied::Kept {
+        // Tells the sender that records this wamid to look for it (it skips the look-up
+        // otherwise; without Redis it always looks). A sender that recorded it before the
+        // mark was set did not look: one more try covers it.
+        state
+            .locks
+            .remember(
+                &message::store::kept_status_key(&s.id),
+                "1",
+                message::store::KEPT_MARK_TTL,
+            )
+            .await;
+        if message::store::move_forward(&state.store, tenant, &update).await? {
+            applied = message::store::StatusApplied::Applied;
+        }
+    }
     tracing::info!(tenantId = %tenant, wamid = %s.id, status = status.as_str(), applied = ?applied, "status");
     Ok(())
 }

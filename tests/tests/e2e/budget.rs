@@ -314,6 +314,30 @@ async fn an_answered_message_stays_within_its_round_trip_budget() {
     assert_eq!(c.app.queued_jobs().await.len(), 1, "one SQS send");
     println!("budget: webhook {webhook:?}; first contact {first:?}");
 
+    // End to end, one message and a batch of one (a quiet queue): the sender claims and
+    // reads it in one command and records it in one.
+    let single = c
+        .cost(async {
+            c.inbound(&customer(0), "wamid.single").await;
+            assert_eq!(c.deliver(1).await, 1, "one batch");
+        })
+        .await;
+    let names: Vec<(&str, &str)> = single
+        .mongo
+        .iter()
+        .map(|(c, t)| (c.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("update", "customers"),
+            ("insert", "messages"),
+            ("findAndModify", "messages"),
+            ("update", "messages")
+        ],
+        "one answered message, webhook and a batch of one"
+    );
+
     // End to end: ten answered messages, then the sender's batch.
     let end_to_end = c
         .cost(async {
