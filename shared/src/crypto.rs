@@ -9,16 +9,25 @@ pub const CONTEXT_KEY: &str = "tenantId";
 
 #[derive(Clone)]
 pub struct TokenCipher {
-    kms: Client,
+    aws: aws_config::SdkConfig,
+    /// Built on first use (see `kms`).
+    kms: std::sync::OnceLock<Client>,
     key_id: String,
 }
 
 impl TokenCipher {
-    pub fn new(kms: Client, key_id: impl Into<String>) -> Self {
+    pub fn new(aws: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
         Self {
-            kms,
+            aws: aws.clone(),
+            kms: std::sync::OnceLock::new(),
             key_id: key_id.into(),
         }
+    }
+
+    /// The KMS client, built on first use: its TLS setup loads the system's root
+    /// certificates, which a cold start that decrypts nothing (the webhook) should not pay.
+    fn kms(&self) -> &Client {
+        self.kms.get_or_init(|| Client::new(&self.aws))
     }
 
     pub fn key_id(&self) -> &str {
@@ -31,7 +40,7 @@ impl TokenCipher {
         plaintext: &Secret,
     ) -> Result<Vec<u8>, ApiError> {
         let out = self
-            .kms
+            .kms()
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(Blob::new(plaintext.expose().as_bytes()))
@@ -48,7 +57,7 @@ impl TokenCipher {
 
     pub async fn decrypt(&self, tenant: &TenantId, ciphertext: &[u8]) -> Result<Secret, ApiError> {
         let out = self
-            .kms
+            .kms()
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(ciphertext))

@@ -162,7 +162,7 @@ impl AppState {
         let cipher = config
             .kms_key_id
             .as_ref()
-            .map(|key| TokenCipher::new(aws_sdk_kms::Client::new(aws), key.clone()));
+            .map(|key| TokenCipher::new(aws, key.clone()));
         let sqs = aws_sdk_sqs::Client::new(aws);
         let queue = config
             .send_queue_url

@@ -311,25 +311,32 @@ impl GraphFailure {
 
 #[derive(Clone)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    /// Built on first use: a TLS client loads the system's root certificates, which a cold
+    /// start that never calls Graph (most webhook invocations) should not wait for.
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     base: String,
     version: String,
 }
 
 impl GraphClient {
     pub fn new(base: &str, version: &str) -> Self {
-        crate::tls::install();
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(Duration::from_secs(3))
-            .pool_max_idle_per_host(32)
-            .build()
-            .unwrap_or_default();
         Self {
-            http,
+            http: std::sync::Arc::default(),
             base: base.trim_end_matches('/').to_owned(),
             version: version.to_owned(),
         }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            crate::tls::install();
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .connect_timeout(Duration::from_secs(3))
+                .pool_max_idle_per_host(32)
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -355,7 +362,7 @@ impl GraphClient {
             return Err(GraphFailure::new(502, "Graph pointed outside its own host"));
         }
         let response = self
-            .http
+            .http()
             .get(url)
             .bearer_auth(token.expose())
             .send()
@@ -407,7 +414,7 @@ impl GraphClient {
             return Err(GraphFailure::new(404, "no url"));
         };
         let response = self
-            .http
+            .http()
             .get(url)
             .bearer_auth(token.expose())
             .send()
@@ -454,7 +461,7 @@ impl GraphClient {
             self.base, self.version, phone_number_id
         );
         let response = self
-            .http
+            .http()
             .post(url)
             .bearer_auth(token.expose())
             .json(&payload(to, content))
