@@ -82,10 +82,19 @@ pub async fn aws_config() -> SdkConfig {
     let https = Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https)
-        .load()
-        .await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
+    // Lambda (and the local stack) give the credentials and the region in the environment:
+    // then no provider chain is built (its clients would each load the system's root
+    // certificates during the cold start). Elsewhere (a profile, SSO) the chain as usual.
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader.load().await
 }
 
 /// A MongoDB database handle for the URI. Selection times out fast so an outage becomes a
