@@ -77,3 +77,16 @@ if grep -q 'status=5[0-9][0-9]' "$work/gateway.log"; then
   echo "[bench] the gateway logged 5xx responses:" >&2; grep 'status=5' "$work/gateway.log" | head >&2
   exit 1
 fi
+
+# ---- Cold start: infra/coldstart.py -------------------------------------------------------
+# Each function's release binary under an emulated Lambda Runtime API: process start to its
+# first answered invocation (the gateway and its pollers stopped first, so they do not share
+# the CPU).
+kill "$gateway" "$graph" 2>/dev/null || true
+gateway=""
+graph=""
+cargo build --release -p register -p templates -p flows -p webhook -p send -p sender -p relay -p admin
+echo
+echo "Cold start: process start to the first answered invocation (median of 7)"
+echo
+python3 infra/coldstart.py --runs 7

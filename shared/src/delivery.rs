@@ -52,7 +52,12 @@ pub async fn claim_batch(
     let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
     let messages = store.collection::<Document>(MESSAGES).await?;
     let wanted: Vec<Bson> = ids.iter().map(|id| (*id).into()).collect();
-    let claimable = doc! { "_id": { "$in": &wanted }, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } };
+    // One id by equality: the `_id` index, whatever the database's planner does with `$in`.
+    let id_filter = match wanted.as_slice() {
+        [one] => one.clone(),
+        _ => Bson::Document(doc! { "$in": &wanted }),
+    };
+    let claimable = doc! { "_id": id_filter, "direction": "OUT", "statusRank": 0, "leaseUntil": { "$lt": now } };
     let lease = vec![doc! { "$set": {
         // Recording an outcome removes the token: one still there is an attempt that never
         // finished.
