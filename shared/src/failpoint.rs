@@ -4,7 +4,8 @@
 //!
 //! Actions, set with `fail::cfg(name, action)`: `return(error)` fails the step as a
 //! dependency outage would; `return(hang)` stops the step until the function's timeout cuts
-//! it off; `panic` crashes the function.
+//! it off; `return(slow)` holds the step for a second (a slow dependency, a busy
+//! instance); `panic` crashes the function.
 
 use crate::error::ApiError;
 
@@ -19,6 +20,10 @@ pub async fn hit(name: &str) -> Result<(), ApiError> {
         Some("hang") => {
             // Far past any function timeout: only the gateway's cut-off ends it.
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            Ok(())
+        }
+        Some("slow") => {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             Ok(())
         }
         Some(_) => Err(ApiError::unavailable("failpoint", name.to_owned())),

@@ -37,6 +37,9 @@ pub const EARLY: Duration = Duration::from_millis(500);
 /// send's jitter in transit, so a customer's messages reach Meta in the order they were
 /// booked even when different sender instances send them.
 pub const CUSTOMER_GAP: Duration = Duration::from_millis(200);
+/// A customer's booked message whose slot is this old no longer holds back the ones booked
+/// after it (its job was lost or its request abandoned; the relay sends it later, unordered).
+pub const ORDER_STALE: Duration = Duration::from_secs(30);
 /// How long a number stays slowed after Meta answered 130429 (or another throttling code).
 const SLOW_FOR: Duration = Duration::from_secs(60);
 /// The slowest a number gets: this many times its configured interval.
@@ -154,6 +157,14 @@ impl Lane<'_> {
     fn customer_last_key(&self) -> String {
         format!("wa:pace:{{{}}}:cl:{}", self.phone_number_id, self.customer)
     }
+    /// The customer's booked messages not yet sent, scored by their slots.
+    fn customer_pending_key(&self) -> String {
+        format!("wa:pace:{{{}}}:cq:{}", self.phone_number_id, self.customer)
+    }
+    /// When the customer's last message was let go (the send timeline).
+    fn customer_sent_key(&self) -> String {
+        format!("wa:pace:{{{}}}:cs:{}", self.phone_number_id, self.customer)
+    }
 }
 
 /// A decision for one message. Times are Redis's epoch milliseconds.
@@ -165,6 +176,9 @@ pub enum Decision {
     Customer { until: i64, now: i64 },
     /// The number has no slot before `until` (beyond [`HORIZON`]); nothing was booked.
     Number { until: i64, now: i64 },
+    /// A message of this customer booked before this one has not gone yet (until `until`
+    /// at the latest, when it is stale); nothing was booked.
+    Behind { until: i64, now: i64 },
     /// Redis is unreachable: send unpaced.
     Unpaced,
 }
@@ -198,23 +212,45 @@ local customer_booked = ARGV[4] == '1'
 local start = math.max(now, tonumber(ARGV[5]))
 local schedule = ARGV[6] == 'schedule'
 local horizon = tonumber(ARGV[7])
+local gap = tonumber(ARGV[8])
+local ticket = ARGV[9]
+local stale = tonumber(ARGV[10])
 local function put(key, v)
   redis.call('SET', key, string.format('%.3f', v), 'PX', math.ceil(v - now) + 60000)
 end
+local function pend(c)
+  if ticket ~= '' then
+    redis.call('ZADD', KEYS[6], c, ticket)
+    redis.call('PEXPIRE', KEYS[6], math.ceil(c - now) + stale + 60000)
+  end
+end
 local ctat = tonumber(redis.call('GET', KEYS[3]) or '0')
-local gap = tonumber(ARGV[8])
 if not customer_booked then
   local clast = tonumber(redis.call('GET', KEYS[5]) or '-1e15')
   local c = math.max(start, ctat - ctau, clast + gap)
   if c > start then
     put(KEYS[3], math.max(ctat, c) + cT)
     put(KEYS[5], c)
+    if schedule then pend(c) end
     return {1, math.ceil(c), now}
   end
 end
 local key = schedule and KEYS[1] or KEYS[4]
 local tat = tonumber(redis.call('GET', key) or '0')
 local n = math.max(start, tat)
+local pending = false
+if not schedule and customer_booked and ticket ~= '' then
+  local mine = redis.call('ZSCORE', KEYS[6], ticket)
+  if mine then
+    pending = true
+    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. (now - stale))
+    local first = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+    if first[1] and first[1] ~= ticket and tonumber(first[2]) < tonumber(mine) then
+      return {3, math.ceil(tonumber(first[2]) + stale), now}
+    end
+    n = math.max(n, tonumber(redis.call('GET', KEYS[7]) or '-1e15') + gap)
+  end
+end
 if not schedule and n - now > horizon then
   return {2, math.ceil(n), now}
 end
@@ -222,6 +258,11 @@ put(key, n + nT)
 if not customer_booked then
   put(KEYS[3], math.max(ctat, n) + cT)
   put(KEYS[5], n)
+  if schedule then pend(n) end
+end
+if not schedule then
+  if pending then redis.call('ZREM', KEYS[6], ticket) end
+  put(KEYS[7], n)
 end
 return {0, math.ceil(n), now}
 "#;
@@ -257,12 +298,18 @@ static PUSH_CUSTOMER_SCRIPT: LazyLock<redis::Script> =
 /// Decides a message in one script call: the customer's slot first (booked however far
 /// ahead, so a customer's messages keep their order); only once the customer may have a
 /// message, a slot on the number's `timeline`.
+///
+/// `ticket` (the message's id) keeps that order when jobs reach the sender out of order (one
+/// batch slow to claim, another on time): a message booked on the schedule waits on the send
+/// timeline until every message of the customer booked before it has gone, or is
+/// [`ORDER_STALE`], and then leaves at least [`CUSTOMER_GAP`] after it.
 pub async fn admit(
     locks: &Locks,
     lane: &Lane<'_>,
     pacing: &Pacing,
     held: Booking,
     timeline: Timeline,
+    ticket: &str,
 ) -> Decision {
     let script = &*ADMIT_SCRIPT;
     let mut call = script.key(lane.schedule_key());
@@ -270,6 +317,8 @@ pub async fn admit(
         .key(lane.customer_key())
         .key(lane.number_key())
         .key(lane.customer_last_key())
+        .key(lane.customer_pending_key())
+        .key(lane.customer_sent_key())
         .arg(pacing.number_interval_ms())
         .arg(pacing.customer_interval_ms())
         .arg(pacing.customer_tolerance_ms())
@@ -280,10 +329,13 @@ pub async fn admit(
             Timeline::Send => "send",
         })
         .arg(HORIZON.as_millis() as u64)
-        .arg(CUSTOMER_GAP.as_millis() as u64);
+        .arg(CUSTOMER_GAP.as_millis() as u64)
+        .arg(ticket)
+        .arg(ORDER_STALE.as_millis() as u64);
     match locks.invoke::<(i64, i64, i64)>(&call).await {
         Some((0, at, now)) => Decision::Send { at, now },
         Some((1, until, now)) => Decision::Customer { until, now },
+        Some((3, until, now)) => Decision::Behind { until, now },
         Some((_, until, now)) => Decision::Number { until, now },
         None => Decision::Unpaced,
     }

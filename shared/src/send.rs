@@ -430,7 +430,7 @@ async fn store_and_enqueue(
         return Err(already_processed(&existing));
     }
     failpoint::hit("send.after_store").await?;
-    let booking = book(state, tenant, to).await;
+    let booking = book(state, tenant, to, &doc.id.to_hex()).await;
     let changed = outbox::dispatch_at(state.outbox(), &doc, booking).await?;
     Ok((doc.id.to_hex(), changed))
 }
@@ -438,7 +438,12 @@ async fn store_and_enqueue(
 /// Books the message's slots now (see [`pacing::admit`]): a broadcast's jobs wait in the
 /// queue, delayed until their slots, instead of crowding out other tenants'. Without Redis
 /// the job goes at once and the sender paces what it can.
-async fn book(state: &AppState, tenant: &TenantId, to: &Recipient) -> pacing::Booking {
+async fn book(
+    state: &AppState,
+    tenant: &TenantId,
+    to: &Recipient,
+    ticket: &str,
+) -> pacing::Booking {
     let Ok(profile) = tenant::sending(&state.store, &state.sending, tenant).await else {
         return pacing::Booking::default();
     };
@@ -453,6 +458,7 @@ async fn book(state: &AppState, tenant: &TenantId, to: &Recipient) -> pacing::Bo
         &profile.pacing,
         pacing::Booking::default(),
         pacing::Timeline::Schedule,
+        ticket,
     )
     .await
     {
@@ -462,7 +468,9 @@ async fn book(state: &AppState, tenant: &TenantId, to: &Recipient) -> pacing::Bo
                 customer: true,
             }
         }
-        pacing::Decision::Number { .. } | pacing::Decision::Unpaced => pacing::Booking::default(),
+        pacing::Decision::Number { .. }
+        | pacing::Decision::Behind { .. }
+        | pacing::Decision::Unpaced => pacing::Booking::default(),
     }
 }
 #[cfg(test)]

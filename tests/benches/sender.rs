@@ -261,6 +261,7 @@ async fn pacer_alone(state: &AppState, graph_url: &str, arrivals: &Arrivals, rat
                         &pacing,
                         Booking::default(),
                         Timeline::Send,
+                        "",
                     )
                     .await;
                     match decided {

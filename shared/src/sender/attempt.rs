@@ -96,20 +96,32 @@ impl Sender {
             // lateness, or an earlier message would lose its slot to a later one.
             Plan::Send { at, profile } => (at.max(Instant::now()), profile),
             Plan::Later { at, held, profile } => {
-                tokio::time::sleep_until(at).await;
-                match self
-                    .admit_send(&profile, &message.customer_wa_id, held)
-                    .await
-                {
-                    Decision::Send { at, now } => {
-                        let wait = Duration::from_millis((at - now).max(0) as u64);
-                        (Instant::now() + wait, profile)
+                let give_up = Instant::now() + HORIZON;
+                let mut at = at;
+                loop {
+                    tokio::time::sleep_until(at).await;
+                    match self
+                        .admit_send(&profile, &message.customer_wa_id, held, &message.id)
+                        .await
+                    {
+                        Decision::Send { at, now } => {
+                            let wait = Duration::from_millis((at - now).max(0) as u64);
+                            break (Instant::now() + wait, profile);
+                        }
+                        Decision::Behind { until, now } if Instant::now() < give_up => {
+                            at = Instant::now() + behind_wait(until, now);
+                        }
+                        Decision::Behind { .. } => {
+                            // Still behind: its job asks again in a second, from the queue.
+                            let next = again_at(job, now_ms() + 1000, true);
+                            return give_back(next, "order");
+                        }
+                        Decision::Number { until, now } | Decision::Customer { until, now } => {
+                            let next = again_at(job, now_ms() + (until - now).max(0), true);
+                            return give_back(next, "number");
+                        }
+                        Decision::Unpaced => break (Instant::now(), profile),
                     }
-                    Decision::Number { until, now } | Decision::Customer { until, now } => {
-                        let next = again_at(job, now_ms() + (until - now).max(0), true);
-                        return give_back(next, "number");
-                    }
-                    Decision::Unpaced => (Instant::now(), profile),
                 }
             }
             Plan::Hold(profile) => {
@@ -149,7 +161,7 @@ impl Sender {
                 customer: true,
             };
             let decided = self
-                .admit_send(&profile, &message.customer_wa_id, again)
+                .admit_send(&profile, &message.customer_wa_id, again, &message.id)
                 .await;
             if let Decision::Send { at: until, now } | Decision::Number { until, now } = decided {
                 let wait = (until - now).max(0);

@@ -48,7 +48,7 @@ use crate::{
 mod attempt;
 mod plan;
 
-use plan::{Plan, again_at};
+use plan::{Plan, again_at, behind_wait};
 
 /// The sender's own error: a batch it could not work (the claim failed), so every job of
 /// it is redelivered by the queue. Never an HTTP status; it keeps its cause.

@@ -43,6 +43,16 @@ pub(super) fn deferred(job: &SendJob, until: i64, booked: Booking, reason: &'sta
     }
 }
 
+/// How often a message behind an earlier one of its customer asks again (in-process, up to
+/// [`HORIZON`]; then its job goes back to the queue for a second).
+pub(super) const BEHIND_POLL: Duration = Duration::from_millis(100);
+
+/// The wait before asking again for a message behind an earlier one (which is stale at
+/// `until`, Redis's epoch ms).
+pub(super) fn behind_wait(until: i64, now: i64) -> Duration {
+    Duration::from_millis((until - now).max(0) as u64).min(BEHIND_POLL)
+}
+
 /// API sends are the tenant's marketing; bot replies answer the customer.
 pub(super) fn is_api_send(job: &SendJob) -> bool {
     job.idempotency_key.starts_with(API_KEY_PREFIX)
@@ -67,7 +77,9 @@ impl Sender {
             // Early (a deferral longer than one SQS delay hops): nothing to decide yet.
             return deferred(job, at, held, "scheduled");
         }
-        let decided = self.admit_send(&profile, &job.to, held).await;
+        let decided = self
+            .admit_send(&profile, &job.to, held, &job.message_id)
+            .await;
         let local = now_ms();
         match decided {
             Decision::Send { at, now } => Plan::Send {
@@ -98,6 +110,11 @@ impl Sender {
             Decision::Number { until, now } => {
                 deferred(job, local + (until - now).max(0), held, "number")
             }
+            Decision::Behind { until, now } => Plan::Later {
+                at: Instant::now() + behind_wait(until, now),
+                held,
+                profile,
+            },
             Decision::Unpaced => Plan::Send {
                 at: Instant::now(),
                 profile,
@@ -111,6 +128,7 @@ impl Sender {
         profile: &Sending,
         customer: &str,
         held: Booking,
+        message: &MessageId,
     ) -> Decision {
         let lane = Lane {
             phone_number_id: &profile.phone_number_id,
@@ -122,6 +140,7 @@ impl Sender {
             &profile.pacing,
             held,
             Timeline::Send,
+            &message.to_hex(),
         )
         .await
     }

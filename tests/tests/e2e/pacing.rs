@@ -364,6 +364,42 @@ async fn one_customer_gets_a_burst_then_one_message_per_interval_in_order() {
     assert_eq!(rig.statuses(&t).await.get("sent"), Some(&5));
 }
 
+/// A job that reaches the sender late (its batch slow to claim) still goes before the
+/// customer's later messages, which wait for it instead of taking their slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_job_still_goes_before_the_customers_later_messages() {
+    let rig = rig().await;
+    let t = rig.tenant(&format!("EAAord{}", e2e::random_hex(6))).await;
+    rig.settings(&t, json!({"customerBurst": 5})).await;
+    rig.app.customers_wrote(&t.id, &["34600111333"]).await;
+    // The first batch (m1's, or m1's and m2's together) claims a second late.
+    fail::cfg("sender.before_claim", "1*return(slow)").expect("failpoint");
+    rig.send_open(&t, "34600111333", "m1").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    rig.send_open(&t, "34600111333", "m2").await;
+    rig.send_open(&t, "34600111333", "m3").await;
+    rig.until(Duration::from_secs(30), |c| c.len() >= 3).await;
+    fail::cfg("sender.before_claim", "off").expect("failpoint");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = rig.graph.calls();
+    each_once(&calls, 3);
+    let timeline: Vec<(String, u128)> = calls
+        .iter()
+        .map(|c| (c.text.clone(), c.at.duration_since(calls[0].at).as_millis()))
+        .collect();
+    let texts: Vec<&str> = calls.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, ["m1", "m2", "m3"], "in order: {timeline:?}");
+    for i in 1..3 {
+        let gap = calls[i].at.duration_since(calls[i - 1].at);
+        assert!(
+            gap >= Duration::from_millis(100),
+            "m{} only {gap:?} after m{i}: {timeline:?}",
+            i + 1
+        );
+    }
+    assert_eq!(rig.statuses(&t).await.get("sent"), Some(&3));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_number_slows_down_and_still_delivers_everything_once() {
     let rig = rig().await;
