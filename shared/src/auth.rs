@@ -2,16 +2,13 @@
 
 use std::collections::HashMap;
 
-use axum::{extract::FromRequestParts, http::request::Parts};
-use mongodb::bson::{doc, oid::ObjectId};
-use serde::Deserialize;
-
 use crate::{
-    api_key::{API_KEY_PREFIX, hash_key},
+    api_key::{self, API_KEY_PREFIX, hash_key},
     error::ApiError,
-    ids::TenantId,
+    ids::{TenantId, TenantStatus},
     state::AppState,
 };
+use axum::{extract::FromRequestParts, http::request::Parts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
@@ -61,12 +58,6 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-#[derive(Deserialize)]
-struct KeyOwner {
-    #[serde(rename = "_id")]
-    id: ObjectId,
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -93,20 +84,12 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(tenant) = state.accepted_keys.get(&hash) {
             return Ok(Caller::Tenant(*tenant));
         }
-        let owner = state
-            .store
-            .tenants()
-            .await?
-            .clone_with_type::<KeyOwner>()
-            .find_one(doc! { "apiKeyHash": &hash, "status": "active" })
-            .projection(doc! { "_id": 1 })
-            .await?;
-        match owner {
-            Some(o) => {
-                let tenant: TenantId = o.id.into();
+        match api_key::owner(&state.store, &hash).await? {
+            Some((tenant, TenantStatus::Active)) => {
                 state.accepted_keys.insert(hash, tenant);
                 Ok(Caller::Tenant(tenant))
             }
+            Some((_, TenantStatus::Disabled)) => Err(ApiError::TenantDisabled { by_admin: false }),
             None => {
                 state.rejected_keys.insert(hash, ());
                 Err(bad())

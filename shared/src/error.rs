@@ -53,6 +53,11 @@ pub enum ApiError {
     /// Another request is still doing this work (same wamid or idempotency key): retry.
     #[error("{0}")]
     InProgress(String),
+    /// The tenant is disabled: its own keys get a 403, an admin's send a 409.
+    #[error(
+        "tenant is disabled: activate it with PATCH /tenants/{{tenantId}} {{\"status\": \"active\"}}"
+    )]
+    TenantDisabled { by_admin: bool },
     /// A bug: never used for bad input.
     #[error("internal error")]
     Internal,
@@ -124,6 +129,8 @@ impl ApiError {
             Self::Unprocessable { .. } | Self::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } | Self::InProgress(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::TenantDisabled { by_admin: true } => StatusCode::CONFLICT,
+            Self::TenantDisabled { by_admin: false } => StatusCode::FORBIDDEN,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -155,6 +162,9 @@ impl IntoResponse for ApiError {
                 if let Some(obj) = body.as_object_mut() {
                     obj.extend(extra);
                 }
+            }
+            Self::TenantDisabled { .. } => {
+                body["code"] = Value::String("tenant_disabled".into());
             }
             _ => {}
         }

@@ -11,7 +11,7 @@ use crate::{
     error::ApiError,
     failpoint,
     idempotency::{self, Begin},
-    ids::{Recipient, TenantId},
+    ids::{Recipient, TenantId, TenantStatus},
     message::{self, API_KEY_PREFIX, Inserted, MessageDoc, Status},
     meta_template, outbox, pacing,
     queue::{Content, ContentKind},
@@ -275,6 +275,14 @@ async fn submit(
     state_update: Option<StateUpdate>,
     window: Window,
 ) -> Result<Accepted, ApiError> {
+    // The profile the booking reads anyway (cached): a disabled tenant sends nothing.
+    if tenant::sending(&state.store, &state.sending, tenant)
+        .await?
+        .status
+        == TenantStatus::Disabled
+    {
+        return Err(ApiError::TenantDisabled { by_admin: true });
+    }
     let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
     let memo = customer::revision::memo_key(tenant, to.as_str());
     let lock = format!("wa:send:{{{tenant}:{}}}:{}", to.as_str(), key.as_str());

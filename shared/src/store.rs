@@ -93,7 +93,9 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
             TENANTS,
             vec![
                 unique(doc! { "phoneNumberId": 1 }, "phoneNumberId_unique"),
-                unique(doc! { "apiKeyHash": 1 }, "apiKeyHash_unique"),
+                // Multikey, not unique: keys are 256 random bits, and a unique index would
+                // refuse a second tenant without keys (both index as null).
+                plain(doc! { "apiKeys.hash": 1 }, "apiKeys_hash"),
             ],
         ),
         (
@@ -143,11 +145,33 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
             )],
         ),
     ];
-    futures::future::try_join_all(wanted.into_iter().map(|(name, models)| async move {
-        db.collection::<Document>(name).create_indexes(models).await
-    }))
-    .await?;
-    Ok(())
+    let created =
+        futures::future::try_join_all(wanted.into_iter().map(|(name, models)| async move {
+            db.collection::<Document>(name).create_indexes(models).await
+        }));
+    let (created, dropped) = futures::join!(created, drop_legacy_key_index(db));
+    created?;
+    dropped
+}
+
+/// Before labelled API keys, a tenant's one key was `apiKeyHash`, under a unique index
+/// that now refuses every second tenant (they all lack the field): dropped, once.
+async fn drop_legacy_key_index(db: &Database) -> Result<(), Error> {
+    const INDEX_NOT_FOUND: i32 = 27;
+    const NAMESPACE_NOT_FOUND: i32 = 26;
+    match db
+        .collection::<Document>(TENANTS)
+        .drop_index("apiKeyHash_unique")
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) => match e.kind.as_ref() {
+            ErrorKind::Command(c) if matches!(c.code, INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND) => {
+                Ok(())
+            }
+            _ => Err(e),
+        },
+    }
 }
 
 /// E11000: a unique index refused the write.

@@ -789,3 +789,59 @@ test('tenant settings: reset keywords, a start template and the hand-off length 
   assert.equal(await reply.locator('.p-body').innerText(), 'Hi! What do you need?');
   assert.match(await reply.locator('.cause').innerText(), /a reset keyword/);
 });
+
+// ---- access: labelled API keys and the tenant's status -----------------------------------
+
+test('access: a labelled key shown once, listed, deleted and refused; the tenant disabled and active again', async () => {
+  const registered = await fetch(`${BASE}/tenants/register`, {
+    method: 'POST',
+    headers: adminJson,
+    body: JSON.stringify({ name: 'Keys Bakery', phoneNumberId: `1777${String(Date.now()).slice(-8)}`, accessToken: 'mock_keys' }),
+  });
+  assert.equal(registered.status, 201);
+  const { tenant, apiKey } = await registered.json();
+  const asTenant = (key) => fetch(`${BASE}/tenants/${tenant.id}`, { headers: { Authorization: `Bearer ${key}` } });
+
+  await page.reload();
+  await page.locator('#app').waitFor();
+  await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
+  await page.locator(`#app[data-tenant="${tenant.id}"]`).waitFor();
+  await page.getByRole('tab', { name: 'Access' }).click();
+  await page.locator('#api-keys tbody tr').first().waitFor();
+  assert.equal(await page.locator('#tenant-status').getAttribute('data-status'), 'active');
+  assert.deepEqual(await page.locator('#api-keys tbody td:first-child').allInnerTexts(), ['Registration key']);
+
+  // An empty label is refused at its field; a labelled key is shown once and listed.
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await page.locator('#key-form .field-error[data-error-for="label"]').waitFor();
+  await page.getByLabel('Label', { exact: true }).fill('CRM integration');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await page.locator('#new-key').waitFor();
+  const shown = await page.locator('#new-key-value').innerText();
+  assert.match(shown, /^wak_[0-9a-f]{64}$/);
+  await page.locator('#api-keys tbody tr', { hasText: 'CRM integration' }).waitFor();
+  const row = page.locator('#api-keys tbody tr', { hasText: 'CRM integration' });
+  assert.equal(await row.locator('code').innerText(), `${shown.slice(0, 12)}…`);
+  assert.equal((await asTenant(shown)).status, 200);
+  await page.screenshot({ path: `${SHOTS}admin-access.png`, fullPage: true });
+
+  // Deleted: gone from the list and refused.
+  page.once('dialog', (d) => d.accept());
+  await row.getByRole('button', { name: 'Delete key CRM integration' }).click();
+  await page.locator('#key-message', { hasText: 'deleted' }).waitFor();
+  await page.locator('#api-keys tbody tr', { hasText: 'CRM integration' }).waitFor({ state: 'detached' });
+  assert.equal((await asTenant(shown)).status, 401);
+  assert.equal((await asTenant(apiKey)).status, 200);
+
+  // Disabled: its key gets 403 tenant_disabled; active again: accepted.
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: 'Disable tenant' }).click();
+  await page.locator('#tenant-status[data-status="disabled"]').waitFor();
+  const refused = await asTenant(apiKey);
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).code, 'tenant_disabled');
+  await page.getByRole('button', { name: 'Activate tenant' }).click();
+  await page.locator('#tenant-status[data-status="active"]').waitFor();
+  assert.match(await page.locator('#key-message').innerText(), /Tenant active; 0 held messages released/);
+  assert.equal((await asTenant(apiKey)).status, 200);
+});

@@ -4,14 +4,16 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 use serde_json::{Value, json};
 use shared::{
     ApiError, AppState,
-    auth::Caller,
+    api_key::{self, KeyLabel, NewKeyRequest},
+    auth::{Caller, TenantAccess},
     http::{ApiJson, ApiPath, finish, health},
     ids::TenantId,
+    ids::TenantStatus,
     outbox,
     tenant::{self, RegisterRequest, SettingsPatch, TokenRequest},
 };
@@ -24,6 +26,11 @@ pub fn router(state: AppState) -> Router {
             .route("/tenants", get(list))
             .route("/tenants/{tenantId}", get(show).patch(update))
             .route("/tenants/{tenantId}/access-token", put(replace_token))
+            .route(
+                "/tenants/{tenantId}/api-keys",
+                get(list_keys).post(create_key),
+            )
+            .route("/tenants/{tenantId}/api-keys/{keyId}", delete(delete_key))
             .with_state(state),
     )
 }
@@ -62,7 +69,7 @@ async fn show(
     Ok(Json(json!({ "ok": true, "tenant": tenant })))
 }
 
-/// `PATCH /tenants/{tenantId}` (admin): pacing and back-off settings.
+/// `PATCH /tenants/{tenantId}` (admin): pacing, conversation settings, status.
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -72,11 +79,62 @@ async fn update(
     caller.require_admin()?;
     let id = TenantId::parse(&id)?;
     let tenant = tenant::update_settings(&state.store, &id, &body).await?;
-    // This process paces and answers with the new settings at once (others within their
-    // caches' lifetimes).
+    // This process paces, answers and authenticates with the new settings at once (others
+    // within their caches' lifetimes: 4 s for keys and sending).
     state.sending.invalidate(&id);
     state.bot_configs.invalidate(&id);
-    Ok(Json(json!({ "ok": true, "tenant": tenant })))
+    let mut released = 0;
+    if body.status.is_some() {
+        state.tenants_by_number.invalidate(&tenant.phone_number_id);
+        for hash in api_key::hashes(&state.store, &id).await? {
+            state.accepted_keys.invalidate(&hash);
+            state.rejected_keys.invalidate(&hash);
+        }
+        if tenant.status == TenantStatus::Active {
+            released = outbox::release_held(state.outbox(), &id).await?;
+        }
+    }
+    Ok(Json(
+        json!({ "ok": true, "tenant": tenant, "released": released }),
+    ))
+}
+
+/// `GET /tenants/{tenantId}/api-keys` (admin or the tenant): labels, prefixes, dates.
+async fn list_keys(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Value>, ApiError> {
+    let keys = api_key::list(&state.store, &access.tenant).await?;
+    Ok(Json(json!({ "ok": true, "apiKeys": keys })))
+}
+
+/// `POST /tenants/{tenantId}/api-keys` (admin): a new labelled key, shown this once.
+async fn create_key(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(body): ApiJson<NewKeyRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    access.caller.require_admin()?;
+    let label = KeyLabel::parse(body.label.as_deref().unwrap_or_default())?;
+    let (view, key) = api_key::create(&state.store, &access.tenant, &label).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "ok": true, "apiKey": key.expose(), "key": view })),
+    ))
+}
+
+/// `DELETE /tenants/{tenantId}/api-keys/{keyId}` (admin): refused at once here, within 4 s
+/// everywhere.
+async fn delete_key(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath((_, key_id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    access.caller.require_admin()?;
+    let key_id = api_key::parse_key_id(&key_id)?;
+    let hash = api_key::revoke(&state.store, &access.tenant, &key_id).await?;
+    state.accepted_keys.invalidate(&hash);
+    Ok(Json(json!({ "ok": true, "deleted": key_id })))
 }
 
 /// `PUT /tenants/{tenantId}/access-token` (admin): a new token; the messages held for the

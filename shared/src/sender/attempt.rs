@@ -268,7 +268,7 @@ impl Sender {
     }
 
     /// Holds a message of a tenant whose token Graph refused (`error`: this attempt's, else
-    /// the tenant's token is already known invalid).
+    /// the tenant's token is already known invalid) or that is disabled.
     pub(super) async fn hold(
         &self,
         tenant: TenantId,
@@ -306,6 +306,11 @@ impl Sender {
                 self.state.sending.invalidate(&tenant);
                 error
             }
+            None if profile.status == TenantStatus::Disabled => MessageError {
+                code: "tenant_disabled".into(),
+                title: "Held: the tenant is disabled; activate it to deliver".into(),
+                details: None,
+            },
             None => MessageError {
                 code: "token_invalid".into(),
                 title: "Held: the tenant's access token was refused; replace it to deliver".into(),

@@ -34,7 +34,7 @@ use crate::{
     delivery::{self, Attempt, Claim, Finish},
     error::ApiError,
     failpoint,
-    ids::{MessageId, TenantId},
+    ids::{MessageId, TenantId, TenantStatus},
     message::{self, API_KEY_PREFIX, MessageError},
     metrics::{self, Metric},
     outbox,
@@ -219,7 +219,8 @@ impl Sender {
         // miss its slot and fall behind the customer's next one.
         futures::future::join_all(profiles.iter().filter_map(|(t, p)| {
             let p = p.as_ref().ok()?;
-            (p.token_state == TokenState::Valid).then(|| self.state.token(t, p))
+            (p.token_state == TokenState::Valid && p.status == TenantStatus::Active)
+                .then(|| self.state.token(t, p))
         }))
         .await;
         let planned: Vec<(usize, MessageId, TenantId, Plan)> =

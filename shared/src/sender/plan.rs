@@ -7,7 +7,7 @@ use super::*;
 pub(super) enum Plan {
     /// Claim and send at this instant.
     Send { at: Instant, profile: Arc<Sending> },
-    /// The token is refused: claim and hold.
+    /// The token is refused, or the tenant disabled: claim and hold.
     Hold(Arc<Sending>),
     /// The customer's slot comes at `at` (within the horizon): wait, then take a slot on
     /// the number's send timeline.
@@ -61,7 +61,7 @@ pub(super) fn is_api_send(job: &SendJob) -> bool {
 impl Sender {
     /// Pacing's verdict on one job.
     pub(super) async fn plan(&self, profile: Arc<Sending>, job: &SendJob) -> Plan {
-        if profile.token_state == TokenState::Invalid {
+        if profile.token_state == TokenState::Invalid || profile.status == TenantStatus::Disabled {
             return Plan::Hold(profile);
         }
         let now = now_ms();

@@ -12,7 +12,7 @@ mod settings;
 pub use settings::{SettingsPatch, bot_settings, update_settings};
 
 use crate::{
-    api_key::ApiKey,
+    api_key::{ApiKey, KeyLabel},
     cache::TtlCache,
     crypto::TokenCipher,
     engine::BotSettings,
@@ -313,7 +313,7 @@ pub async fn register(
 
     let id = TenantId::generate();
     let ciphertext = cipher.encrypt(&id, new.access_token.secret()).await?;
-    let api_key = ApiKey::generate(&id);
+    let api_key = ApiKey::generate();
     let now = DateTime::now();
     let document = doc! {
         "_id": id,
@@ -323,7 +323,7 @@ pub async fn register(
         "status": bson::to_bson(&TenantStatus::Active).map_err(|_| ApiError::Internal)?,
         "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
         "kmsKeyId": cipher.key_id(),
-        "apiKeyHash": api_key.hash(),
+        "apiKeys": [api_key.entry(&KeyLabel::registration(), now)],
         "tokenVersion": 1_i64,
         "tokenStatus": { "status": "valid", "since": now },
         "createdAt": now,
@@ -417,18 +417,22 @@ pub async fn replace_token(
 pub struct Sending {
     pub phone_number_id: String,
     pub pacing: Pacing,
-    /// Bumped by every token replacement; a cached decryption is keyed by it.
+    /// Bumped by every token replacement (a cached decryption is keyed by it) and by
+    /// re-activation: a message held on an older version is released.
     pub token_version: i64,
     pub token_state: TokenState,
     pub ciphertext: Vec<u8>,
     /// Epoch milliseconds until which API sends pause (131048 / 131049).
     pub marketing_paused_until: Option<i64>,
+    /// Disabled: API sends are refused and queued messages held until it is active again.
+    pub status: TenantStatus,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SendingDoc {
     phone_number_id: String,
+    status: TenantStatus,
     #[serde(default)]
     pacing: Option<Pacing>,
     #[serde(default)]
@@ -440,8 +444,7 @@ struct SendingDoc {
     marketing_paused_until: Option<DateTime>,
 }
 
-/// The active tenant's sending profile, through the warm cache (404 when unknown or
-/// disabled).
+/// The tenant's sending profile, through the warm cache (404 when unknown).
 pub async fn sending(
     store: &Store,
     cache: &TtlCache<TenantId, Sending>,
@@ -453,13 +456,13 @@ pub async fn sending(
                 .tenants()
                 .await?
                 .clone_with_type::<SendingDoc>()
-                .find_one(doc! { "_id": *id, "status": "active" })
+                .find_one(doc! { "_id": *id })
                 .projection(doc! {
                     "phoneNumberId": 1, "pacing": 1, "tokenVersion": 1, "tokenStatus": 1,
-                    "accessTokenCiphertext": 1, "marketingPausedUntil": 1,
+                    "accessTokenCiphertext": 1, "marketingPausedUntil": 1, "status": 1,
                 })
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found or disabled")))?;
+                .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))?;
             Ok::<_, ApiError>(Sending {
                 phone_number_id: doc.phone_number_id,
                 pacing: doc.pacing.unwrap_or_default(),
@@ -467,6 +470,7 @@ pub async fn sending(
                 token_state: doc.token_status.unwrap_or_default().status,
                 ciphertext: doc.access_token_ciphertext.bytes,
                 marketing_paused_until: doc.marketing_paused_until.map(|d| d.timestamp_millis()),
+                status: doc.status,
             })
         })
         .await
@@ -565,7 +569,7 @@ struct TenantRefDoc {
     status: TenantStatus,
 }
 
-/// The active tenant that owns `phone_number_id`, through the warm cache.
+/// The tenant that owns `phone_number_id` (active or disabled), through the warm cache.
 pub async fn by_phone_number(
     store: &Store,
     cache: &TtlCache<String, Option<TenantRef>>,
@@ -587,10 +591,7 @@ pub async fn by_phone_number(
             }))
         })
         .await?;
-    Ok(found
-        .as_ref()
-        .clone()
-        .filter(|t| t.status == TenantStatus::Active))
+    Ok(found.as_ref().clone())
 }
 
 /// 404 unless the tenant exists.

@@ -8,7 +8,7 @@ use super::{TenantView, WabaId, find};
 use crate::{
     engine::{self, BotSettings},
     error::ApiError,
-    ids::{TemplateKey, TenantId},
+    ids::{TemplateKey, TenantId, TenantStatus},
     pacing::Pacing,
     store::Store,
 };
@@ -30,6 +30,10 @@ pub struct SettingsPatch {
     pub opt_out_keywords: Option<Vec<String>>,
     pub opt_in_keywords: Option<Vec<String>>,
     pub handoff_minutes: Option<u32>,
+    /// `"active"` or `"disabled"`: a disabled tenant's keys get 403, its sends 409
+    /// `tenant_disabled`, its inbound messages are stored but not answered, and its queued
+    /// messages are held until it is active again.
+    pub status: Option<String>,
 }
 
 impl SettingsPatch {
@@ -100,6 +104,19 @@ impl SettingsPatch {
 }
 
 impl SettingsPatch {
+    /// The status this patch sets, checked.
+    pub fn status(&self) -> Result<Option<TenantStatus>, ApiError> {
+        match self.status.as_deref() {
+            None => Ok(None),
+            Some("active") => Ok(Some(TenantStatus::Active)),
+            Some("disabled") => Ok(Some(TenantStatus::Disabled)),
+            Some(_) => Err(ApiError::invalid(
+                "status",
+                "must be \"active\" or \"disabled\"",
+            )),
+        }
+    }
+
     /// The settings after this patch, checked.
     pub fn apply(&self, current: Pacing) -> Result<Pacing, ApiError> {
         let next = Pacing {
@@ -138,16 +155,30 @@ pub async fn update_settings(
     let bot = patch.bot(current.bot, start_exists)?;
     let pacing = bson::to_bson(&next).map_err(|_| ApiError::Internal)?;
     let bot = bson::to_bson(&bot).map_err(|_| ApiError::Internal)?;
+    let status = patch.status()?;
     let mut set = doc! { "pacing": pacing, "bot": bot, "updatedAt": DateTime::now() };
     if let Some(w) = &patch.waba_id {
         set.insert("wabaId", WabaId::parse(w)?.map(|w| w.0));
     }
+    let mut update = doc! {};
+    if let Some(status) = status {
+        set.insert(
+            "status",
+            bson::to_bson(&status).map_err(|_| ApiError::Internal)?,
+        );
+        if status == TenantStatus::Active && current.status == TenantStatus::Disabled {
+            // A message held on the disabled profile meanwhile sees a new version and is
+            // released by the sender that held it (as after a token replacement).
+            update.insert("$inc", doc! { "tokenVersion": 1_i64 });
+        }
+    }
+    update.insert("$set", set);
     store
         .tenants()
         .await?
-        .update_one(doc! { "_id": *id }, doc! { "$set": set })
+        .update_one(doc! { "_id": *id }, update)
         .await?;
-    tracing::info!(tenantId = %id, throughputPerSecond = next.throughput_per_second, "tenant settings changed");
+    tracing::info!(tenantId = %id, throughputPerSecond = next.throughput_per_second, status = ?status, "tenant settings changed");
     find(store, id).await
 }
 

@@ -19,7 +19,7 @@ use crate::{
     error::ApiError,
     failpoint, flow,
     idempotency::{self, Begin, Memo},
-    ids::TenantId,
+    ids::{TenantId, TenantStatus},
     message::{self, Inserted, MessageDoc, MessageError, Status, Stored, store::StatusUpdate},
     meta_template,
     metrics::{self, Metric},
@@ -230,7 +230,7 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
         )
         .await?
         else {
-            tracing::info!(phoneNumberId = %change.phone_number_id, "webhook for an unknown or disabled number ignored");
+            tracing::info!(phoneNumberId = %change.phone_number_id, "webhook for an unknown number ignored");
             summary.ignored_changes += 1;
             continue;
         };
@@ -238,9 +238,11 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
             apply_status(state, &tenant.id, status).await?;
             summary.statuses += 1;
         }
+        // A disabled tenant's customers are heard (stored), not answered.
+        let answers = tenant.status == TenantStatus::Active;
         for (message, name) in &change.messages {
             summary.messages += 1;
-            match receive(state, &tenant.id, message, name.as_deref()).await? {
+            match receive(state, &tenant.id, message, name.as_deref(), answers).await? {
                 Received::Duplicate => summary.duplicates += 1,
                 Received::Replied => summary.replies += 1,
                 Received::Stored => {}
@@ -328,6 +330,7 @@ async fn receive(
     tenant: &TenantId,
     message: &InboundMessage,
     name: Option<&str>,
+    answers: bool,
 ) -> Result<Received, ApiError> {
     let memo = revision::memo_key(tenant, &message.from);
     let lock = format!("wa:in:{{{tenant}:{}}}:{}", message.from, message.wamid);
@@ -349,7 +352,7 @@ async fn receive(
     };
     let known = remembered.as_deref().and_then(Snapshot::from_memo);
     let guarded = held.is_some();
-    let result = process(state, tenant, message, name, known, guarded).await;
+    let result = process(state, tenant, message, name, known, guarded, answers).await;
     if let Some(held) = held {
         let remember = match &result {
             Ok((_, Some(after))) => after.to_memo().map(|value| Memo {
@@ -377,6 +380,7 @@ async fn process(
     name: Option<&str>,
     known: Option<Snapshot>,
     guarded: bool,
+    answers: bool,
 ) -> Result<(Received, Option<Snapshot>), ApiError> {
     failpoint::hit("webhook.before_store").await?;
     let now = DateTime::now();
@@ -389,7 +393,10 @@ async fn process(
         now,
     };
     let inbound = inbound_doc(tenant, message);
-    if !message.is_conversational() {
+    if !answers && message.is_conversational() {
+        tracing::info!(tenantId = %tenant, wamid = %message.wamid, reason = "tenant_disabled", "no reply");
+    }
+    if !message.is_conversational() || !answers {
         revision::touch(&state.store, tenant, &message.from, &touch).await?;
         failpoint::hit("webhook.after_store").await?;
         let fresh = message::insert_inbound(&state.store, &inbound).await?;

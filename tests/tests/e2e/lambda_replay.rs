@@ -133,6 +133,51 @@ async fn register_fixtures_replay_through_lambda_http() {
     );
     assert!(!replaced.to_string().contains(&admin["ACCESS_TOKEN"]));
 
+    // Labelled keys: created (shown once), listed with the tenant's key, deleted.
+    let created = invoke_lambda(router(), &fixture("register/create-api-key.json", &admin)).await;
+    assert_eq!(created["statusCode"], 201, "{created}");
+    let key_id = lambda_body(&created)["key"]["id"]
+        .as_str()
+        .expect("key id")
+        .to_owned();
+    let unlabelled = invoke_lambda(
+        router(),
+        &fixture("register/create-api-key-no-label.json", &admin),
+    )
+    .await;
+    assert_eq!(unlabelled["statusCode"], 422, "{unlabelled}");
+    assert_eq!(lambda_body(&unlabelled)["field"], "label");
+    let listed = invoke_lambda(router(), &fixture("register/list-api-keys.json", &own)).await;
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+    let labels: Vec<String> = lambda_body(&listed)["apiKeys"]
+        .as_array()
+        .expect("apiKeys")
+        .iter()
+        .filter_map(|k| k["label"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(labels, ["Registration key", "CRM integration"]);
+    let mut with_key = admin.clone();
+    with_key.insert("KEY_ID", key_id.clone());
+    let deleted = invoke_lambda(
+        router(),
+        &fixture("register/delete-api-key.json", &with_key),
+    )
+    .await;
+    assert_eq!(deleted["statusCode"], 200, "{deleted}");
+    assert_eq!(lambda_body(&deleted)["deleted"], key_id.as_str());
+
+    // Disabled: its own key is refused with the reason; active again: accepted.
+    let disabled = invoke_lambda(router(), &fixture("register/disable-tenant.json", &admin)).await;
+    assert_eq!(disabled["statusCode"], 200, "{disabled}");
+    assert_eq!(lambda_body(&disabled)["tenant"]["status"], "disabled");
+    let refused = invoke_lambda(router(), &fixture("register/list-api-keys.json", &own)).await;
+    assert_eq!(refused["statusCode"], 403, "{refused}");
+    assert_eq!(lambda_body(&refused)["code"], "tenant_disabled");
+    let enabled = invoke_lambda(router(), &fixture("register/enable-tenant.json", &admin)).await;
+    assert_eq!(enabled["statusCode"], 200, "{enabled}");
+    let listed = invoke_lambda(router(), &fixture("register/list-api-keys.json", &own)).await;
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+
     let logs = e2e::logs();
     assert!(!logs.contains(&token));
     assert!(!logs.contains(&admin["ACCESS_TOKEN"]));

@@ -53,10 +53,14 @@ async fn registration_stores_only_a_kms_ciphertext_bound_to_the_tenant() {
     let as_text = format!("{stored:?}");
     assert!(!as_text.contains(token), "plaintext token stored");
     assert!(!as_text.contains(api_key), "plaintext API key stored");
+    let keys = stored.get_array("apiKeys").expect("apiKeys");
+    assert_eq!(keys.len(), 1);
+    let key = keys[0].as_document().expect("key");
     assert_eq!(
-        stored.get_str("apiKeyHash").expect("hash"),
+        key.get_str("hash").expect("hash"),
         hex::encode(sha2::Sha256::digest(api_key.as_bytes()))
     );
+    assert_eq!(key.get_str("label").expect("label"), "Registration key");
 
     let kms = aws_sdk_kms::Client::new(&app.aws);
     let plain = kms

@@ -137,7 +137,8 @@ fn the_postman_collection_matches_the_spec() {
                 .replace("{{templateKey}}", "{key}")
                 .replace("{{asset}}", "{asset}")
                 .replace("{{waId}}", "{waId}")
-                .replace("{{mediaId}}", "{mediaId}");
+                .replace("{{mediaId}}", "{mediaId}")
+                .replace("{{keyId}}", "{keyId}");
             (
                 i["request"]["method"].as_str().expect("method").to_owned(),
                 path,

@@ -95,7 +95,7 @@ $('#tenant').addEventListener('change', async (ev) => {
 
 // ---- tabs ----------------------------------------------------------------------------
 
-const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta'];
+const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta', 'access'];
 function showTab(name) {
   state.tab = name;
   for (const t of tabs) {
@@ -112,6 +112,7 @@ function showTab(name) {
   if (name === 'customers') loadCustomers();
   if (name === 'meta') loadMetaTemplates();
   if (name === 'try') renderTryConversation();
+  if (name === 'access') loadAccess();
 }
 tabs.forEach((t, i) => {
   const b = $(`#tab-btn-${t}`);
@@ -138,6 +139,7 @@ async function loadTenant() {
   drawMap();
   if (state.tab === 'customers') loadCustomers();
   if (state.tab === 'meta') loadMetaTemplates();
+  if (state.tab === 'access') loadAccess();
   // Everything of this tenant is on screen.
   $('#app').dataset.tenant = id;
 }
@@ -162,6 +164,14 @@ function resetTenantViews() {
   $('#meta-send-form').hidden = true;
   say('#meta-status', '');
   say('#meta-error', '');
+  $('#api-keys tbody').replaceChildren();
+  $('#new-key').hidden = true;
+  $('#new-key-value').textContent = '';
+  $('#tenant-status').replaceChildren();
+  $('#toggle-status').hidden = true;
+  say('#keys-error', '');
+  say('#status-error', '');
+  say('#key-message', '');
 }
 
 // ---- templates -----------------------------------------------------------------------
@@ -1726,3 +1736,100 @@ $('#meta-send-form').addEventListener('submit', async (ev) => {
 if (state.token) {
   signIn(state.token, state.tenant).then((error) => { if (error) { sessionStorage.clear(); $('#signin-error').textContent = error; } });
 }
+
+// ---- access: the tenant's status and API keys ------------------------------------------
+
+function renderTenantStatus(tenant) {
+  const active = tenant.status === 'active';
+  const badge = node('span', `badge ${active ? 'ok' : 'bad'}`, active ? 'Active' : 'Disabled');
+  $('#tenant-status').dataset.status = tenant.status;
+  $('#tenant-status').replaceChildren('Tenant: ', badge);
+  const toggle = $('#toggle-status');
+  toggle.hidden = !state.admin;
+  toggle.textContent = active ? 'Disable tenant' : 'Activate tenant';
+  toggle.dataset.next = active ? 'disabled' : 'active';
+}
+
+function keyRow(k) {
+  const tr = document.createElement('tr');
+  tr.dataset.id = k.id;
+  const actions = document.createElement('td');
+  if (state.admin) {
+    const del = node('button', null, 'Delete');
+    del.type = 'button';
+    del.setAttribute('aria-label', `Delete key ${k.label}`);
+    del.addEventListener('click', () => deleteKey(k));
+    actions.append(del);
+  }
+  const prefix = node('td', null, null);
+  prefix.append(node('code', null, `${k.prefix}…`));
+  tr.append(node('td', null, k.label), prefix, node('td', null, null), node('td', null, null), actions);
+  tr.children[2].append(timeNode(k.createdAt));
+  tr.children[3].append(k.lastUsedAt ? timeNode(k.lastUsedAt) : 'never');
+  return tr;
+}
+
+async function loadAccess() {
+  const id = state.tenant;
+  if (!id) return;
+  say('#keys-error', '');
+  $('#key-fields').disabled = !state.admin;
+  const [tenant, keys] = await Promise.all([api('GET', tenantPath('')), api('GET', tenantPath('/api-keys'))]);
+  if (id !== state.tenant) return;
+  if (tenant.status === 200) renderTenantStatus(tenant.data.tenant);
+  if (keys.status !== 200) {
+    say('#keys-error', (keys.data && keys.data.message) || `Error ${keys.status}`, true);
+    return;
+  }
+  $('#api-keys tbody').replaceChildren(...keys.data.apiKeys.map(keyRow));
+}
+
+async function deleteKey(k) {
+  if (!confirm(`Delete the key “${k.label}”? Requests with it are refused from now on.`)) return;
+  const id = state.tenant;
+  const r = await api('DELETE', tenantPath(`/api-keys/${k.id}`));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#keys-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  say('#key-message', `Key “${k.label}” deleted`);
+  await loadAccess();
+}
+
+$('#key-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#key-form');
+  clearErrors(form);
+  say('#key-message', '');
+  $('#new-key').hidden = true;
+  const id = state.tenant;
+  const r = await api('POST', tenantPath('/api-keys'), { label: $('#key-label').value });
+  if (id !== state.tenant) return;
+  if (r.status === 201) {
+    $('#key-label').value = '';
+    $('#new-key-value').textContent = r.data.apiKey;
+    $('#new-key').hidden = false;
+    say('#key-message', `Key “${r.data.key.label}” created`);
+    await loadAccess();
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  say('#key-message', (r.data && r.data.message) || `Error ${r.status}`, true);
+});
+
+$('#toggle-status').addEventListener('click', async () => {
+  const next = $('#toggle-status').dataset.next;
+  if (next === 'disabled' && !confirm('Disable this tenant? Its keys and sends are refused and its customers are not answered until it is active again.')) return;
+  const id = state.tenant;
+  say('#status-error', '');
+  const r = await api('PATCH', tenantPath(''), { status: next });
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#status-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  renderTenantStatus(r.data.tenant);
+  const n = r.data.released;
+  say('#key-message', next === 'active' ? `Tenant active; ${n} held ${n === 1 ? 'message' : 'messages'} released` : 'Tenant disabled');
+});
