@@ -15,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod customer;
+pub mod dead_letter;
 pub mod delivery;
 pub mod engine;
 pub mod error;

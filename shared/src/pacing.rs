@@ -161,7 +161,7 @@ impl Lane<'_> {
     fn customer_pending_key(&self) -> String {
         format!("wa:pace:{{{}}}:cq:{}", self.phone_number_id, self.customer)
     }
-    /// When the customer's last message was let go (the send timeline).
+    /// The customer's last slot on the send timeline, and whose it was.
     fn customer_sent_key(&self) -> String {
         format!("wa:pace:{{{}}}:cs:{}", self.phone_number_id, self.customer)
     }
@@ -238,17 +238,19 @@ end
 local key = schedule and KEYS[1] or KEYS[4]
 local tat = tonumber(redis.call('GET', key) or '0')
 local n = math.max(start, tat)
-local pending = false
 if not schedule and customer_booked and ticket ~= '' then
   local mine = redis.call('ZSCORE', KEYS[6], ticket)
   if mine then
-    pending = true
     redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. (now - stale))
     local first = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
     if first[1] and first[1] ~= ticket and tonumber(first[2]) < tonumber(mine) then
       return {3, math.ceil(tonumber(first[2]) + stale), now}
     end
-    n = math.max(n, tonumber(redis.call('GET', KEYS[7]) or '-1e15') + gap)
+    local last = redis.call('GET', KEYS[7])
+    if last then
+      local at, who = string.match(last, '^([^|]+)|(.*)$')
+      if who ~= ticket then n = math.max(n, tonumber(at) + gap) end
+    end
   end
 end
 if not schedule and n - now > horizon then
@@ -261,10 +263,15 @@ if not customer_booked then
   if schedule then pend(n) end
 end
 if not schedule then
-  if pending then redis.call('ZREM', KEYS[6], ticket) end
-  put(KEYS[7], n)
+  redis.call('SET', KEYS[7], string.format('%.3f|%s', n, ticket), 'PX', math.ceil(n - now) + 60000)
 end
 return {0, math.ceil(n), now}
+"#;
+
+/// A booked message has been sent (or Graph answered it otherwise): the customer's next
+/// one may go.
+const SENT: &str = r#"
+return redis.call('ZREM', KEYS[1], ARGV[1])
 "#;
 
 /// Slows a number Meta throttled: its interval doubles (up to 16×) for a minute, and
@@ -292,6 +299,7 @@ return math.ceil(v)
 
 static ADMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADMIT));
 static SLOW_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SLOW));
+static SENT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SENT));
 static PUSH_CUSTOMER_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(PUSH_CUSTOMER));
 
@@ -300,9 +308,10 @@ static PUSH_CUSTOMER_SCRIPT: LazyLock<redis::Script> =
 /// message, a slot on the number's `timeline`.
 ///
 /// `ticket` (the message's id) keeps that order when jobs reach the sender out of order (one
-/// batch slow to claim, another on time): a message booked on the schedule waits on the send
-/// timeline until every message of the customer booked before it has gone, or is
-/// [`ORDER_STALE`], and then leaves at least [`CUSTOMER_GAP`] after it.
+/// batch slow to claim, another on time) or a send leaves its slot late: a message booked on
+/// the schedule waits on the send timeline until every message of the customer booked
+/// before it has been sent (its Graph call returned, [`sent`]) or is [`ORDER_STALE`], and
+/// then leaves at least [`CUSTOMER_GAP`] after the previous one's slot.
 pub async fn admit(
     locks: &Locks,
     lane: &Lane<'_>,
@@ -339,6 +348,15 @@ pub async fn admit(
         Some((_, until, now)) => Decision::Number { until, now },
         None => Decision::Unpaced,
     }
+}
+
+/// A booked message's Graph call returned: the customer's messages booked after it stop
+/// waiting for it (see [`admit`]).
+pub async fn sent(locks: &Locks, lane: &Lane<'_>, ticket: &str) {
+    let script = &*SENT_SCRIPT;
+    let mut call = script.key(lane.customer_pending_key());
+    call.arg(ticket);
+    let _ = locks.invoke::<i64>(&call).await;
 }
 
 /// Meta throttled the number (130429, 4, 80007, HTTP 429): slow it down for a while.

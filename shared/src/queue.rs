@@ -284,21 +284,36 @@ pub struct DeadLetter {
     pub body: String,
 }
 
-/// Lists up to `max` DLQ messages without removing them (each is made visible again).
-pub async fn dead_letters(
+/// A DLQ message received for a look: invisible until it is released or deleted.
+struct Parked {
+    letter: DeadLetter,
+    receipt: Option<String>,
+}
+
+impl Parked {
+    /// The tenant and message its job names (`None`: an unreadable job).
+    fn job(&self) -> Option<(crate::ids::TenantId, crate::ids::MessageId)> {
+        serde_json::from_str::<SendJob>(&self.letter.body)
+            .ok()
+            .map(|j| (j.tenant_id, j.message_id))
+    }
+}
+
+/// Receives up to `max` DLQ messages, each invisible for `hold_secs`.
+async fn park(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
     max: usize,
-) -> Result<Vec<DeadLetter>, aws_sdk_sqs::Error> {
+    hold_secs: i32,
+) -> Result<Vec<Parked>, aws_sdk_sqs::Error> {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
-    let mut seen: Vec<DeadLetter> = Vec::new();
-    let mut receipts = Vec::new();
-    while seen.len() < max {
+    let mut parked: Vec<Parked> = Vec::new();
+    while parked.len() < max {
         let got = sqs
             .receive_message()
             .queue_url(dlq_url)
             .max_number_of_messages(10)
-            .visibility_timeout(30)
+            .visibility_timeout(hold_secs)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await?
@@ -308,32 +323,125 @@ pub async fn dead_letters(
             break;
         }
         for m in got {
-            if let Some(r) = m.receipt_handle.clone() {
-                receipts.push(r);
-            }
-            seen.push(DeadLetter {
-                sqs_message_id: m.message_id.clone().unwrap_or_default(),
-                receive_count: m
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| {
-                        a.get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                            .cloned()
-                    })
-                    .unwrap_or_default(),
-                body: m.body.unwrap_or_default(),
+            parked.push(Parked {
+                letter: DeadLetter {
+                    sqs_message_id: m.message_id.clone().unwrap_or_default(),
+                    receive_count: m
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| {
+                            a.get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                                .cloned()
+                        })
+                        .unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                },
+                receipt: m.receipt_handle,
             });
         }
     }
-    for r in receipts {
-        sqs.change_message_visibility()
-            .queue_url(dlq_url)
-            .receipt_handle(r)
-            .visibility_timeout(0)
-            .send()
-            .await?;
+    Ok(parked)
+}
+
+/// Makes parked messages visible again.
+async fn release<'a>(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    parked: impl IntoIterator<Item = &'a Parked>,
+) -> Result<(), aws_sdk_sqs::Error> {
+    for p in parked {
+        if let Some(r) = &p.receipt {
+            sqs.change_message_visibility()
+                .queue_url(dlq_url)
+                .receipt_handle(r)
+                .visibility_timeout(0)
+                .send()
+                .await?;
+        }
     }
-    Ok(seen)
+    Ok(())
+}
+
+/// Lists up to `max` DLQ messages without removing them (each is made visible again).
+pub async fn dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    max: usize,
+) -> Result<Vec<DeadLetter>, aws_sdk_sqs::Error> {
+    let parked = park(sqs, dlq_url, max, 30).await?;
+    release(sqs, dlq_url, &parked).await?;
+    Ok(parked.into_iter().map(|p| p.letter).collect())
+}
+
+/// How many DLQ messages one request looks through for a tenant's (the DLQ is shared).
+pub const DEAD_LETTER_SCAN: usize = 1000;
+
+/// The messages of `tenant` whose jobs are in the DLQ, with how many jobs each has there;
+/// every job is made visible again. A look running at the same time (another request, a
+/// redrive) may hide some for a few seconds.
+pub async fn tenant_dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    tenant: &crate::ids::TenantId,
+) -> Result<Vec<(crate::ids::MessageId, usize)>, aws_sdk_sqs::Error> {
+    let parked = park(sqs, dlq_url, DEAD_LETTER_SCAN, 30).await?;
+    release(sqs, dlq_url, &parked).await?;
+    let mut found: Vec<(crate::ids::MessageId, usize)> = Vec::new();
+    for (_, id) in parked
+        .iter()
+        .filter_map(Parked::job)
+        .filter(|(t, _)| t == tenant)
+    {
+        match found.iter_mut().find(|(m, _)| *m == id) {
+            Some((_, n)) => *n += 1,
+            None => found.push((id, 1)),
+        }
+    }
+    Ok(found)
+}
+
+/// Moves `tenant`'s DLQ jobs (only those of `only`'s messages, when given) back to the send
+/// queue: one job per message, every other job of it deleted. Each is deleted from the DLQ
+/// only after the send queue accepted its message's job; everything else is made visible
+/// again. Returns the messages sent back.
+pub async fn redrive_tenant(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    queue_url: &str,
+    tenant: &crate::ids::TenantId,
+    only: Option<&[crate::ids::MessageId]>,
+) -> Result<Vec<crate::ids::MessageId>, aws_sdk_sqs::Error> {
+    let parked = park(sqs, dlq_url, DEAD_LETTER_SCAN, 60).await?;
+    let mut moved: Vec<crate::ids::MessageId> = Vec::new();
+    let mut others: Vec<&Parked> = Vec::new();
+    for p in &parked {
+        let ours = p
+            .job()
+            .filter(|(t, m)| t == tenant && only.is_none_or(|ids| ids.contains(m)));
+        let Some((_, id)) = ours else {
+            others.push(p);
+            continue;
+        };
+        if !moved.contains(&id) {
+            sqs.send_message()
+                .queue_url(queue_url)
+                .message_body(p.letter.body.clone())
+                .send()
+                .await?;
+            moved.push(id);
+            tracing::info!(tenantId = %tenant, messageId = %id, "redriven");
+            crate::metrics::count(crate::metrics::Metric::DlqRedrive, &[]);
+        }
+        if let Some(r) = &p.receipt {
+            sqs.delete_message()
+                .queue_url(dlq_url)
+                .receipt_handle(r)
+                .send()
+                .await?;
+        }
+    }
+    release(sqs, dlq_url, others).await?;
+    Ok(moved)
 }
 
 /// Moves every DLQ message back to the send queue; returns how many moved. A message is

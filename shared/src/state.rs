@@ -226,6 +226,20 @@ impl AppState {
             .ok_or_else(|| ApiError::unavailable("queue", "SEND_QUEUE_URL is not set"))
     }
 
+    /// The send DLQ and the queue its jobs go back to (503 when either URL is not set).
+    pub fn dead_letter_queue(&self) -> Result<crate::dead_letter::DeadLetterQueue<'_>, ApiError> {
+        let dlq_url = self
+            .config
+            .send_dlq_url
+            .as_deref()
+            .ok_or_else(|| ApiError::unavailable("queue", "SEND_DLQ_URL is not set"))?;
+        Ok(crate::dead_letter::DeadLetterQueue {
+            sqs: &self.sqs,
+            dlq_url,
+            queue_url: self.queue()?.url(),
+        })
+    }
+
     /// The outbox: the store and the send queue, for dispatching outbound messages.
     pub fn outbox(&self) -> crate::outbox::Outbox<'_> {
         crate::outbox::Outbox {

@@ -845,3 +845,53 @@ test('access: a labelled key shown once, listed, deleted and refused; the tenant
   assert.match(await page.locator('#key-message').innerText(), /Tenant active; 0 held messages released/);
   assert.equal((await asTenant(apiKey)).status, 200);
 });
+
+// ---- dead letters ------------------------------------------------------------------------
+
+// SQS's JSON protocol against the local stack (moto does not check signatures).
+async function sqs(action, body) {
+  const r = await fetch(process.env.AWS_ENDPOINT_URL, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': `AmazonSQS.${action}`, Authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0' },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+
+test('dead letters: a message whose job is in the DLQ is listed with its last error and retried once', async () => {
+  assert.ok(process.env.SEND_DLQ_URL, 'the stack exports SEND_DLQ_URL');
+  const registered = await fetch(`${BASE}/tenants/register`, {
+    method: 'POST',
+    headers: adminJson,
+    body: JSON.stringify({ name: 'Dead Letters Deli', phoneNumberId: `1888${String(Date.now()).slice(-8)}`, accessToken: 'mock_dead' }),
+  });
+  assert.equal(registered.status, 201);
+  const { tenant } = await registered.json();
+  await page.reload();
+  await page.locator('#app').waitFor();
+  await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
+  await page.locator(`#app[data-tenant="${tenant.id}"]`).waitFor();
+  await inbound('34600777111');
+  const sent = await fetch(`${BASE}/tenants/${tenant.id}/send`, {
+    method: 'POST', headers: adminJson, body: JSON.stringify({ to: '34600777111', text: 'Your table is ready' }),
+  });
+  assert.equal(sent.status, 202, await sent.clone().text());
+  const { messageId } = await sent.json();
+  // As the queue's redrive policy leaves it after five failed receives.
+  const job = { tenantId: tenant.id, messageId, to: '34600777111', content: { kind: 'text', text: 'Your table is ready' }, idempotencyKey: 'api:dead' };
+  await sqs('SendMessage', { QueueUrl: process.env.SEND_DLQ_URL, MessageBody: JSON.stringify(job) });
+
+  await page.getByRole('tab', { name: 'Dead letters' }).click();
+  const row = page.locator(`#dead-letters tbody tr[data-id="${messageId}"]`);
+  await row.waitFor();
+  assert.match(await row.innerText(), /34600777111/);
+  assert.match(await row.innerText(), /Your table is ready/);
+  await page.screenshot({ path: `${SHOTS}admin-dead-letters.png`, fullPage: true });
+
+  await row.getByRole('button', { name: 'Retry the message to 34600777111' }).click();
+  await page.locator('#dead-status', { hasText: '1 message sent back to the queue' }).waitFor();
+  await page.locator('#dead-empty').waitFor();
+  const left = await fetch(`${BASE}/tenants/${tenant.id}/dead-letters`, { headers: adminJson });
+  assert.deepEqual((await left.json()).deadLetters, []);
+});

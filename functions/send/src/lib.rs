@@ -11,6 +11,7 @@ use shared::{
     ApiError, AppState,
     auth::TenantAccess,
     customer::{self, CustomerQuery},
+    dead_letter::{self, RedriveRequest},
     http::{ApiJson, ApiPath, ApiQuery, finish},
     message::{self, ListFilter, ListQuery, MessageDoc},
     meta_template::SendMetaTemplateRequest,
@@ -34,8 +35,37 @@ pub fn router(state: AppState) -> Router {
                 "/tenants/{tenantId}/customers/{waId}/handoff",
                 post(handoff).delete(resume_bot),
             )
+            .route("/tenants/{tenantId}/dead-letters", get(dead_letters))
+            .route(
+                "/tenants/{tenantId}/dead-letters/redrive",
+                post(redrive_dead_letters),
+            )
             .with_state(state),
     )
+}
+
+/// `GET /tenants/{tenantId}/dead-letters`: messages whose jobs are in the DLQ.
+async fn dead_letters(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Value>, ApiError> {
+    let dlq = state.dead_letter_queue()?;
+    let letters = dead_letter::list(&state.store, &dlq, &access.tenant).await?;
+    Ok(Json(json!({ "ok": true, "deadLetters": letters })))
+}
+
+/// `POST /tenants/{tenantId}/dead-letters/redrive`: back to the send queue, each once.
+async fn redrive_dead_letters(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(req): ApiJson<RedriveRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let only = req.ids()?;
+    let dlq = state.dead_letter_queue()?;
+    let moved = dead_letter::redrive(&dlq, &access.tenant, only.as_deref()).await?;
+    Ok(Json(
+        json!({ "ok": true, "redriven": moved.len(), "messageIds": moved }),
+    ))
 }
 
 fn accepted(a: Accepted) -> (StatusCode, Json<Value>) {

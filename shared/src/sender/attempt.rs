@@ -185,6 +185,9 @@ impl Sender {
                 content,
             )
             .await;
+        if job.customer_booked {
+            pacing::sent(&self.state.locks, &lane, &message.id.to_hex()).await;
+        }
         let e = match sent {
             Ok(wamid) => {
                 tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, "sent");

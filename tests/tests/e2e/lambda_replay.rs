@@ -188,10 +188,8 @@ async fn register_fixtures_replay_through_lambda_http() {
     );
 }
 
-#[tokio::test]
-async fn template_and_flow_fixtures_replay_through_lambda_http() {
-    e2e::capture_logs();
-    let (state, _db, _aws) = test_state().await;
+/// A tenant registered through `register/register-ok.json`: its id and API key.
+async fn register_replayed(state: &shared::AppState) -> (String, String) {
     let reg = vars(&[
         ("PHONE_NUMBER_ID", &phone_number_id()),
         ("ACCESS_TOKEN", "EAAreplay"),
@@ -202,8 +200,17 @@ async fn template_and_flow_fixtures_replay_through_lambda_http() {
     )
     .await;
     let body = lambda_body(&created);
-    let tenant = body["tenant"]["id"].as_str().expect("id").to_owned();
-    let key = body["apiKey"].as_str().expect("key").to_owned();
+    (
+        body["tenant"]["id"].as_str().expect("id").to_owned(),
+        body["apiKey"].as_str().expect("key").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn template_and_flow_fixtures_replay_through_lambda_http() {
+    e2e::capture_logs();
+    let (state, _db, _aws) = test_state().await;
+    let (tenant, key) = register_replayed(&state).await;
     let templates = || templates::router(state.clone());
     let flows = || flows::router(state.clone());
     let with = |k: &str| vars(&[("TENANT_ID", &tenant), ("API_KEY", &key), ("KEY", k)]);
@@ -335,4 +342,21 @@ async fn template_and_flow_fixtures_replay_through_lambda_http() {
     .await;
     assert_eq!(repeated["statusCode"], 400, "{repeated}");
     assert_eq!(lambda_body(&repeated)["error"], "Bad Request", "{repeated}");
+}
+
+#[tokio::test]
+async fn dead_letter_fixtures_replay_through_lambda_http() {
+    let (state, _db, _aws) = test_state().await;
+    let (tenant, key) = register_replayed(&state).await;
+    let own = vars(&[("TENANT_ID", &tenant), ("API_KEY", &key)]);
+    let router = || send::router(state.clone());
+    let listed = invoke_lambda(router(), &fixture("dead-letters/list.json", &own)).await;
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+    assert_eq!(lambda_body(&listed)["deadLetters"], serde_json::json!([]));
+    let bad = invoke_lambda(router(), &fixture("dead-letters/redrive-bad-id.json", &own)).await;
+    assert_eq!(bad["statusCode"], 422, "{bad}");
+    assert_eq!(lambda_body(&bad)["field"], "messageIds[0]");
+    let all = invoke_lambda(router(), &fixture("dead-letters/redrive-all.json", &own)).await;
+    assert_eq!(all["statusCode"], 200, "{all}");
+    assert_eq!(lambda_body(&all)["redriven"], 0);
 }

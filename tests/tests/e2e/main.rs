@@ -6,6 +6,7 @@ mod api_keys;
 mod budget;
 mod conversations;
 mod crash;
+mod dead_letters;
 mod faults;
 mod flows;
 mod lambda_replay;

@@ -368,18 +368,31 @@ async fn one_customer_gets_a_burst_then_one_message_per_interval_in_order() {
 /// customer's later messages, which wait for it instead of taking their slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_job_still_goes_before_the_customers_later_messages() {
+    // The first batch (m1's, or m1's and m2's together) claims a second late.
+    order_kept_when_held_up("sender.before_claim").await;
+}
+
+/// A send held up between its slot and its Graph call (a slow token, a busy process) leaves
+/// late and takes a new slot, still before the customer's later messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_leaves_its_slot_late_still_goes_first() {
+    order_kept_when_held_up("sender.before_graph").await;
+}
+
+/// m1, m2, m3 to one customer with the first to reach `failpoint` held up for a second:
+/// they reach Graph in that order, each at least the customer gap after the one before.
+async fn order_kept_when_held_up(failpoint: &str) {
     let rig = rig().await;
     let t = rig.tenant(&format!("EAAord{}", e2e::random_hex(6))).await;
     rig.settings(&t, json!({"customerBurst": 5})).await;
     rig.app.customers_wrote(&t.id, &["34600111333"]).await;
-    // The first batch (m1's, or m1's and m2's together) claims a second late.
-    fail::cfg("sender.before_claim", "1*return(slow)").expect("failpoint");
+    fail::cfg(failpoint, "1*return(slow)").expect("failpoint");
     rig.send_open(&t, "34600111333", "m1").await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     rig.send_open(&t, "34600111333", "m2").await;
     rig.send_open(&t, "34600111333", "m3").await;
     rig.until(Duration::from_secs(30), |c| c.len() >= 3).await;
-    fail::cfg("sender.before_claim", "off").expect("failpoint");
+    fail::cfg(failpoint, "off").expect("failpoint");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let calls = rig.graph.calls();
     each_once(&calls, 3);

@@ -95,7 +95,7 @@ $('#tenant').addEventListener('change', async (ev) => {
 
 // ---- tabs ----------------------------------------------------------------------------
 
-const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta', 'access'];
+const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta', 'dead', 'access'];
 function showTab(name) {
   state.tab = name;
   for (const t of tabs) {
@@ -112,6 +112,7 @@ function showTab(name) {
   if (name === 'customers') loadCustomers();
   if (name === 'meta') loadMetaTemplates();
   if (name === 'try') renderTryConversation();
+  if (name === 'dead') loadDeadLetters();
   if (name === 'access') loadAccess();
 }
 tabs.forEach((t, i) => {
@@ -139,6 +140,7 @@ async function loadTenant() {
   drawMap();
   if (state.tab === 'customers') loadCustomers();
   if (state.tab === 'meta') loadMetaTemplates();
+  if (state.tab === 'dead') loadDeadLetters();
   if (state.tab === 'access') loadAccess();
   // Everything of this tenant is on screen.
   $('#app').dataset.tenant = id;
@@ -164,6 +166,11 @@ function resetTenantViews() {
   $('#meta-send-form').hidden = true;
   say('#meta-status', '');
   say('#meta-error', '');
+  $('#dead-letters tbody').replaceChildren();
+  $('#dead-empty').hidden = true;
+  $('#dead-retry-all').hidden = true;
+  say('#dead-error', '');
+  say('#dead-status', '');
   $('#api-keys tbody').replaceChildren();
   $('#new-key').hidden = true;
   $('#new-key-value').textContent = '';
@@ -879,6 +886,11 @@ function say(selector, text, isError = false) {
   p.classList.toggle('error', isError);
 }
 
+// Graph's error as a line: its title, code and Meta's details.
+function errorText(e) {
+  return e ? `${e.title} (${e.code})${e.details ? `: ${e.details}` : ''}` : '';
+}
+
 function renderTokenStatus(tenant) {
   const ts = tenant.tokenStatus || { status: 'valid' };
   const valid = ts.status === 'valid';
@@ -890,7 +902,7 @@ function renderTokenStatus(tenant) {
     if (ts.lastError) {
       const why = document.createElement('span');
       why.className = 'why';
-      why.textContent = `${ts.lastError.title} (${ts.lastError.code})${ts.lastError.details ? `: ${ts.lastError.details}` : ''}`;
+      why.textContent = errorText(ts.lastError);
       parts.push(' ', why);
     }
     if (ts.since) parts.push(' since ', timeNode(ts.since));
@@ -1833,3 +1845,55 @@ $('#toggle-status').addEventListener('click', async () => {
   const n = r.data.released;
   say('#key-message', next === 'active' ? `Tenant active; ${n} held ${n === 1 ? 'message' : 'messages'} released` : 'Tenant disabled');
 });
+
+// ---- dead letters ----------------------------------------------------------------------
+
+function deadRow(m) {
+  const tr = document.createElement('tr');
+  tr.dataset.id = m.id;
+  const created = node('td', null, null);
+  created.append(timeNode(m.createdAt));
+  const retry = node('button', null, 'Retry');
+  retry.type = 'button';
+  retry.setAttribute('aria-label', `Retry the message to ${m.customerWaId}`);
+  retry.addEventListener('click', () => redrive([m.id]));
+  const actions = node('td', null, null);
+  actions.append(retry);
+  tr.append(created, node('td', null, m.customerWaId), node('td', null, m.body || m.type), node('td', null, m.status),
+    node('td', null, String(m.attempts)), node('td', 'why', errorText(m.lastError)), actions);
+  return tr;
+}
+
+async function loadDeadLetters() {
+  const id = state.tenant;
+  if (!id) return;
+  say('#dead-error', '');
+  const r = await api('GET', tenantPath('/dead-letters'));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#dead-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  const rows = r.data.deadLetters.map(deadRow);
+  $('#dead-letters tbody').replaceChildren(...rows);
+  $('#dead-empty').hidden = rows.length > 0;
+  $('#dead-retry-all').hidden = rows.length === 0;
+  $('#tab-dead').dataset.loaded = String(rows.length);
+}
+
+async function redrive(messageIds) {
+  const id = state.tenant;
+  say('#dead-error', '');
+  const r = await api('POST', tenantPath('/dead-letters/redrive'), messageIds ? { messageIds } : {});
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#dead-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  const n = r.data.redriven;
+  say('#dead-status', `${n} ${n === 1 ? 'message' : 'messages'} sent back to the queue`);
+  await loadDeadLetters();
+}
+
+$('#dead-refresh').addEventListener('click', () => loadDeadLetters());
+$('#dead-retry-all').addEventListener('click', () => redrive(null));
