@@ -368,6 +368,9 @@ pub async fn apply_change(store: &Store, waba_id: &str, update: &Update) -> Resu
 #[serde(deny_unknown_fields)]
 pub struct SendMetaTemplateRequest {
     pub to: String,
+    /// One of the tenant's numbers; the first when left out.
+    #[serde(default)]
+    pub from: Option<String>,
     pub name: String,
     pub language: String,
     #[serde(default)]

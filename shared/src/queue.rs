@@ -121,6 +121,9 @@ pub struct SendJob {
     #[serde(with = "crate::ids::hex_id")]
     pub message_id: crate::ids::MessageId,
     pub to: String,
+    /// The tenant's number it goes from (none: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     pub content: Content,
     pub idempotency_key: String,
     /// Not to be sent before this (epoch milliseconds): a booked customer slot, the end of

@@ -52,6 +52,9 @@ impl IdempotencyKey {
 #[derive(Debug, Deserialize)]
 pub struct SendTextRequest {
     pub to: String,
+    /// One of the tenant's numbers (its phoneNumberId); the first when left out.
+    #[serde(default)]
+    pub from: Option<String>,
     /// The message, or the media's caption; required without media.
     #[serde(default)]
     pub text: Option<String>,
@@ -64,12 +67,30 @@ pub struct SendTextRequest {
 #[derive(Debug, Deserialize)]
 pub struct SendTemplateRequest {
     pub to: String,
+    #[serde(default)]
+    pub from: Option<String>,
     #[serde(rename = "templateKey")]
     pub template_key: String,
     #[serde(default)]
     pub variables: HashMap<String, Value>,
     #[serde(default, alias = "idempotencyKey")]
     pub idempotency_key: Option<String>,
+}
+
+/// Whom a send goes to, and from which of the tenant's numbers (`None`: the first).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub to: Recipient,
+    pub from: Option<String>,
+}
+
+impl Route {
+    pub fn parse(to: &str, from: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Self {
+            to: Recipient::parse(to)?,
+            from: from.map(str::to_owned),
+        })
+    }
 }
 
 /// A 202's content.
@@ -84,7 +105,7 @@ pub async fn send_text(
     tenant: &TenantId,
     req: &SendTextRequest,
 ) -> Result<Accepted, ApiError> {
-    let to = Recipient::parse(&req.to)?;
+    let to = Route::parse(&req.to, req.from.as_deref())?;
     let content = match &req.media {
         None => Content {
             kind: ContentKind::Text,
@@ -176,7 +197,7 @@ pub async fn send_template(
     tenant: &TenantId,
     req: &SendTemplateRequest,
 ) -> Result<Accepted, ApiError> {
-    let to = Recipient::parse(&req.to)?;
+    let to = Route::parse(&req.to, req.from.as_deref())?;
     let key = TemplateKey::parse("templateKey", &req.template_key)?;
     let idempotency = IdempotencyKey::parse(req.idempotency_key.as_deref())?;
     for (name, value) in &req.variables {
@@ -240,7 +261,7 @@ pub async fn send_meta_template(
     tenant: &TenantId,
     req: &meta_template::SendMetaTemplateRequest,
 ) -> Result<Accepted, ApiError> {
-    let to = Recipient::parse(&req.to)?;
+    let to = Route::parse(&req.to, req.from.as_deref())?;
     if req.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "must not be empty"));
     }
@@ -269,20 +290,23 @@ pub async fn send_meta_template(
 async fn submit(
     state: &AppState,
     tenant: &TenantId,
-    to: &Recipient,
+    route: &Route,
     key: IdempotencyKey,
     content: Content,
     state_update: Option<StateUpdate>,
     window: Window,
 ) -> Result<Accepted, ApiError> {
-    // The profile the booking reads anyway (cached): a disabled tenant sends nothing.
-    if tenant::sending(&state.store, &state.sending, tenant)
-        .await?
-        .status
-        == TenantStatus::Disabled
-    {
+    // The profile the booking reads anyway (cached): a disabled tenant sends nothing, and
+    // a message goes only from one of the tenant's own numbers.
+    let profile = tenant::sending(&state.store, &state.sending, tenant).await?;
+    if profile.status == TenantStatus::Disabled {
         return Err(ApiError::TenantDisabled { by_admin: true });
     }
+    let route = &Route {
+        to: route.to.clone(),
+        from: profile.from_field(route.from.as_deref())?,
+    };
+    let to = &route.to;
     let stored_key = format!("{API_KEY_PREFIX}{}", key.as_str());
     let memo = customer::revision::memo_key(tenant, to.as_str());
     let lock = format!("wa:send:{{{tenant}:{}}}:{}", to.as_str(), key.as_str());
@@ -323,7 +347,7 @@ async fn submit(
             store_and_enqueue(
                 state,
                 tenant,
-                to,
+                route,
                 &stored_key,
                 content,
                 state_update,
@@ -415,13 +439,15 @@ fn already_processed(existing: &MessageDoc) -> ApiError {
 async fn store_and_enqueue(
     state: &AppState,
     tenant: &TenantId,
-    to: &Recipient,
+    route: &Route,
     stored_key: &str,
     content: Content,
     state_update: Option<StateUpdate>,
     guarded: bool,
 ) -> Result<(String, Option<customer::Snapshot>), ApiError> {
+    let to = &route.to;
     let mut doc = MessageDoc::outbound(tenant, to.as_str(), stored_key.to_owned(), content, "api");
+    doc.phone_number_id = route.from.clone();
     doc.template_key = state_update
         .as_ref()
         .and_then(|u| u.last_template_key.clone());
@@ -438,7 +464,7 @@ async fn store_and_enqueue(
         return Err(already_processed(&existing));
     }
     failpoint::hit("send.after_store").await?;
-    let booking = book(state, tenant, to, &doc.id.to_hex()).await;
+    let booking = book(state, tenant, route, &doc.id.to_hex()).await;
     let changed = outbox::dispatch_at(state.outbox(), &doc, booking).await?;
     Ok((doc.id.to_hex(), changed))
 }
@@ -446,18 +472,13 @@ async fn store_and_enqueue(
 /// Books the message's slots now (see [`pacing::admit`]): a broadcast's jobs wait in the
 /// queue, delayed until their slots, instead of crowding out other tenants'. Without Redis
 /// the job goes at once and the sender paces what it can.
-async fn book(
-    state: &AppState,
-    tenant: &TenantId,
-    to: &Recipient,
-    ticket: &str,
-) -> pacing::Booking {
+async fn book(state: &AppState, tenant: &TenantId, route: &Route, ticket: &str) -> pacing::Booking {
     let Ok(profile) = tenant::sending(&state.store, &state.sending, tenant).await else {
         return pacing::Booking::default();
     };
     let lane = pacing::Lane {
-        phone_number_id: &profile.phone_number_id,
-        customer: to.as_str(),
+        phone_number_id: profile.number(route.from.as_deref()),
+        customer: route.to.as_str(),
     };
     let local = mongodb::bson::DateTime::now().timestamp_millis();
     match pacing::admit(

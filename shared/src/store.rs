@@ -93,6 +93,7 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
             TENANTS,
             vec![
                 unique(doc! { "phoneNumberId": 1 }, "phoneNumberId_unique"),
+                unique(doc! { "numbers.phoneNumberId": 1 }, "numbers_unique"),
                 // Multikey, not unique: keys are 256 random bits, and a unique index would
                 // refuse a second tenant without keys (both index as null).
                 plain(doc! { "apiKeys.hash": 1 }, "apiKeys_hash"),
@@ -147,11 +148,30 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
     ];
     let created =
         futures::future::try_join_all(wanted.into_iter().map(|(name, models)| async move {
+            if name == TENANTS {
+                // Before the unique index on `numbers.phoneNumberId`: two tenants without
+                // `numbers` would both index as null.
+                give_tenants_numbers(db).await?;
+            }
             db.collection::<Document>(name).create_indexes(models).await
         }));
     let (created, dropped) = futures::join!(created, drop_legacy_key_index(db));
     created?;
     dropped
+}
+
+/// Tenants stored before several numbers get `numbers: [{phoneNumberId, status}]` from
+/// their one `phoneNumberId` (a no-op once every tenant has them).
+async fn give_tenants_numbers(db: &Database) -> Result<(), Error> {
+    db.collection::<Document>(TENANTS)
+        .update_many(
+            doc! { "numbers": { "$exists": false }, "phoneNumberId": { "$type": "string" } },
+            vec![doc! { "$set": { "numbers": [
+                { "phoneNumberId": "$phoneNumberId", "status": "active" },
+            ] } }],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Before labelled API keys, a tenant's one key was `apiKeyHash`, under a unique index

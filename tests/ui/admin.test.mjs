@@ -483,19 +483,20 @@ const adminJson = { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'applicati
 const guided = {};
 
 // A tenant of its own (a mock_ token), opened in the page once everything of it is shown.
-async function openNewTenant(name) {
+// A new tenant (a mock_ token), selected in the page; its API key as `apiKey`.
+async function openNewTenant(name, phoneNumberId = `1777${String(Date.now()).slice(-8)}`) {
   const registered = await fetch(`${BASE}/tenants/register`, {
     method: 'POST',
     headers: adminJson,
-    body: JSON.stringify({ name, phoneNumberId: `1777${String(Date.now()).slice(-8)}`, accessToken: 'mock_guided' }),
+    body: JSON.stringify({ name, phoneNumberId, accessToken: 'mock_guided' }),
   });
   assert.equal(registered.status, 201);
-  const { tenant } = await registered.json();
+  const { tenant, apiKey } = await registered.json();
   await page.reload(); // the tenant list is read at sign-in
   await page.locator('#app').waitFor();
   await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
   await page.locator(`#app[data-tenant="${tenant.id}"]`).waitFor();
-  return tenant;
+  return Object.assign(tenant, { apiKey });
 }
 
 async function apiGet(path) {
@@ -793,19 +794,10 @@ test('tenant settings: reset keywords, a start template and the hand-off length 
 // ---- access: labelled API keys and the tenant's status -----------------------------------
 
 test('access: a labelled key shown once, listed, deleted and refused; the tenant disabled and active again', async () => {
-  const registered = await fetch(`${BASE}/tenants/register`, {
-    method: 'POST',
-    headers: adminJson,
-    body: JSON.stringify({ name: 'Keys Bakery', phoneNumberId: `1777${String(Date.now()).slice(-8)}`, accessToken: 'mock_keys' }),
-  });
-  assert.equal(registered.status, 201);
-  const { tenant, apiKey } = await registered.json();
+  const tenant = await openNewTenant('Keys Bakery', `1776${String(Date.now()).slice(-8)}`);
+  const { apiKey } = tenant;
   const asTenant = (key) => fetch(`${BASE}/tenants/${tenant.id}`, { headers: { Authorization: `Bearer ${key}` } });
 
-  await page.reload();
-  await page.locator('#app').waitFor();
-  await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
-  await page.locator(`#app[data-tenant="${tenant.id}"]`).waitFor();
   await page.getByRole('tab', { name: 'Access' }).click();
   await page.locator('#api-keys tbody tr').first().waitFor();
   assert.equal(await page.locator('#tenant-status').getAttribute('data-status'), 'active');
@@ -861,17 +853,7 @@ async function sqs(action, body) {
 
 test('dead letters: a message whose job is in the DLQ is listed with its last error and retried once', async () => {
   assert.ok(process.env.SEND_DLQ_URL, 'the stack exports SEND_DLQ_URL');
-  const registered = await fetch(`${BASE}/tenants/register`, {
-    method: 'POST',
-    headers: adminJson,
-    body: JSON.stringify({ name: 'Dead Letters Deli', phoneNumberId: `1888${String(Date.now()).slice(-8)}`, accessToken: 'mock_dead' }),
-  });
-  assert.equal(registered.status, 201);
-  const { tenant } = await registered.json();
-  await page.reload();
-  await page.locator('#app').waitFor();
-  await page.getByLabel('Tenant', { exact: true }).selectOption(tenant.id);
-  await page.locator(`#app[data-tenant="${tenant.id}"]`).waitFor();
+  const tenant = await openNewTenant('Dead Letters Deli', `1888${String(Date.now()).slice(-8)}`);
   await inbound('34600777111');
   const sent = await fetch(`${BASE}/tenants/${tenant.id}/send`, {
     method: 'POST', headers: adminJson, body: JSON.stringify({ to: '34600777111', text: 'Your table is ready' }),
@@ -894,4 +876,46 @@ test('dead letters: a message whose job is in the DLQ is listed with its last er
   await page.locator('#dead-empty').waitFor();
   const left = await fetch(`${BASE}/tenants/${tenant.id}/dead-letters`, { headers: adminJson });
   assert.deepEqual((await left.json()).deadLetters, []);
+});
+
+// ---- several numbers -----------------------------------------------------------------------
+
+test('numbers: a second number added (a bad id refused at its field), chosen as From on Test send, then removed', async () => {
+  const first = `1999${String(Date.now()).slice(-8)}`;
+  const second = `1998${String(Date.now()).slice(-8)}`;
+  const tenant = await openNewTenant('Two Numbers Café', first);
+  await page.getByRole('tab', { name: 'Access' }).click();
+  await page.locator(`#numbers tbody tr[data-id="${first}"]`).waitFor();
+
+  await page.getByLabel('Phone number ID').fill('12ab');
+  await page.getByRole('button', { name: 'Add number' }).click();
+  await page.locator('#number-form .field-error[data-error-for="phoneNumberId"]').waitFor();
+  await page.getByLabel('Phone number ID').fill(second);
+  await page.getByLabel('Display number').fill('+1 555 010 2000');
+  await page.getByRole('button', { name: 'Add number' }).click();
+  await page.locator(`#numbers tbody tr[data-id="${second}"]`).waitFor();
+  assert.match(await page.locator(`#numbers tbody tr[data-id="${second}"]`).innerText(), /\+1 555 010 2000/);
+
+  // Test send from the second number: the message records it.
+  await inbound('34600555444');
+  await page.getByRole('tab', { name: 'Templates', exact: true }).click();
+  const key = await saveTemplate({ body: 'From the second number' });
+  await page.getByRole('tab', { name: 'Test send' }).click();
+  await page.getByLabel('To (E.164)').fill('+34600555444');
+  await page.locator('#send-template').selectOption(key);
+  await page.getByLabel('From', { exact: true }).selectOption(second);
+  await page.locator('#send-form').getByRole('button', { name: 'Send' }).click();
+  await page.locator('#send-result', { hasText: 'Queued' }).waitFor();
+  const messageId = (await page.locator('#send-result').innerText()).replace('Queued ', '');
+  const log = await fetch(`${BASE}/tenants/${tenant.id}/messages?direction=OUT`, { headers: adminJson });
+  const sentFrom = (await log.json()).messages.find((m) => m.id === messageId);
+  assert.equal(sentFrom.phoneNumberId, second);
+
+  await page.getByRole('tab', { name: 'Access' }).click();
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: `Remove number ${first}` }).click();
+  await page.locator(`#numbers tbody tr[data-id="${first}"]`).waitFor({ state: 'detached' });
+  const after = await (await fetch(`${BASE}/tenants/${tenant.id}`, { headers: adminJson })).json();
+  assert.equal(after.tenant.phoneNumberId, second);
+  assert.equal(await page.getByRole('button', { name: `Remove number ${second}` }).count(), 0, 'the last number stays');
 });

@@ -15,7 +15,10 @@ use shared::{
     ids::TenantId,
     ids::TenantStatus,
     outbox,
-    tenant::{self, RegisterRequest, SettingsPatch, TokenRequest},
+    tenant::{
+        self, RegisterRequest, SettingsPatch, TokenRequest,
+        numbers::{self, NumberRequest},
+    },
 };
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +34,11 @@ pub fn router(state: AppState) -> Router {
                 get(list_keys).post(create_key),
             )
             .route("/tenants/{tenantId}/api-keys/{keyId}", delete(delete_key))
+            .route("/tenants/{tenantId}/numbers", post(add_number))
+            .route(
+                "/tenants/{tenantId}/numbers/{phoneNumberId}",
+                delete(remove_number),
+            )
             .with_state(state),
     )
 }
@@ -97,6 +105,38 @@ async fn update(
     Ok(Json(
         json!({ "ok": true, "tenant": tenant, "released": released }),
     ))
+}
+
+/// `POST /tenants/{tenantId}/numbers` (admin): one more number the tenant sends from and is
+/// reached on.
+async fn add_number(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(body): ApiJson<NumberRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    access.caller.require_admin()?;
+    let number = body.parse()?;
+    let tenant = numbers::add(&state.store, &access.tenant, &number).await?;
+    // This process routes and sends from it at once (others within 4 s).
+    state.tenants_by_number.invalidate(&number.phone_number_id);
+    state.sending.invalidate(&access.tenant);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "ok": true, "tenant": tenant })),
+    ))
+}
+
+/// `DELETE /tenants/{tenantId}/numbers/{phoneNumberId}` (admin): never the last one.
+async fn remove_number(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath((_, number)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    access.caller.require_admin()?;
+    let tenant = numbers::remove(&state.store, &access.tenant, &number).await?;
+    state.tenants_by_number.invalidate(&number);
+    state.sending.invalidate(&access.tenant);
+    Ok(Json(json!({ "ok": true, "tenant": tenant })))
 }
 
 /// `GET /tenants/{tenantId}/api-keys` (admin or the tenant): labels, prefixes, dates.

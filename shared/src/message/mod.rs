@@ -128,6 +128,10 @@ pub struct MessageDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wa_message_id: Option<String>,
     pub customer_wa_id: String,
+    /// The tenant's number: the one written to (inbound), the one it goes from (outbound;
+    /// none: the tenant's first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
     pub idempotency_key: String,
     pub status: Status,
     pub status_rank: i32,
@@ -197,6 +201,7 @@ impl MessageDoc {
             payload_id: None,
             wa_message_id: None,
             customer_wa_id: customer.to_owned(),
+            phone_number_id: None,
             idempotency_key: key,
             status,
             status_rank: status.rank(),
@@ -268,6 +273,7 @@ impl MessageDoc {
             direction: self.direction,
             kind: self.kind.clone(),
             customer_wa_id: self.customer_wa_id.clone(),
+            phone_number_id: self.phone_number_id.clone(),
             body: self.body.clone(),
             payload_id: self.payload_id.clone(),
             status: self.status,
@@ -295,6 +301,7 @@ impl MessageDoc {
             tenant_id: self.tenant_id,
             message_id: self.id,
             to: self.customer_wa_id.clone(),
+            from: self.phone_number_id.clone(),
             content: self.content.clone()?,
             idempotency_key: self.idempotency_key.clone(),
             not_before: None,
@@ -312,6 +319,8 @@ pub struct MessageView {
     #[serde(rename = "type")]
     pub kind: String,
     pub customer_wa_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
     pub body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_id: Option<String>,

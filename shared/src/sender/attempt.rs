@@ -100,10 +100,7 @@ impl Sender {
                 let mut at = at;
                 loop {
                     tokio::time::sleep_until(at).await;
-                    match self
-                        .admit_send(&profile, &message.customer_wa_id, held, &message.id)
-                        .await
-                    {
+                    match self.admit_send(&profile, job, held).await {
                         Decision::Send { at, now } => {
                             let wait = Duration::from_millis((at - now).max(0) as u64);
                             break (Instant::now() + wait, profile);
@@ -133,6 +130,7 @@ impl Sender {
             Plan::Defer { job, reason } => return give_back(job, reason),
             Plan::Skip => return Attempted::of(Outcome::Retry(None), None),
         };
+        let number = profile.number(job.from.as_deref());
         if let Err(e) = failpoint::hit("sender.before_graph").await {
             return retry("failpoint", e.to_string());
         }
@@ -150,7 +148,7 @@ impl Sender {
         };
         tokio::time::sleep_until(at).await;
         let lane = Lane {
-            phone_number_id: &profile.phone_number_id,
+            phone_number_id: number,
             customer: &message.customer_wa_id,
         };
         // Left its slot late (a slow claim, a busy process): a new slot, or sends would
@@ -160,9 +158,7 @@ impl Sender {
                 not_before: None,
                 customer: true,
             };
-            let decided = self
-                .admit_send(&profile, &message.customer_wa_id, again, &message.id)
-                .await;
+            let decided = self.admit_send(&profile, job, again).await;
             if let Decision::Send { at: until, now } | Decision::Number { until, now } = decided {
                 let wait = (until - now).max(0);
                 if wait > HORIZON.as_millis() as i64 {
@@ -171,19 +167,14 @@ impl Sender {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         }
-        if let Some(until) = self.throttled_until(&profile.phone_number_id) {
+        if let Some(until) = self.throttled_until(number) {
             let wait = until.saturating_duration_since(Instant::now());
             let next = again_at(job, now_ms() + wait.as_millis() as i64, false);
             return give_back(next, "throttled");
         }
         let sent = self
             .graph
-            .send(
-                &profile.phone_number_id,
-                &token,
-                &message.customer_wa_id,
-                content,
-            )
+            .send(number, &token, &message.customer_wa_id, content)
             .await;
         if job.customer_booked {
             pacing::sent(&self.state.locks, &lane, &message.id.to_hex()).await;
@@ -191,10 +182,7 @@ impl Sender {
         let e = match sent {
             Ok(wamid) => {
                 tracing::info!(tenantId = %tenant, messageId = %message.id, wamid = %wamid, attempt = message.attempts + 1, "sent");
-                metrics::count(
-                    Metric::SendOk,
-                    &[("PhoneNumberId", profile.phone_number_id.as_str())],
-                );
+                metrics::count(Metric::SendOk, &[("PhoneNumberId", number)]);
                 return self
                     .sent(
                         tenant,
@@ -236,10 +224,7 @@ impl Sender {
             }
             ErrorClass::PaceNumber => {
                 if let Ok(mut t) = self.throttled.lock() {
-                    t.insert(
-                        profile.phone_number_id.clone(),
-                        Instant::now() + Duration::from_secs(1),
-                    );
+                    t.insert(number.to_owned(), Instant::now() + Duration::from_secs(1));
                 }
                 pacing::slow_number(&self.state.locks, &lane).await;
                 Attempted::of(

@@ -77,9 +77,7 @@ impl Sender {
             // Early (a deferral longer than one SQS delay hops): nothing to decide yet.
             return deferred(job, at, held, "scheduled");
         }
-        let decided = self
-            .admit_send(&profile, &job.to, held, &job.message_id)
-            .await;
+        let decided = self.admit_send(&profile, job, held).await;
         let local = now_ms();
         match decided {
             Decision::Send { at, now } => Plan::Send {
@@ -126,13 +124,12 @@ impl Sender {
     pub(super) async fn admit_send(
         &self,
         profile: &Sending,
-        customer: &str,
+        job: &SendJob,
         held: Booking,
-        message: &MessageId,
     ) -> Decision {
         let lane = Lane {
-            phone_number_id: &profile.phone_number_id,
-            customer,
+            phone_number_id: profile.number(job.from.as_deref()),
+            customer: &job.to,
         };
         pacing::admit(
             &self.state.locks,
@@ -140,7 +137,7 @@ impl Sender {
             &profile.pacing,
             held,
             Timeline::Send,
-            &message.to_hex(),
+            &job.message_id.to_hex(),
         )
         .await
     }

@@ -7,8 +7,10 @@ use mongodb::bson::{self, Binary, DateTime, Document, doc, oid::ObjectId, spec::
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+pub mod numbers;
 mod settings;
 
+pub use numbers::Number;
 pub use settings::{SettingsPatch, bot_settings, update_settings};
 
 use crate::{
@@ -165,7 +167,10 @@ impl RegisterRequest {
 pub struct TenantView {
     pub id: String,
     pub name: String,
+    /// The first of `numbers`: where a message without `from` goes from.
     pub phone_number_id: String,
+    /// Every number the tenant sends from and is reached on.
+    pub numbers: Vec<Number>,
     pub waba_id: Option<String>,
     pub status: TenantStatus,
     /// Pacing and back-off settings (`PATCH /tenants/{tenantId}`).
@@ -220,6 +225,8 @@ struct TenantPublicDoc {
     name: String,
     phone_number_id: String,
     #[serde(default)]
+    numbers: Option<Vec<Number>>,
+    #[serde(default)]
     waba_id: Option<String>,
     status: TenantStatus,
     #[serde(default)]
@@ -239,6 +246,7 @@ impl From<TenantPublicDoc> for TenantView {
         Self {
             id: d.id.to_hex(),
             name: d.name,
+            numbers: numbers::or_legacy(d.numbers, &d.phone_number_id),
             phone_number_id: d.phone_number_id,
             waba_id: d.waba_id,
             status: d.status,
@@ -265,7 +273,7 @@ fn token_status_view(d: TokenStatusDoc) -> TokenStatusView {
 
 fn public_projection() -> Document {
     doc! {
-        "name": 1, "phoneNumberId": 1, "wabaId": 1, "status": 1, "pacing": 1, "bot": 1,
+        "name": 1, "phoneNumberId": 1, "numbers": 1, "wabaId": 1, "status": 1, "pacing": 1, "bot": 1,
         "tokenStatus": 1,
         "marketingPausedUntil": 1, "createdAt": 1, "updatedAt": 1,
     }
@@ -312,6 +320,7 @@ pub async fn register(
     }
 
     let id = TenantId::generate();
+    let number = Number::new(&new.phone_number_id, None);
     let ciphertext = cipher.encrypt(&id, new.access_token.secret()).await?;
     let api_key = ApiKey::generate();
     let now = DateTime::now();
@@ -319,6 +328,7 @@ pub async fn register(
         "_id": id,
         "name": &new.name.0,
         "phoneNumberId": new.phone_number_id.as_str(),
+        "numbers": [number.to_document()?],
         "wabaId": new.waba_id.as_ref().map(|w| w.0.as_str()),
         "status": bson::to_bson(&TenantStatus::Active).map_err(|_| ApiError::Internal)?,
         "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
@@ -340,6 +350,7 @@ pub async fn register(
             id: id.to_string(),
             name: new.name.0,
             phone_number_id: new.phone_number_id.0,
+            numbers: vec![number],
             waba_id: new.waba_id.map(|w| w.0),
             status: TenantStatus::Active,
             settings: Pacing::default(),
@@ -415,7 +426,10 @@ pub async fn replace_token(
 /// status changed in any process is seen everywhere within that.
 #[derive(Debug, Clone)]
 pub struct Sending {
+    /// Where a message without `from` goes from.
     pub phone_number_id: String,
+    /// Every number of the tenant.
+    pub numbers: Vec<String>,
     pub pacing: Pacing,
     /// Bumped by every token replacement (a cached decryption is keyed by it) and by
     /// re-activation: a message held on an older version is released.
@@ -432,6 +446,8 @@ pub struct Sending {
 #[serde(rename_all = "camelCase")]
 struct SendingDoc {
     phone_number_id: String,
+    #[serde(default)]
+    numbers: Option<Vec<Number>>,
     status: TenantStatus,
     #[serde(default)]
     pacing: Option<Pacing>,
@@ -458,12 +474,16 @@ pub async fn sending(
                 .clone_with_type::<SendingDoc>()
                 .find_one(doc! { "_id": *id })
                 .projection(doc! {
-                    "phoneNumberId": 1, "pacing": 1, "tokenVersion": 1, "tokenStatus": 1,
+                    "phoneNumberId": 1, "numbers": 1, "pacing": 1, "tokenVersion": 1, "tokenStatus": 1,
                     "accessTokenCiphertext": 1, "marketingPausedUntil": 1, "status": 1,
                 })
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("tenant {id} not found")))?;
             Ok::<_, ApiError>(Sending {
+                numbers: numbers::or_legacy(doc.numbers, &doc.phone_number_id)
+                    .into_iter()
+                    .map(|n| n.phone_number_id)
+                    .collect(),
                 phone_number_id: doc.phone_number_id,
                 pacing: doc.pacing.unwrap_or_default(),
                 token_version: doc.token_version.unwrap_or(0),
@@ -474,6 +494,31 @@ pub async fn sending(
             })
         })
         .await
+}
+
+impl Sending {
+    /// The number a message goes from: its `from` while that is still one of the tenant's
+    /// (a number removed meanwhile is never used; it may be another tenant's by now), else
+    /// the first.
+    pub fn number<'a>(&'a self, from: Option<&'a str>) -> &'a str {
+        match from {
+            Some(f) if self.numbers.iter().any(|n| n == f) => f,
+            _ => &self.phone_number_id,
+        }
+    }
+
+    /// `from` checked for an API send: one of the tenant's numbers (422 naming it), or the
+    /// first when left out.
+    pub fn from_field(&self, from: Option<&str>) -> Result<Option<String>, ApiError> {
+        match from.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(f) if self.numbers.iter().any(|n| n == f) => Ok(Some(f.to_owned())),
+            Some(_) => Err(ApiError::invalid(
+                "from",
+                "must be one of the tenant's numbers (its phoneNumberId)",
+            )),
+        }
+    }
 }
 
 /// Marks the token that failed (`version`) invalid. `false`: it was replaced meanwhile, so
@@ -582,7 +627,11 @@ pub async fn by_phone_number(
                 .tenants()
                 .await?
                 .clone_with_type::<TenantRefDoc>()
-                .find_one(doc! { "phoneNumberId": phone_number_id })
+                .find_one(doc! { "$or": [
+                    { "numbers.phoneNumberId": phone_number_id },
+                    // A tenant not migrated yet (see `numbers`).
+                    { "phoneNumberId": phone_number_id },
+                ] })
                 .projection(doc! { "_id": 1, "status": 1 })
                 .await?;
             Ok::<_, ApiError>(doc.map(|d| TenantRef {

@@ -238,11 +238,15 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
             apply_status(state, &tenant.id, status).await?;
             summary.statuses += 1;
         }
-        // A disabled tenant's customers are heard (stored), not answered.
-        let answers = tenant.status == TenantStatus::Active;
+        let to = Addressee {
+            tenant: &tenant.id,
+            number: &change.phone_number_id,
+            // A disabled tenant's customers are heard (stored), not answered.
+            answers: tenant.status == TenantStatus::Active,
+        };
         for (message, name) in &change.messages {
             summary.messages += 1;
-            match receive(state, &tenant.id, message, name.as_deref(), answers).await? {
+            match receive(state, &to, message, name.as_deref()).await? {
                 Received::Duplicate => summary.duplicates += 1,
                 Received::Replied => summary.replies += 1,
                 Received::Stored => {}
@@ -325,13 +329,21 @@ enum Received {
 /// Decisions taken on a conversation that kept moving on before giving up (Meta retries).
 const MAX_DECISIONS: usize = 4;
 
+/// Whom an inbound message is for: the tenant, the number it was written to (its reply
+/// goes from there), and whether the tenant answers.
+struct Addressee<'a> {
+    tenant: &'a TenantId,
+    number: &'a str,
+    answers: bool,
+}
+
 async fn receive(
     state: &AppState,
-    tenant: &TenantId,
+    to: &Addressee<'_>,
     message: &InboundMessage,
     name: Option<&str>,
-    answers: bool,
 ) -> Result<Received, ApiError> {
+    let tenant = to.tenant;
     let memo = revision::memo_key(tenant, &message.from);
     let lock = format!("wa:in:{{{tenant}:{}}}:{}", message.from, message.wamid);
     let (begin, remembered) =
@@ -352,7 +364,7 @@ async fn receive(
     };
     let known = remembered.as_deref().and_then(Snapshot::from_memo);
     let guarded = held.is_some();
-    let result = process(state, tenant, message, name, known, guarded, answers).await;
+    let result = process(state, to, message, name, known, guarded).await;
     if let Some(held) = held {
         let remember = match &result {
             Ok((_, Some(after))) => after.to_memo().map(|value| Memo {
@@ -375,13 +387,13 @@ async fn receive(
 /// and one more write. Returns the conversation as it now is, to remember.
 async fn process(
     state: &AppState,
-    tenant: &TenantId,
+    to: &Addressee<'_>,
     message: &InboundMessage,
     name: Option<&str>,
     known: Option<Snapshot>,
     guarded: bool,
-    answers: bool,
 ) -> Result<(Received, Option<Snapshot>), ApiError> {
+    let (tenant, answers) = (to.tenant, to.answers);
     failpoint::hit("webhook.before_store").await?;
     let now = DateTime::now();
     let touch = Touch {
@@ -392,7 +404,8 @@ async fn process(
         ),
         now,
     };
-    let inbound = inbound_doc(tenant, message);
+    let mut inbound = inbound_doc(tenant, message);
+    inbound.phone_number_id = Some(to.number.to_owned());
     if !answers && message.is_conversational() {
         tracing::info!(tenantId = %tenant, wamid = %message.wamid, reason = "tenant_disabled", "no reply");
     }
@@ -414,7 +427,12 @@ async fn process(
         ));
     }
     let config = bot_config(state, tenant).await?;
-    let (reply, after) = decide_and_record(state, tenant, message, &touch, known, &config).await?;
+    let (mut reply, after) =
+        decide_and_record(state, tenant, message, &touch, known, &config).await?;
+    if let Some(reply) = reply.as_mut() {
+        // Answered from the number the customer wrote to.
+        reply.phone_number_id = Some(to.number.to_owned());
+    }
     failpoint::hit("webhook.after_store").await?;
     let Some(reply) = reply else {
         let fresh = message::insert_inbound(&state.store, &inbound).await?;

@@ -178,6 +178,30 @@ async fn register_fixtures_replay_through_lambda_http() {
     let listed = invoke_lambda(router(), &fixture("register/list-api-keys.json", &own)).await;
     assert_eq!(listed["statusCode"], 200, "{listed}");
 
+    // A second number, then the first removed: the second is the tenant's first now.
+    let mut numbers = admin.clone();
+    numbers.insert("SECOND_NUMBER", phone_number_id());
+    numbers.insert("PHONE_NUMBER_ID", pnid.clone());
+    let added = invoke_lambda(router(), &fixture("register/add-number.json", &numbers)).await;
+    assert_eq!(added["statusCode"], 201, "{added}");
+    assert_eq!(
+        lambda_body(&added)["tenant"]["numbers"][1]["phoneNumberId"],
+        numbers["SECOND_NUMBER"].as_str()
+    );
+    let invalid = invoke_lambda(
+        router(),
+        &fixture("register/add-number-invalid.json", &numbers),
+    )
+    .await;
+    assert_eq!(invalid["statusCode"], 422, "{invalid}");
+    assert_eq!(lambda_body(&invalid)["field"], "phoneNumberId");
+    let removed = invoke_lambda(router(), &fixture("register/remove-number.json", &numbers)).await;
+    assert_eq!(removed["statusCode"], 200, "{removed}");
+    assert_eq!(
+        lambda_body(&removed)["tenant"]["phoneNumberId"],
+        numbers["SECOND_NUMBER"].as_str()
+    );
+
     let logs = e2e::logs();
     assert!(!logs.contains(&token));
     assert!(!logs.contains(&admin["ACCESS_TOKEN"]));

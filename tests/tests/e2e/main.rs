@@ -14,6 +14,7 @@ mod layers;
 mod lists;
 mod media;
 mod meta_templates;
+mod numbers;
 mod pacing;
 mod queue_shim;
 mod register;

@@ -138,7 +138,8 @@ fn the_postman_collection_matches_the_spec() {
                 .replace("{{asset}}", "{asset}")
                 .replace("{{waId}}", "{waId}")
                 .replace("{{mediaId}}", "{mediaId}")
-                .replace("{{keyId}}", "{keyId}");
+                .replace("{{keyId}}", "{keyId}")
+                .replace("{{phoneNumberId}}", "{phoneNumberId}");
             (
                 i["request"]["method"].as_str().expect("method").to_owned(),
                 path,

@@ -171,6 +171,9 @@ function resetTenantViews() {
   $('#dead-retry-all').hidden = true;
   say('#dead-error', '');
   say('#dead-status', '');
+  $('#numbers tbody').replaceChildren();
+  say('#numbers-error', '');
+  say('#number-message', '');
   $('#api-keys tbody').replaceChildren();
   $('#new-key').hidden = true;
   $('#new-key-value').textContent = '';
@@ -926,6 +929,7 @@ function renderSettings(tenant) {
   for (const [selector, key] of BOT_NUMBERS) $(selector).value = bot[key] != null ? String(bot[key]) : '';
   fillStartTemplate(bot.startTemplateKey);
   $('#waba-id').value = tenant.wabaId || '';
+  renderNumbers(tenant);
   renderTokenStatus(tenant);
   $('#settings-section').dataset.tenant = tenant.id;
 }
@@ -1314,7 +1318,9 @@ $('#send-form').addEventListener('submit', async (ev) => {
   $('#send-result').textContent = '';
   const to = $('#send-to').value.trim();
   const variables = Object.fromEntries([...$('#send-vars').querySelectorAll('input')].map((i) => [i.dataset.name, i.value]));
-  const r = await api('POST', tenantPath('/send/template'), { to, templateKey: $('#send-template').value, variables });
+  const body = { to, templateKey: $('#send-template').value, variables };
+  if ($('#send-from').value) body.from = $('#send-from').value;
+  const r = await api('POST', tenantPath('/send/template'), body);
   if (r.status === 202) {
     $('#send-result').textContent = `Queued ${r.data.messageId}`;
     refreshLog();
@@ -1751,6 +1757,62 @@ if (state.token) {
 
 // ---- access: the tenant's status and API keys ------------------------------------------
 
+// The tenant's numbers: the Access tab's table and Test send's "From".
+function renderNumbers(tenant) {
+  const numbers = tenant.numbers || [{ phoneNumberId: tenant.phoneNumberId, status: 'active' }];
+  const label = (n) => (n.displayPhoneNumber ? `${n.displayPhoneNumber} (${n.phoneNumberId})` : n.phoneNumberId);
+  $('#send-from').replaceChildren(...numbers.map((n, i) => option(i === 0 ? '' : n.phoneNumberId, i === 0 ? `${label(n)} — first` : label(n), i === 0)));
+  $('#numbers tbody').replaceChildren(...numbers.map((n) => {
+    const tr = document.createElement('tr');
+    tr.dataset.id = n.phoneNumberId;
+    const actions = node('td', null, null);
+    if (state.admin && numbers.length > 1) {
+      const remove = node('button', null, 'Remove');
+      remove.type = 'button';
+      remove.setAttribute('aria-label', `Remove number ${n.phoneNumberId}`);
+      remove.addEventListener('click', () => removeNumber(n.phoneNumberId));
+      actions.append(remove);
+    }
+    tr.append(node('td', null, n.phoneNumberId), node('td', null, n.displayPhoneNumber || ''), node('td', null, n.status), actions);
+    return tr;
+  }));
+}
+
+async function removeNumber(number) {
+  if (!confirm(`Remove ${number}? Its customers' messages are no longer routed to this tenant.`)) return;
+  const id = state.tenant;
+  say('#numbers-error', '');
+  const r = await api('DELETE', tenantPath(`/numbers/${number}`));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#numbers-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  renderNumbers(r.data.tenant);
+  say('#number-message', `Number ${number} removed`);
+}
+
+$('#number-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#number-form');
+  clearErrors(form);
+  say('#number-message', '');
+  const id = state.tenant;
+  const body = { phoneNumberId: $('#number-id').value.trim() };
+  if ($('#number-display').value.trim()) body.displayPhoneNumber = $('#number-display').value.trim();
+  const r = await api('POST', tenantPath('/numbers'), body);
+  if (id !== state.tenant) return;
+  if (r.status === 201) {
+    $('#number-id').value = '';
+    $('#number-display').value = '';
+    renderNumbers(r.data.tenant);
+    say('#number-message', `Number ${body.phoneNumberId} added`);
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  say('#number-message', (r.data && r.data.message) || `Error ${r.status}`, true);
+});
+
 function renderTenantStatus(tenant) {
   const active = tenant.status === 'active';
   const badge = node('span', `badge ${active ? 'ok' : 'bad'}`, active ? 'Active' : 'Disabled');
@@ -1786,9 +1848,13 @@ async function loadAccess() {
   if (!id) return;
   say('#keys-error', '');
   $('#key-fields').disabled = !state.admin;
+  $('#number-fields').disabled = !state.admin;
   const [tenant, keys] = await Promise.all([api('GET', tenantPath('')), api('GET', tenantPath('/api-keys'))]);
   if (id !== state.tenant) return;
-  if (tenant.status === 200) renderTenantStatus(tenant.data.tenant);
+  if (tenant.status === 200) {
+    renderTenantStatus(tenant.data.tenant);
+    renderNumbers(tenant.data.tenant);
+  }
   if (keys.status !== 200) {
     say('#keys-error', (keys.data && keys.data.message) || `Error ${keys.status}`, true);
     return;
