@@ -16,7 +16,7 @@ port="$(free_port)"
 graph_port="$(free_port)"
 python3 "$root/infra/graph_stub.py" "$graph_port" &
 graph=$!
-export PORT="$port" ADMIN_TOKEN=local-admin-token APP_SECRET=local-app-secret VERIFY_TOKEN=local-verify \
+export PORT="$port" ADMIN_TOKEN=local-admin-token APP_SECRET=local-app-secret VERIFY_TOKEN=local-verify META_APP_ID=1000000001 \
   APP_ENV=development LOG_LEVEL=warn WHATSAPP_API_BASE="http://127.0.0.1:$graph_port"
 cargo build --quiet -p local-gateway
 "${CARGO_TARGET_DIR:-$root/target}/debug/local-gateway" >"$work/gateway.log" 2>&1 &

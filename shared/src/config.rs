@@ -17,6 +17,9 @@ pub struct Config {
     pub port: u16,
     pub admin_token: Option<Secret>,
     pub app_secret: Option<Secret>,
+    /// The Meta app's id (`META_APP_ID`): Embedded Signup exchanges codes with it and
+    /// `APP_SECRET`.
+    pub meta_app_id: Option<String>,
     pub verify_token: Option<Secret>,
     /// May embed credentials, hence a secret.
     pub mongo_uri: Secret,
@@ -98,6 +101,7 @@ impl Config {
             port,
             admin_token: get("ADMIN_TOKEN").map(Secret::new),
             app_secret: get("APP_SECRET").map(Secret::new),
+            meta_app_id: get("META_APP_ID"),
             verify_token: get("VERIFY_TOKEN").map(Secret::new),
             mongo_uri: Secret::new(get("MONGO_URI").ok_or(ConfigError::Missing("MONGO_URI"))?),
             redis_url: get("REDIS_URL").map(Secret::new),

@@ -29,6 +29,7 @@ pub mod media;
 pub mod message;
 pub mod meta_template;
 pub mod metrics;
+pub mod onboarding;
 pub mod outbox;
 pub mod pacing;
 pub mod queue;

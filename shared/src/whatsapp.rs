@@ -361,20 +361,23 @@ impl GraphClient {
         if !url.starts_with(&format!("{}/", self.base)) {
             return Err(GraphFailure::new(502, "Graph pointed outside its own host"));
         }
+        self.get_with(url, token).await
+    }
+
+    /// A GET of Graph JSON with this bearer.
+    async fn get_with(
+        &self,
+        url: impl reqwest::IntoUrl,
+        bearer: &Secret,
+    ) -> Result<Value, GraphFailure> {
         let response = self
             .http()
             .get(url)
-            .bearer_auth(token.expose())
+            .bearer_auth(bearer.expose())
             .send()
             .await
             .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            return Err(GraphFailure::of_response(status, &body));
-        }
-        serde_json::from_str(&body)
-            .map_err(|_| GraphFailure::new(502, "Graph answered something that is not JSON"))
+        Self::json_of(response).await
     }
 
     /// Every template of a WhatsApp Business Account, following `paging.next`.
@@ -443,6 +446,103 @@ impl GraphClient {
             .await
             .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
         Ok((bytes, mime))
+    }
+
+    /// Embedded Signup's first step: the code the browser got from Meta, exchanged for a
+    /// business token (`GET oauth/access_token` with the app's id and secret). The secret
+    /// travels in the query, as Graph requires; reqwest's errors drop the URL.
+    pub async fn exchange_code(
+        &self,
+        app_id: &str,
+        app_secret: &Secret,
+        code: &str,
+    ) -> Result<Secret, GraphFailure> {
+        let url = reqwest::Url::parse_with_params(
+            &self.url("oauth/access_token"),
+            &[
+                ("client_id", app_id),
+                ("client_secret", app_secret.expose()),
+                ("code", code),
+            ],
+        )
+        .map_err(|_| GraphFailure::new(502, "the Graph base URL is not a URL"))?;
+        let response = self
+            .http()
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
+        let body = Self::json_of(response).await?;
+        body["access_token"]
+            .as_str()
+            .map(|t| Secret::new(t.to_owned()))
+            .ok_or_else(|| GraphFailure::new(502, "Graph answered without access_token"))
+    }
+
+    /// The WhatsApp Business Accounts a business token was granted
+    /// (`debug_token`'s `whatsapp_business_management` scope), read with the app's token.
+    pub async fn shared_wabas(
+        &self,
+        app_id: &str,
+        app_secret: &Secret,
+        token: &Secret,
+    ) -> Result<Vec<String>, GraphFailure> {
+        let app_token = Secret::new(format!("{app_id}|{}", app_secret.expose()));
+        let url = reqwest::Url::parse_with_params(
+            &self.url("debug_token"),
+            &[("input_token", token.expose())],
+        )
+        .map_err(|_| GraphFailure::new(502, "the Graph base URL is not a URL"))?;
+        let body = self.get_with(url, &app_token).await?;
+        Ok(body["data"]["granular_scopes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["scope"] == "whatsapp_business_management")
+            .flat_map(|s| s["target_ids"].as_array().cloned().unwrap_or_default())
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The numbers of a WhatsApp Business Account.
+    pub async fn phone_numbers(
+        &self,
+        waba_id: &str,
+        token: &Secret,
+    ) -> Result<Vec<Value>, GraphFailure> {
+        let url = self.url(&format!(
+            "{waba_id}/phone_numbers?fields=id,display_phone_number,verified_name,platform_type,status"
+        ));
+        let page = self.get_json(&url, token).await?;
+        Ok(page["data"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// A POST of Graph JSON to `path` (under the version) with the token.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &Secret,
+        body: &Value,
+    ) -> Result<Value, GraphFailure> {
+        let response = self
+            .http()
+            .post(self.url(path))
+            .bearer_auth(token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| GraphFailure::new(502, e.without_url().to_string()))?;
+        Self::json_of(response).await
+    }
+
+    async fn json_of(response: reqwest::Response) -> Result<Value, GraphFailure> {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(GraphFailure::of_response(status, &body));
+        }
+        serde_json::from_str(&body)
+            .map_err(|_| GraphFailure::new(502, "Graph answered something that is not JSON"))
     }
 
     /// Sends one message; returns its wamid.

@@ -17,6 +17,8 @@ use shared::{AppState, config::Config, state};
 
 pub mod faults;
 
+/// The Meta app id the tests' apps exchange Embedded Signup codes with.
+pub const META_APP_ID: &str = "1000000001";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";

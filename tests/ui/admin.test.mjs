@@ -919,3 +919,34 @@ test('numbers: a second number added (a bad id refused at its field), chosen as 
   assert.equal(after.tenant.phoneNumberId, second);
   assert.equal(await page.getByRole('button', { name: `Remove number ${second}` }).count(), 0, 'the last number stays');
 });
+
+// ---- Embedded Signup -------------------------------------------------------------------------
+
+test('Connect WhatsApp: a refused code at its field, then a tenant with every number of the shared account', async () => {
+  await page.reload();
+  await page.locator('#app').waitFor();
+  await page.locator('#connect-box > summary').click();
+  await page.getByLabel('Business name').fill('Stub Bakery');
+  await page.getByLabel("Code from Meta's dialog").fill('not-a-real-code');
+  await page.getByRole('button', { name: 'Create tenant' }).click();
+  const refused = page.locator('#connect-form .field-error[data-error-for="code"]');
+  await refused.waitFor();
+  assert.match(await refused.innerText(), /Meta refused the code/);
+
+  // The local Graph stand-in plays the dialog's account for stub- codes: two numbers, the
+  // second not yet on the Cloud API.
+  await page.getByLabel("Code from Meta's dialog").fill(`stub-${randomBytes(6).toString('hex')}`);
+  await page.getByRole('button', { name: 'Create tenant' }).click();
+  await page.locator('#connect-message', { hasText: 'Connected' }).waitFor();
+  assert.match(await page.locator('#connect-message').innerText(), /Stub Bakery with 2 numbers \(1 registered on the Cloud API\)/);
+  assert.match(await page.locator('#connect-key-value').innerText(), /^wak_[0-9a-f]{64}$/);
+  await page.locator('#app[data-tenant]').waitFor();
+  const id = await page.locator('#tenant').inputValue();
+  const shown = await (await fetch(`${BASE}/tenants/${id}`, { headers: adminJson })).json();
+  assert.equal(shown.tenant.name, 'Stub Bakery');
+  assert.deepEqual(shown.tenant.numbers.map((n) => n.phoneNumberId), ['2000000011', '2000000012']);
+  assert.equal(shown.tenant.wabaId, '2000000001');
+  await page.getByRole('tab', { name: 'Access' }).click();
+  await page.locator('#numbers tbody tr[data-id="2000000012"]').waitFor();
+  await page.screenshot({ path: `${SHOTS}admin-connect.png`, fullPage: true });
+});

@@ -14,6 +14,7 @@ use shared::{
     http::{ApiJson, ApiPath, finish, health},
     ids::TenantId,
     ids::TenantStatus,
+    onboarding::{self, MetaApp, OnboardRequest},
     outbox,
     tenant::{
         self, RegisterRequest, SettingsPatch, TokenRequest,
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .route("/health", get(health))
             .route("/tenants/register", post(register))
+            .route("/tenants/onboard", post(onboard))
             .route("/tenants", get(list))
             .route("/tenants/{tenantId}", get(show).patch(update))
             .route("/tenants/{tenantId}/access-token", put(replace_token))
@@ -57,6 +59,43 @@ async fn register(
     Ok((
         StatusCode::CREATED,
         Json(json!({ "ok": true, "tenant": done.tenant, "apiKey": done.api_key.expose() })),
+    ))
+}
+
+/// `POST /tenants/onboard` (admin): Embedded Signup's code → a tenant with all the shared
+/// account's numbers (201), or the same tenant again for a retried code (200).
+async fn onboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<OnboardRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let app = MetaApp {
+        graph: &state.graph,
+        app_id: state.config.meta_app_id.as_deref(),
+        app_secret: state.config.app_secret.as_ref(),
+    };
+    let done = onboarding::onboard(&state.store, state.cipher()?, &app, &body).await?;
+    for n in &done.tenant.numbers {
+        state.tenants_by_number.invalidate(&n.phone_number_id);
+    }
+    if let Some(hash) = &done.revoked {
+        state.accepted_keys.invalidate(hash);
+    }
+    let status = if done.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "ok": true,
+            "tenant": done.tenant,
+            "apiKey": done.api_key.expose(),
+            "registered": done.registered,
+            "replayed": done.replayed,
+        })),
     ))
 }
 

@@ -283,6 +283,7 @@ fn public_projection() -> Document {
 pub struct Registered {
     pub tenant: TenantView,
     pub api_key: ApiKey,
+    pub key_id: String,
 }
 
 fn duplicate_number(n: &PhoneNumberId) -> ApiError {
@@ -319,39 +320,86 @@ pub async fn register(
         return Err(duplicate_number(&new.phone_number_id));
     }
 
-    let id = TenantId::generate();
-    let number = Number::new(&new.phone_number_id, None);
-    let ciphertext = cipher.encrypt(&id, new.access_token.secret()).await?;
+    create(
+        store,
+        cipher,
+        Creation {
+            id: TenantId::generate(),
+            name: &new.name,
+            numbers: vec![Number::new(&new.phone_number_id, None)],
+            waba_id: new.waba_id.as_ref().map(|w| w.0.as_str()),
+            token: new.access_token.secret(),
+            key_label: KeyLabel::registration(),
+        },
+    )
+    .await
+}
+
+/// What a new tenant starts with: a registration's one number, or Embedded Signup's.
+pub struct Creation<'a> {
+    pub id: TenantId,
+    pub name: &'a TenantName,
+    /// At least one; the first is where messages without `from` go from.
+    pub numbers: Vec<Number>,
+    pub waba_id: Option<&'a str>,
+    pub token: &'a Secret,
+    pub key_label: KeyLabel,
+}
+
+/// Stores a new tenant with its token encrypted with KMS (context `{tenantId}`) and its
+/// first API key. The unique indexes on its numbers decide concurrent creations (409).
+pub async fn create(
+    store: &Store,
+    cipher: &TokenCipher,
+    c: Creation<'_>,
+) -> Result<Registered, ApiError> {
+    let first = c.numbers.first().cloned().ok_or(ApiError::Internal)?;
+    let ciphertext = cipher.encrypt(&c.id, c.token).await?;
     let api_key = ApiKey::generate();
     let now = DateTime::now();
+    let key = api_key.entry(&c.key_label, now);
+    let key_id = key
+        .get_str("id")
+        .map_err(|_| ApiError::Internal)?
+        .to_owned();
+    let numbers = c
+        .numbers
+        .iter()
+        .map(Number::to_document)
+        .collect::<Result<Vec<_>, _>>()?;
     let document = doc! {
-        "_id": id,
-        "name": &new.name.0,
-        "phoneNumberId": new.phone_number_id.as_str(),
-        "numbers": [number.to_document()?],
-        "wabaId": new.waba_id.as_ref().map(|w| w.0.as_str()),
+        "_id": c.id,
+        "name": &c.name.0,
+        "phoneNumberId": &first.phone_number_id,
+        "numbers": numbers,
+        "wabaId": c.waba_id,
         "status": bson::to_bson(&TenantStatus::Active).map_err(|_| ApiError::Internal)?,
         "accessTokenCiphertext": Binary { subtype: BinarySubtype::Generic, bytes: ciphertext },
         "kmsKeyId": cipher.key_id(),
-        "apiKeys": [api_key.entry(&KeyLabel::registration(), now)],
+        "apiKeys": [key],
         "tokenVersion": 1_i64,
         "tokenStatus": { "status": "valid", "since": now },
         "createdAt": now,
         "updatedAt": now,
     };
-    match tenants.insert_one(document).await {
+    match store.tenants().await?.insert_one(document).await {
         Ok(_) => {}
-        Err(e) if is_duplicate_key(&e) => return Err(duplicate_number(&new.phone_number_id)),
+        Err(e) if is_duplicate_key(&e) => {
+            return Err(match &c.numbers[..] {
+                [one] => duplicate_number(&PhoneNumberId(one.phone_number_id.clone())),
+                _ => ApiError::conflict("one of these numbers is already registered"),
+            });
+        }
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(tenantId = %id, phoneNumberId = new.phone_number_id.as_str(), "tenant registered");
+    tracing::info!(tenantId = %c.id, phoneNumberId = %first.phone_number_id, numbers = c.numbers.len(), "tenant registered");
     Ok(Registered {
         tenant: TenantView {
-            id: id.to_string(),
-            name: new.name.0,
-            phone_number_id: new.phone_number_id.0,
-            numbers: vec![number],
-            waba_id: new.waba_id.map(|w| w.0),
+            id: c.id.to_string(),
+            name: c.name.0.clone(),
+            phone_number_id: first.phone_number_id.clone(),
+            numbers: c.numbers,
+            waba_id: c.waba_id.map(str::to_owned),
             status: TenantStatus::Active,
             settings: Pacing::default(),
             bot: BotSettings::default(),
@@ -365,6 +413,7 @@ pub async fn register(
             updated_at: rfc3339(now),
         },
         api_key,
+        key_id,
     })
 }
 

@@ -202,6 +202,15 @@ async fn register_fixtures_replay_through_lambda_http() {
         numbers["SECOND_NUMBER"].as_str()
     );
 
+    // Embedded Signup checks the request before anything reaches Graph.
+    let onboard = invoke_lambda(
+        router(),
+        &fixture("register/onboard-invalid-pin.json", &admin),
+    )
+    .await;
+    assert_eq!(onboard["statusCode"], 422, "{onboard}");
+    assert_eq!(lambda_body(&onboard)["field"], "pin");
+
     let logs = e2e::logs();
     assert!(!logs.contains(&token));
     assert!(!logs.contains(&admin["ACCESS_TOKEN"]));

@@ -15,6 +15,7 @@ mod lists;
 mod media;
 mod meta_templates;
 mod numbers;
+mod onboarding;
 mod pacing;
 mod queue_shim;
 mod register;

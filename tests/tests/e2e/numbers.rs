@@ -2,7 +2,7 @@
 //! never the last), each routed by the webhook and answered from the number written to,
 //! `from` picking the number an API send goes from, and tenants from before numbers.
 
-use e2e::ADMIN_TOKEN;
+use e2e::{ADMIN_TOKEN, TestApp};
 use mongodb::bson::{Document, doc, oid::ObjectId};
 use serde_json::{Value, json};
 use wiremock::{
@@ -28,27 +28,27 @@ fn ids(tenant: &Value) -> Vec<String> {
 }
 
 /// A fallback template: the bot answers every text.
-async fn answer_everything(rig: &Rig) {
-    let r = rig
-        .api(
-            "POST",
-            "/templates",
-            Some(json!({"key": "hello", "body": "Hello!"})),
+pub(crate) async fn answer_everything(app: &TestApp, tenant: &str, key: &str) {
+    let r = app
+        .post(
+            &format!("/tenants/{tenant}/templates"),
+            key,
+            &json!({"key": "hello", "body": "Hello!"}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = rig
-        .api(
-            "POST",
-            "/flows",
-            Some(json!({"flows": [], "fallbackTemplateKey": "hello"})),
+    let r = app
+        .post(
+            &format!("/tenants/{tenant}/flows"),
+            key,
+            &json!({"flows": [], "fallbackTemplateKey": "hello"}),
         )
         .await;
     assert!(r.status < 300, "{}", r.text);
 }
 
 /// A customer's "hi" to `number`, as Meta posts it.
-async fn hi(rig: &Rig, number: &str, from: &str) {
+pub(crate) async fn hi(rig: &Rig, number: &str, from: &str) {
     let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550001111", "phone_number_id": number},
         "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
@@ -113,7 +113,7 @@ async fn a_tenant_routes_answers_and_sends_on_each_of_its_numbers() {
 
     // The bot answers from the number written to.
     let t = format!("/tenants/{}", rig.tenant);
-    answer_everything(&rig).await;
+    answer_everything(&rig.app, &rig.tenant, &rig.key).await;
     Mock::given(method("POST"))
         .and(path(format!("/v20.0/{second}/messages")))
         .respond_with(ResponseTemplate::new(200).set_body_json(ok_body("wamid.second")))
@@ -211,7 +211,7 @@ async fn a_tenant_from_before_numbers_keeps_working() {
         ids(&shown.body["tenant"]),
         std::slice::from_ref(&rig.number)
     );
-    answer_everything(&rig).await;
+    answer_everything(&rig.app, &rig.tenant, &rig.key).await;
     rig.app.state.tenants_by_number.invalidate(&rig.number);
     hi(&rig, &rig.number, "34600111222").await;
     let second = e2e::phone_number_id();

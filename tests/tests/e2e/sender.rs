@@ -54,6 +54,7 @@ async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
         c.send_queue_url = Some(q);
         c.send_dlq_url = Some(d);
         c.send_retry_base = Duration::ZERO;
+        c.meta_app_id = Some(e2e::META_APP_ID.into());
     })
     .await;
     let number = e2e::phone_number_id();

@@ -52,8 +52,17 @@ async function signIn(token, tenantId) {
   if (all.status === 200) {
     state.admin = true;
     state.tenants = all.data.tenants;
-    if (!state.tenants.length) return 'Signed in as admin, but no tenant is registered yet (POST /tenants/register).';
     $('#who').textContent = 'admin';
+    $('#connect').hidden = false;
+    if (!state.tenants.length) {
+      // A fresh deployment: the first tenant comes from Embedded Signup (or the API).
+      sessionStorage.setItem('token', token);
+      $('#signin').hidden = true;
+      $('#signout').hidden = false;
+      $('#connect-box').open = true;
+      say('#connect-message', 'No tenant yet: connect a WhatsApp Business Account (or POST /tenants/register).');
+      return null;
+    }
   } else if (all.status === 403) {
     if (!tenantId) return 'This is a tenant API key: enter its tenant ID too.';
     const one = await api('GET', `/tenants/${tenantId}`);
@@ -75,6 +84,86 @@ async function signIn(token, tenantId) {
   await loadTenant();
   return null;
 }
+
+// ---- Embedded Signup ------------------------------------------------------------------
+
+$('#connect-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#connect-form');
+  clearErrors(form);
+  say('#connect-message', '');
+  $('#connect-key').hidden = true;
+  const body = { name: $('#connect-name').value, code: $('#connect-code').value.trim() };
+  if ($('#connect-waba').value.trim()) body.wabaId = $('#connect-waba').value.trim();
+  if ($('#connect-pin').value.trim()) body.pin = $('#connect-pin').value.trim();
+  $('#connect-submit').disabled = true;
+  const r = await api('POST', '/tenants/onboard', body);
+  $('#connect-submit').disabled = false;
+  if (r.status === 201 || r.status === 200) {
+    const t = r.data.tenant;
+    $('#connect-pin').value = '';
+    $('#connect-code').value = '';
+    $('#connect-key-value').textContent = r.data.apiKey;
+    $('#connect-key').hidden = false;
+    const n = t.numbers.length;
+    say('#connect-message', `${r.data.replayed ? 'Already connected' : 'Connected'}: ${t.name} with ${n} ${n === 1 ? 'number' : 'numbers'}${r.data.registered.length ? ` (${r.data.registered.length} registered on the Cloud API)` : ''}`);
+    state.tenant = t.id;
+    sessionStorage.setItem('tenant', t.id);
+    await signIn(state.token, t.id);
+    return;
+  }
+  if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+  say('#connect-message', (r.data && r.data.message) || `Error ${r.status}`, true);
+});
+
+// Meta's JS SDK, loaded only when asked (the console works offline without it).
+function loadMetaSdk(appId) {
+  return new Promise((resolve, reject) => {
+    if (window.FB) { resolve(window.FB); return; }
+    window.fbAsyncInit = () => {
+      window.FB.init({ appId, autoLogAppEvents: true, xfbml: false, version: 'v20.0' });
+      resolve(window.FB);
+    };
+    const script = document.createElement('script');
+    script.src = 'https://connect.facebook.net/en_US/sdk.js';
+    script.async = true;
+    script.crossOrigin = 'anonymous';
+    script.onerror = () => reject(new Error("Meta's SDK could not be loaded (offline?): paste the code instead"));
+    document.head.append(script);
+  });
+}
+
+// The dialog reports the shared WABA through a message event.
+window.addEventListener('message', (ev) => {
+  if (!/^https:\/\/www\.facebook\.com$/.test(ev.origin)) return;
+  try {
+    const data = typeof ev.data === 'string' ? JSON.parse(ev.data) : ev.data;
+    if (data && data.type === 'WA_EMBEDDED_SIGNUP' && data.data && data.data.waba_id) $('#connect-waba').value = data.data.waba_id;
+  } catch { /* not the dialog's */ }
+});
+
+$('#connect-dialog').addEventListener('click', async () => {
+  const appId = $('#connect-app-id').value.trim();
+  const configId = $('#connect-config-id').value.trim();
+  if (!appId || !configId) { say('#connect-message', "Enter the Meta app ID and the configuration ID first", true); return; }
+  localStorage.setItem('metaAppId', appId);
+  localStorage.setItem('metaConfigId', configId);
+  try {
+    const FB = await loadMetaSdk(appId);
+    FB.login((response) => {
+      if (response.authResponse && response.authResponse.code) {
+        $('#connect-code').value = response.authResponse.code;
+        say('#connect-message', 'Code received: press “Create tenant”.');
+      } else {
+        say('#connect-message', 'The dialog was closed without connecting an account.', true);
+      }
+    }, { config_id: configId, response_type: 'code', override_default_response_type: true, extras: { setup: {}, sessionInfoVersion: '3' } });
+  } catch (e) {
+    say('#connect-message', e.message, true);
+  }
+});
+$('#connect-app-id').value = localStorage.getItem('metaAppId') || '';
+$('#connect-config-id').value = localStorage.getItem('metaConfigId') || '';
 
 $('#signin-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
