@@ -1,6 +1,6 @@
 # Two commands matter: `make dev` (run everything locally) and `make test` (the whole suite
 # against a throw-away local stack). See README.md.
-.PHONY: dev test test-ui lint build tools dlq redrive bench fuzz-api postman
+.PHONY: dev test test-ui lint build tools dlq redrive bench fuzz-api postman ui-vendor
 
 dev:
 	@infra/dev.sh
@@ -41,3 +41,7 @@ fuzz-api:
 # docs/postman_collection.json from docs/openapi.yaml (a test keeps them in sync).
 postman:
 	@infra/tools.sh stack && .venv-tools/bin/python infra/postman.py
+
+# The console's browser libraries (uPlot), from npm into the admin function's assets.
+ui-vendor:
+	cd functions/admin && npm ci --no-audit --no-fund --silent && cp node_modules/uplot/dist/uPlot.iife.min.js src/ui/uplot.js && cp node_modules/uplot/dist/uPlot.min.css src/ui/uplot.css

@@ -9,6 +9,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod analytics;
 pub mod api_key;
 pub mod auth;
 pub mod cache;

@@ -950,3 +950,35 @@ test('Connect WhatsApp: a refused code at its field, then a tenant with every nu
   await page.locator('#numbers tbody tr[data-id="2000000012"]').waitFor();
   await page.screenshot({ path: `${SHOTS}admin-connect.png`, fullPage: true });
 });
+
+// ---- analytics ---------------------------------------------------------------------------------
+
+test('analytics: cards, a uPlot chart, the funnel, taps per option and rule hits of a scripted conversation', async () => {
+  const tenant = await openNewTenant('Charted Coffee', `1555${String(Date.now()).slice(-8)}`);
+  const post = (path, body) => fetch(`${BASE}/tenants/${tenant.id}${path}`, { method: 'POST', headers: adminJson, body: JSON.stringify(body) });
+  assert.equal((await post('/templates', { key: 'prices', body: 'Coffee 3€' })).status, 201);
+  assert.equal((await post('/templates', { key: 'menu', body: 'Menu', kind: 'interactive_button', buttons: [{ title: 'Prices', nextTemplateKey: 'prices' }] })).status, 201);
+  const flow = await post('/flows', { flows: [{ id: 'greet', match: { type: 'equals', values: ['hi'] }, action: { type: 'send_template', templateKey: 'menu' } }] });
+  assert.ok(flow.status < 300);
+  const menu = await (await fetch(`${BASE}/tenants/${tenant.id}/templates/menu`, { headers: adminJson })).json();
+  const button = menu.template.buttons[0];
+  await inbound('34600444333', { body: 'hi' });
+  await inbound('34600444333', { reply: { id: button.id, title: 'Prices' } });
+
+  await page.getByRole('tab', { name: 'Analytics' }).click();
+  await page.locator('#tab-analytics[data-loaded="4"]').waitFor();
+  const cards = await page.locator('#analytics-summary').innerText();
+  assert.match(cards, /2\s*inbound/);
+  assert.match(cards, /2\s*outbound/);
+  await page.locator('#analytics-chart .uplot canvas').waitFor();
+  assert.deepEqual(await page.locator('#analytics-taps tbody td').allInnerTexts(), ['menu', 'Prices', '1']);
+  assert.deepEqual(await page.locator('#analytics-rules tbody td').allInnerTexts(), ['greet', '1']);
+  assert.match(await page.locator('#analytics-funnel tbody').innerText(), /Accepted\s+2/);
+  await page.screenshot({ path: `${SHOTS}admin-analytics.png`, fullPage: true });
+
+  // More than 7 days by hour is refused at the field.
+  await page.getByLabel('From date').fill('2026-01-01');
+  await page.getByLabel('By').selectOption('hour');
+  await page.locator('#analytics-form').getByRole('button', { name: 'Show' }).click();
+  await page.locator('#analytics-form .field-error[data-error-for="from"]').waitFor();
+});

@@ -20,6 +20,12 @@ fn asset(name: &str) -> Option<(&'static str, &'static str)> {
         "app.js" => ("text/javascript; charset=utf-8", include_str!("ui/app.js")),
         "map.js" => ("text/javascript; charset=utf-8", include_str!("ui/map.js")),
         "app.css" => ("text/css; charset=utf-8", include_str!("ui/app.css")),
+        // uPlot (MIT), installed with npm (functions/admin/package.json, `make ui-vendor`).
+        "uplot.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("ui/uplot.js"),
+        ),
+        "uplot.css" => ("text/css; charset=utf-8", include_str!("ui/uplot.css")),
         _ => return None,
     })
 }

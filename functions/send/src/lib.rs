@@ -9,6 +9,7 @@ use axum::{
 use serde_json::{Value, json};
 use shared::{
     ApiError, AppState,
+    analytics::{self, AnalyticsQuery},
     auth::TenantAccess,
     customer::{self, CustomerQuery},
     dead_letter::{self, RedriveRequest},
@@ -36,12 +37,25 @@ pub fn router(state: AppState) -> Router {
                 post(handoff).delete(resume_bot),
             )
             .route("/tenants/{tenantId}/dead-letters", get(dead_letters))
+            .route("/tenants/{tenantId}/analytics", get(analytics))
             .route(
                 "/tenants/{tenantId}/dead-letters/redrive",
                 post(redrive_dead_letters),
             )
             .with_state(state),
     )
+}
+
+/// `GET /tenants/{tenantId}/analytics?from&to&granularity`: counts over a bounded range.
+async fn analytics(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiQuery(q): ApiQuery<AnalyticsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let range = q.range()?;
+    let templates = shared::template::load_active(&state.store, &access.tenant).await?;
+    let report = analytics::report(&state.store, &access.tenant, &range, &templates).await?;
+    Ok(Json(json!({ "ok": true, "analytics": report })))
 }
 
 /// `GET /tenants/{tenantId}/dead-letters`: messages whose jobs are in the DLQ.

@@ -110,6 +110,24 @@ pub struct MessageError {
     pub details: Option<String>,
 }
 
+/// Why the bot sent an auto-reply, as analytics counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    /// `button` (a reply button or list row), `rule`, `fallback`, `captured`, `retry`,
+    /// `reset`, `opt_out`, `opt_in`, `handoff`.
+    pub kind: String,
+    /// The template whose option was tapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The tapped button's or list row's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
+    /// The flow rule that matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageDoc {
@@ -148,6 +166,12 @@ pub struct MessageDoc {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
+    /// An auto-reply: why the bot sent it (a tapped option, a rule, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// An auto-reply: when the customer wrote the message it answers (time to reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_at: Option<DateTime>,
     /// The conversation change this reply makes, re-applied if a retry finishes the work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_update: Option<StateUpdate>,
@@ -211,6 +235,8 @@ impl MessageDoc {
             template_key: None,
             source: None,
             in_reply_to: None,
+            trigger: None,
+            inbound_at: None,
             state_update: None,
             attempts: 0,
             last_error: None,

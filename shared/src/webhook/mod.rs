@@ -20,7 +20,9 @@ use crate::{
     failpoint, flow,
     idempotency::{self, Begin, Memo},
     ids::{TenantId, TenantStatus},
-    message::{self, Inserted, MessageDoc, MessageError, Status, Stored, store::StatusUpdate},
+    message::{
+        self, Inserted, MessageDoc, MessageError, Status, Stored, Trigger, store::StatusUpdate,
+    },
     meta_template,
     metrics::{self, Metric},
     outbox,
@@ -605,6 +607,8 @@ fn decision(
             );
             doc.template_key = reply.template_key;
             doc.in_reply_to = Some(message.wamid.clone());
+            doc.trigger = Some(trigger(&reply.cause));
+            doc.inbound_at = Some(touch.wrote_at);
             doc.state_update = Some(reply.state_update.clone());
             (Some(doc), Some(reply.state_update))
         }
@@ -612,6 +616,38 @@ fn decision(
             tracing::info!(tenantId = %tenant, wamid = %message.wamid, reason = why.as_str(), "no reply");
             (None, update)
         }
+    }
+}
+
+/// The engine's reason for a reply, as stored for analytics.
+fn trigger(cause: &engine::Cause) -> Trigger {
+    use engine::Cause;
+    let kind = |k: &str| Trigger {
+        kind: k.into(),
+        template: None,
+        option: None,
+        rule: None,
+    };
+    match cause {
+        Cause::Button { from, button_id } => Trigger {
+            template: Some(from.to_string()),
+            option: Some(button_id.clone()),
+            ..kind("button")
+        },
+        Cause::Rule { id } => Trigger {
+            rule: Some(id.clone()),
+            ..kind("rule")
+        },
+        Cause::Handoff { rule } => Trigger {
+            rule: Some(rule.clone()),
+            ..kind("handoff")
+        },
+        Cause::Fallback => kind("fallback"),
+        Cause::Captured { .. } => kind("captured"),
+        Cause::Retry { .. } => kind("retry"),
+        Cause::Reset => kind("reset"),
+        Cause::OptOut => kind("opt_out"),
+        Cause::OptIn => kind("opt_in"),
     }
 }
 

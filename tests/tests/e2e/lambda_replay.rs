@@ -378,7 +378,7 @@ async fn template_and_flow_fixtures_replay_through_lambda_http() {
 }
 
 #[tokio::test]
-async fn dead_letter_fixtures_replay_through_lambda_http() {
+async fn dead_letter_and_analytics_fixtures_replay_through_lambda_http() {
     let (state, _db, _aws) = test_state().await;
     let (tenant, key) = register_replayed(&state).await;
     let own = vars(&[("TENANT_ID", &tenant), ("API_KEY", &key)]);
@@ -392,4 +392,13 @@ async fn dead_letter_fixtures_replay_through_lambda_http() {
     let all = invoke_lambda(router(), &fixture("dead-letters/redrive-all.json", &own)).await;
     assert_eq!(all["statusCode"], 200, "{all}");
     assert_eq!(lambda_body(&all)["redriven"], 0);
+
+    let november = invoke_lambda(router(), &fixture("analytics/november.json", &own)).await;
+    assert_eq!(november["statusCode"], 200, "{november}");
+    let a = &lambda_body(&november)["analytics"];
+    assert_eq!(a["series"].as_array().map(Vec::len), Some(30));
+    assert_eq!(a["totals"]["inbound"], 0);
+    let bad = invoke_lambda(router(), &fixture("analytics/bad-granularity.json", &own)).await;
+    assert_eq!(bad["statusCode"], 422, "{bad}");
+    assert_eq!(lambda_body(&bad)["field"], "granularity");
 }

@@ -2,6 +2,7 @@
 //! module is one area. Run through `make test` (nextest: every test in its own process,
 //! which the failpoint tests need).
 
+mod analytics;
 mod api_keys;
 mod budget;
 mod conversations;

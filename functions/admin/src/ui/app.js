@@ -184,7 +184,7 @@ $('#tenant').addEventListener('change', async (ev) => {
 
 // ---- tabs ----------------------------------------------------------------------------
 
-const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta', 'dead', 'access'];
+const tabs = ['templates', 'flows', 'map', 'try', 'send', 'customers', 'meta', 'analytics', 'dead', 'access'];
 function showTab(name) {
   state.tab = name;
   for (const t of tabs) {
@@ -201,6 +201,7 @@ function showTab(name) {
   if (name === 'customers') loadCustomers();
   if (name === 'meta') loadMetaTemplates();
   if (name === 'try') renderTryConversation();
+  if (name === 'analytics') loadAnalytics();
   if (name === 'dead') loadDeadLetters();
   if (name === 'access') loadAccess();
 }
@@ -229,6 +230,7 @@ async function loadTenant() {
   drawMap();
   if (state.tab === 'customers') loadCustomers();
   if (state.tab === 'meta') loadMetaTemplates();
+  if (state.tab === 'analytics') loadAnalytics();
   if (state.tab === 'dead') loadDeadLetters();
   if (state.tab === 'access') loadAccess();
   // Everything of this tenant is on screen.
@@ -255,6 +257,10 @@ function resetTenantViews() {
   $('#meta-send-form').hidden = true;
   say('#meta-status', '');
   say('#meta-error', '');
+  $('#analytics-chart').replaceChildren();
+  $('#analytics-summary').replaceChildren();
+  for (const t of ['#analytics-funnel', '#analytics-taps', '#analytics-rules']) $(`${t} tbody`).replaceChildren();
+  delete $('#tab-analytics').dataset.loaded;
   $('#dead-letters tbody').replaceChildren();
   $('#dead-empty').hidden = true;
   $('#dead-retry-all').hidden = true;
@@ -2052,3 +2058,71 @@ async function redrive(messageIds) {
 
 $('#dead-refresh').addEventListener('click', () => loadDeadLetters());
 $('#dead-retry-all').addEventListener('click', () => redrive(null));
+
+// ---- analytics (charts: uPlot, embedded) -------------------------------------------------
+
+function analyticsRow(cells) {
+  const tr = document.createElement('tr');
+  tr.append(...cells.map((c) => node('td', null, String(c))));
+  return tr;
+}
+
+function card(label, value) {
+  const d = node('div', 'card', null);
+  d.append(node('span', 'card-value', String(value)), node('span', 'card-label', label));
+  return d;
+}
+
+function drawAnalyticsChart(series, granularity) {
+  const box = $('#analytics-chart');
+  box.replaceChildren();
+  if (!window.uPlot || !series.length) return;
+  const t = series.map((b) => Date.parse(granularity === 'hour' ? `${b.bucket}:00:00Z` : `${b.bucket}T00:00:00Z`) / 1000);
+  const data = [t, series.map((b) => b.inbound), series.map((b) => b.outbound)];
+  const width = Math.max(300, Math.min(box.clientWidth || 900, 1100));
+  new window.uPlot({
+    width, height: 240,
+    series: [{}, { label: 'Inbound', stroke: '#0b7a5a', width: 2 }, { label: 'Outbound', stroke: '#b35c00', width: 2 }],
+    axes: [{}, { label: 'messages' }],
+    scales: { x: { time: true } },
+  }, data, box);
+}
+
+async function loadAnalytics() {
+  const id = state.tenant;
+  if (!id) return;
+  const form = $('#analytics-form');
+  clearErrors(form);
+  say('#analytics-error', '');
+  const q = new URLSearchParams();
+  if ($('#analytics-from').value) q.set('from', $('#analytics-from').value);
+  if ($('#analytics-to').value) q.set('to', $('#analytics-to').value);
+  q.set('granularity', $('#analytics-granularity').value);
+  const r = await api('GET', tenantPath(`/analytics?${q}`));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    if (r.status === 422 && r.data && r.data.field && fieldError(form, r.data.field, r.data.message)) return;
+    say('#analytics-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  const a = r.data.analytics;
+  const median = a.replyTime.medianSeconds;
+  $('#analytics-summary').replaceChildren(
+    card('inbound', a.totals.inbound), card('outbound', a.totals.outbound),
+    card('median time to reply', median == null ? '—' : `${median.toFixed(1)} s`),
+  );
+  drawAnalyticsChart(a.series, a.granularity);
+  const f = a.funnel;
+  $('#analytics-funnel tbody').replaceChildren(
+    ...[['Accepted', f.outbound], ['Sent', f.sent], ['Delivered', f.delivered], ['Read', f.read], ['Failed', f.failed]].map(analyticsRow),
+    ...Object.entries(f.failedByCode).map(([code, n]) => analyticsRow([`  error ${code}`, n])),
+  );
+  $('#analytics-taps tbody').replaceChildren(...a.taps.map((t) => analyticsRow([t.templateKey, t.title || t.option, t.count])));
+  $('#analytics-rules tbody').replaceChildren(...a.ruleHits.map((h) => analyticsRow([h.ruleId, h.count])));
+  $('#tab-analytics').dataset.loaded = String(a.totals.inbound + a.totals.outbound);
+}
+
+$('#analytics-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  loadAnalytics();
+});
