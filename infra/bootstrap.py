@@ -1,5 +1,6 @@
-"""Creates the send queue, its DLQ (redrive after 5 receives), the token KMS key and the
-media bucket, if missing, and prints `export NAME=value` lines for them. Idempotent.
+"""Creates the send queue and its DLQ (redrive after 5 receives), the events queue and its
+DLQ (after 10), the token KMS key and the media bucket, if missing, and prints
+`export NAME=value` lines for them. Idempotent.
 
 Uses the standard AWS environment (AWS_ENDPOINT_URL for the local moto server).
 """
@@ -18,21 +19,21 @@ def export(name, value):
     print(f"export {name}={shlex.quote(value)}")
 
 
-def queues(sqs, stage):
+def queues(sqs, stage, name="send", max_receives=MAX_RECEIVE_COUNT):
     dlq_url = sqs.create_queue(
-        QueueName=f"wa-send-dlq-{stage}",
+        QueueName=f"wa-{name}-dlq-{stage}",
         Attributes={"MessageRetentionPeriod": "1209600"},
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    url = sqs.create_queue(QueueName=f"wa-send-{stage}")["QueueUrl"]
+    url = sqs.create_queue(QueueName=f"wa-{name}-{stage}")["QueueUrl"]
     sqs.set_queue_attributes(
         QueueUrl=url,
         Attributes={
             "VisibilityTimeout": os.environ.get("SEND_VISIBILITY_TIMEOUT", "30"),
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
             ),
         },
     )
@@ -68,6 +69,10 @@ def main():
         url, dlq = queues(session.client("sqs"), a.stage)
         export("SEND_QUEUE_URL", url)
         export("SEND_DLQ_URL", dlq)
+    if not os.environ.get("EVENTS_QUEUE_URL"):
+        url, dlq = queues(session.client("sqs"), a.stage, "events", 10)
+        export("EVENTS_QUEUE_URL", url)
+        export("EVENTS_DLQ_URL", dlq)
     if not os.environ.get("KMS_KEY_ID"):
         export("KMS_KEY_ID", key(session.client("kms"), a.stage))
     if not os.environ.get("MEDIA_BUCKET"):

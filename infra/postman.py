@@ -9,7 +9,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VARIABLES = {"baseUrl": "http://127.0.0.1:3000", "adminToken": "", "apiKey": "", "tenantId": "", "templateKey": "", "asset": "app.js",
-             "waId": "", "mediaId": "", "keyId": "", "phoneNumberId": ""}
+             "waId": "", "mediaId": "", "keyId": "", "phoneNumberId": "", "subscriptionId": ""}
 PARAM_VARIABLE = {"tenantId": "tenantId", "key": "templateKey"}
 
 

@@ -11,7 +11,7 @@ fail() { echo "[smoke] FAIL: $*" >&2; sed 's/^/[smoke]   /' "$out" >&2 || true; 
 
 # A fresh environment, as a newcomer has: no stack variables inherited.
 env -u MONGO_URI -u REDIS_URL -u AWS_ENDPOINT_URL -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
-  -u SEND_QUEUE_URL -u SEND_DLQ_URL -u KMS_KEY_ID -u MEDIA_BUCKET \
+  -u SEND_QUEUE_URL -u SEND_DLQ_URL -u EVENTS_QUEUE_URL -u EVENTS_DLQ_URL -u KMS_KEY_ID -u MEDIA_BUCKET \
   DEV_DIR="$dir/state" PORT="$port" ADMIN_TOKEN=smoke-admin \
   setsid make dev >"$out" 2>&1 &
 pid=$!

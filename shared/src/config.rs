@@ -26,6 +26,8 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     pub send_queue_url: Option<String>,
     pub send_dlq_url: Option<String>,
+    /// The event forwarding queue (`EVENTS_QUEUE_URL`); without it no event is forwarded.
+    pub events_queue_url: Option<String>,
     pub kms_key_id: Option<String>,
     /// Where media too large for a Lambda response is copied for a presigned download
     /// (`MEDIA_BUCKET`); without it such a file is a 413.
@@ -107,6 +109,7 @@ impl Config {
             redis_url: get("REDIS_URL").map(Secret::new),
             send_queue_url: get("SEND_QUEUE_URL"),
             send_dlq_url: get("SEND_DLQ_URL"),
+            events_queue_url: get("EVENTS_QUEUE_URL"),
             kms_key_id: get("KMS_KEY_ID"),
             media_bucket: get("MEDIA_BUCKET"),
             whatsapp_api_base: get("WHATSAPP_API_BASE")

@@ -25,6 +25,11 @@ pub enum Metric {
     WebhookSignatureFailure,
     DlqRedrive,
     RelayRequeued,
+    /// An event that could not be put on the forwarding queue (not forwarded).
+    EventEnqueueFailed,
+    /// A forwarded event a receiver took (2xx), or did not.
+    EventDelivered,
+    EventRetried,
 }
 
 impl Metric {
@@ -39,6 +44,9 @@ impl Metric {
             Metric::WebhookSignatureFailure => "WebhookSignatureFailures",
             Metric::DlqRedrive => "DlqRedriven",
             Metric::RelayRequeued => "RelayRequeued",
+            Metric::EventEnqueueFailed => "EventsNotEnqueued",
+            Metric::EventDelivered => "EventsDelivered",
+            Metric::EventRetried => "EventsRetried",
         }
     }
 }

@@ -487,3 +487,68 @@ pub async fn redrive(
         }
     }
 }
+
+/// How many times SQS has handed out this message (1 for the first receive).
+pub fn receive_count(record: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
+/// A batch item to retry: hidden for `delay` (capped at SQS's 12 h, and at `max`) before
+/// its next receive.
+pub async fn retry_after(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    record: &aws_lambda_events::event::sqs::SqsMessage,
+    delay: std::time::Duration,
+    max: std::time::Duration,
+) {
+    let Some(receipt) = record.receipt_handle.as_deref() else {
+        return;
+    };
+    let r = sqs
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(delay.min(max).as_secs().min(43_200) as i32)
+        .send()
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry backoff");
+    }
+}
+
+/// A consumer of an SQS event source's batches (reporting batch item failures).
+pub trait BatchHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        event: aws_lambda_events::event::sqs::SqsEvent,
+    ) -> impl Future<Output = aws_lambda_events::event::sqs::SqsBatchResponse> + Send;
+}
+
+/// What a batch handler's invocation returns to the Lambda runtime.
+pub type BatchFuture = std::pin::Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    aws_lambda_events::event::sqs::SqsBatchResponse,
+                    Box<dyn std::error::Error + Send + Sync>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// The function the Lambda runtime (and the local queue shim) invokes with each batch.
+pub fn lambda_handler<H: BatchHandler>(
+    handler: H,
+) -> impl Fn(aws_lambda_events::event::sqs::SqsEvent) -> BatchFuture + Clone + Send + Sync + 'static
+{
+    let handler = std::sync::Arc::new(handler);
+    move |event| {
+        let handler = handler.clone();
+        Box::pin(async move { Ok(handler.handle(event).await) })
+    }
+}

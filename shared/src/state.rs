@@ -59,6 +59,8 @@ pub struct Inner {
     pub tokens: TtlCache<(TenantId, i64), crate::secret::Secret>,
     /// Graph calls made for an API request (template sync, media); the sender has its own.
     pub graph: crate::whatsapp::GraphClient,
+    /// Each tenant's event subscriptions, for emitting (see `event`).
+    pub subscribers: TtlCache<TenantId, crate::event::Subscribers>,
     /// Where large media is copied for download (`MEDIA_BUCKET`).
     pub media_bucket: Option<crate::media::MediaBucket>,
     cipher: Option<TokenCipher>,
@@ -186,6 +188,7 @@ impl AppState {
             tokens: TtlCache::new(TOKEN_CACHE_TTL),
             rejected_keys: TtlCache::new(REJECTED_KEY_TTL),
             accepted_keys: TtlCache::new(ACCEPTED_KEY_TTL),
+            subscribers: TtlCache::new(crate::event::SUBSCRIBERS_TTL),
             sqs,
             graph: crate::whatsapp::GraphClient::new(
                 &config.whatsapp_api_base,
@@ -238,6 +241,16 @@ impl AppState {
             dlq_url,
             queue_url: self.queue()?.url(),
         })
+    }
+
+    /// Where events go (see `event::emit`).
+    pub fn emitter(&self) -> crate::event::Emitter<'_> {
+        crate::event::Emitter {
+            store: &self.store,
+            sqs: &self.sqs,
+            url: self.config.events_queue_url.as_deref(),
+            subscribers: &self.subscribers,
+        }
     }
 
     /// The outbox: the store and the send queue, for dispatching outbound messages.

@@ -52,6 +52,9 @@ pub const FLOWS: &str = "flows";
 pub const MESSAGES: &str = "messages";
 pub const CUSTOMERS: &str = "customers";
 pub const META_TEMPLATES: &str = "metaTemplates";
+pub const EVENT_SUBSCRIPTIONS: &str = "eventSubscriptions";
+/// Attempts to forward events (see `forwarder`), kept 7 days.
+pub const EVENT_DELIVERIES: &str = "eventDeliveries";
 /// Statuses that arrived before the sender recorded their wamid (see `message::store`).
 pub const PENDING_STATUSES: &str = "pendingStatuses";
 
@@ -62,6 +65,19 @@ fn unique(keys: Document, name: &str) -> IndexModel {
             IndexOptions::builder()
                 .unique(true)
                 .name(name.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// Documents expire `days` after the time in `keys`' field.
+fn ttl(keys: Document, days: u64) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .name("ttl".to_owned())
+                .expire_after(std::time::Duration::from_secs(days * 24 * 3600))
                 .build(),
         )
         .build()
@@ -78,17 +94,24 @@ fn plain(keys: Document, name: &str) -> IndexModel {
 /// The collections' commands go out together: a cold start waits for one round trip, not
 /// seven.
 async fn ensure_indexes(db: &Database) -> Result<(), Error> {
-    let pending_ttl = IndexModel::builder()
-        .keys(doc! { "createdAt": 1 })
-        .options(
-            IndexOptions::builder()
-                .name("ttl".to_owned())
-                // Meta stops retrying after 7 days; so does our wait for the wamid.
-                .expire_after(std::time::Duration::from_secs(7 * 24 * 3600))
-                .build(),
-        )
-        .build();
-    let wanted: [(&str, Vec<IndexModel>); 7] = [
+    // Meta stops retrying after 7 days; so does our wait for the wamid.
+    let pending_ttl = ttl(doc! { "createdAt": 1 }, 7);
+    let deliveries_ttl = ttl(doc! { "at": 1 }, 7);
+    let wanted: [(&str, Vec<IndexModel>); 9] = [
+        (
+            EVENT_SUBSCRIPTIONS,
+            vec![plain(
+                doc! { "tenantId": 1, "createdAt": 1 },
+                "tenant_created",
+            )],
+        ),
+        (
+            EVENT_DELIVERIES,
+            vec![
+                plain(doc! { "subscriptionId": 1, "at": -1 }, "subscription_at"),
+                deliveries_ttl,
+            ],
+        ),
         (
             TENANTS,
             vec![

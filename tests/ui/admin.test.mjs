@@ -36,7 +36,7 @@ after(async () => { await browser?.close(); });
 async function saveTemplate({ body, buttons = [] }) {
   await page.getByRole('button', { name: 'New template' }).click();
   if (buttons.length) await page.getByLabel('Kind').selectOption('interactive_button');
-  await page.getByLabel('Message').fill(body);
+  await page.getByLabel('Message', { exact: true }).fill(body);
   for (const [i, b] of buttons.entries()) {
     if (i > 0) await page.getByRole('button', { name: 'Add button' }).click();
     await page.locator(`#b${i}-title`).fill(b.title);
@@ -105,7 +105,7 @@ test('builds a three-level menu and shows the generated keys', async () => {
   keys.more = await saveTemplate({ body: 'More options', buttons: [{ title: 'Opening hours', next: keys.hours }] });
   await page.getByRole('button', { name: 'New template' }).click();
   await page.getByLabel('Kind').selectOption('interactive_button');
-  await page.getByLabel('Message').fill('Hi {{customer_name}}! Pick one');
+  await page.getByLabel('Message', { exact: true }).fill('Hi {{customer_name}}! Pick one');
   assert.equal((await page.locator('#preview').innerText()).split('\n')[0], 'Hi Ana! Pick one', 'live preview with sample values');
   assert.equal(await page.locator('#body-count').innerText(), '30 / 1024');
   keys.main = await saveTemplate({
@@ -124,7 +124,7 @@ test('builds a three-level menu and shows the generated keys', async () => {
 test('a 21-character title gets the server 422 next to the field', async () => {
   await page.getByRole('button', { name: 'New template' }).click();
   await page.getByLabel('Kind').selectOption('interactive_button');
-  await page.getByLabel('Message').fill('Too long');
+  await page.getByLabel('Message', { exact: true }).fill('Too long');
   await page.locator('#b0-title').fill('This title is 21 chr');
   await page.locator('#b0-title').press('End');
   await page.locator('#b0-title').type('s');
@@ -194,7 +194,7 @@ test('a list template: header, footer and rows in the preview, saved in the API 
   await page.getByRole('tab', { name: 'Templates', exact: true }).click();
   await page.getByRole('button', { name: 'New template' }).click();
   await page.getByLabel('Kind').selectOption('interactive_list');
-  await page.getByLabel('Message').fill('Hi {{customer_name}}, what would you like?');
+  await page.getByLabel('Message', { exact: true }).fill('Hi {{customer_name}}, what would you like?');
   await page.locator('#t-header-type').selectOption('text');
   await page.locator('#t-header-text').fill('Demo Coffee');
   await page.locator('#t-footer').fill('Open 8-18 every day');
@@ -280,7 +280,7 @@ test('a 25-character list row title gets the server 422 next to it, and a list s
 test('a media header and footer in the preview, a bad link refused next to it, and a text template with a document', async () => {
   await page.getByRole('button', { name: 'New template' }).click();
   await page.getByLabel('Kind').selectOption('interactive_button');
-  await page.getByLabel('Message').fill('Our new menu is out');
+  await page.getByLabel('Message', { exact: true }).fill('Our new menu is out');
   await page.locator('#b0-title').fill('Order');
   assert.equal(await page.locator('#media-fieldset').isHidden(), true, 'interactive templates take a header, not media');
   await page.locator('#t-header-type').selectOption('image');
@@ -310,7 +310,7 @@ test('a media header and footer in the preview, a bad link refused next to it, a
   assert.equal(await page.locator('#t-header-link').inputValue(), 'https://example.com/menu.jpg');
 
   await page.getByRole('button', { name: 'New template' }).click();
-  await page.getByLabel('Message').fill('Our price list');
+  await page.getByLabel('Message', { exact: true }).fill('Our price list');
   assert.equal(await page.locator('#header-fieldset').isHidden(), true, 'text templates take media, not a header');
   assert.equal(await page.locator('#body-count').innerText(), '14 / 4096');
   await page.getByLabel('File type').selectOption('document');
@@ -512,7 +512,7 @@ test('guided input: a template capturing a number, saved in the API shape, in th
   guided.confirm = await saveTemplate({ body: 'Send the statement for {{vars.account}}?', buttons: [{ title: 'Yes', next: guided.done }, { title: 'No' }] });
 
   await page.getByRole('button', { name: 'New template' }).click();
-  await page.getByLabel('Message').fill('What is your account number?');
+  await page.getByLabel('Message', { exact: true }).fill('What is your account number?');
   assert.equal(await page.locator('#t-capture-fields').isHidden(), true, 'no capture until asked for');
   await page.locator('#t-capture').check();
   assert.equal(await page.locator('#t-cap-variable').isVisible(), true);
@@ -677,7 +677,7 @@ test('a regex capture without a pattern gets the server 422 at the pattern field
   await page.getByRole('tab', { name: 'Templates', exact: true }).click();
   const before = await page.locator('#templates tbody tr').count();
   await page.getByRole('button', { name: 'New template' }).click();
-  await page.getByLabel('Message').fill('Your policy number?');
+  await page.getByLabel('Message', { exact: true }).fill('Your policy number?');
   await page.locator('#t-capture').check();
   await page.locator('#t-cap-variable').fill('policy');
   await page.locator('#t-cap-type').selectOption('regex');
@@ -981,4 +981,51 @@ test('analytics: cards, a uPlot chart, the funnel, taps per option and rule hits
   await page.getByLabel('By').selectOption('hour');
   await page.locator('#analytics-form').getByRole('button', { name: 'Show' }).click();
   await page.locator('#analytics-form .field-error[data-error-for="from"]').waitFor();
+});
+
+// ---- event subscriptions -----------------------------------------------------------------------
+
+test('events: a subscription made in the console receives a signed message.received, listed in its deliveries', async () => {
+  const { createServer } = await import('node:http');
+  const received = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ body: Buffer.concat(chunks), signature: req.headers['x-signature-256'] });
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const hook = `http://127.0.0.1:${server.address().port}/hook`;
+  try {
+    await openNewTenant('Event Emporium', `1444${String(Date.now()).slice(-8)}`);
+    await page.getByRole('tab', { name: 'Access' }).click();
+    await page.getByLabel('Receiver URL').fill('ftp://nowhere');
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    await page.locator('#sub-form .field-error[data-error-for="url"]').waitFor();
+    await page.getByLabel('Receiver URL').fill(hook);
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    await page.locator('#new-secret').waitFor();
+    const secret = await page.locator('#new-secret-value').innerText();
+    assert.match(secret, /^whsec_[0-9a-f]{64}$/);
+    await page.locator('#subscriptions tbody tr', { hasText: hook }).waitFor();
+
+    await inbound('34600222111', { body: 'ping' });
+    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(received.length, 1, 'the event reached the receiver');
+    const event = JSON.parse(received[0].body.toString());
+    assert.equal(event.type, 'message.received');
+    assert.equal(event.data.text, 'ping');
+    assert.equal(received[0].signature, `sha256=${createHmac('sha256', secret).update(received[0].body).digest('hex')}`);
+
+    await page.getByRole('button', { name: `Deliveries to ${hook}` }).click();
+    await page.locator('#deliveries-box[data-count="1"]').waitFor();
+    assert.match(await page.locator('#deliveries tbody').innerText(), /message\.received\s+1\s+200/);
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: `Delete the subscription to ${hook}` }).click();
+    await page.locator('#subscriptions tbody tr', { hasText: hook }).waitFor({ state: 'detached' });
+  } finally {
+    server.close();
+  }
 });

@@ -11,6 +11,7 @@ use shared::{
     ApiError, AppState,
     api_key::{self, KeyLabel, NewKeyRequest},
     auth::{Caller, TenantAccess},
+    event::subscription::{self, SubscriptionRequest, SubscriptionView},
     http::{ApiJson, ApiPath, finish, health},
     ids::TenantId,
     ids::TenantStatus,
@@ -37,6 +38,18 @@ pub fn router(state: AppState) -> Router {
             )
             .route("/tenants/{tenantId}/api-keys/{keyId}", delete(delete_key))
             .route("/tenants/{tenantId}/numbers", post(add_number))
+            .route(
+                "/tenants/{tenantId}/event-subscriptions",
+                get(list_subscriptions).post(create_subscription),
+            )
+            .route(
+                "/tenants/{tenantId}/event-subscriptions/{subscriptionId}",
+                delete(delete_subscription),
+            )
+            .route(
+                "/tenants/{tenantId}/event-subscriptions/{subscriptionId}/deliveries",
+                get(deliveries),
+            )
             .route(
                 "/tenants/{tenantId}/numbers/{phoneNumberId}",
                 delete(remove_number),
@@ -176,6 +189,56 @@ async fn remove_number(
     state.tenants_by_number.invalidate(&number);
     state.sending.invalidate(&access.tenant);
     Ok(Json(json!({ "ok": true, "tenant": tenant })))
+}
+
+/// `POST /tenants/{tenantId}/event-subscriptions`: a URL for some event types; the signing
+/// secret is shown this once.
+async fn create_subscription(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(body): ApiJson<SubscriptionRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (url, events) = body.parse(state.config.app_env)?;
+    let (view, secret) =
+        subscription::create(&state.store, state.cipher()?, &access.tenant, url, events).await?;
+    // This process forwards to it at once (others within 10 s).
+    state.subscribers.invalidate(&access.tenant);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "ok": true, "subscription": view, "secret": secret.expose() })),
+    ))
+}
+
+async fn list_subscriptions(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Value>, ApiError> {
+    let subs: Vec<SubscriptionView> = subscription::list(&state.store, &access.tenant)
+        .await?
+        .iter()
+        .map(SubscriptionView::from)
+        .collect();
+    Ok(Json(json!({ "ok": true, "subscriptions": subs })))
+}
+
+async fn delete_subscription(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath((_, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    subscription::delete(&state.store, &access.tenant, &id).await?;
+    state.subscribers.invalidate(&access.tenant);
+    Ok(Json(json!({ "ok": true, "deleted": id })))
+}
+
+/// `GET …/event-subscriptions/{subscriptionId}/deliveries`: the latest attempts.
+async fn deliveries(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiPath((_, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let attempts = subscription::deliveries(&state.store, &access.tenant, &id).await?;
+    Ok(Json(json!({ "ok": true, "deliveries": attempts })))
 }
 
 /// `GET /tenants/{tenantId}/api-keys` (admin or the tenant): labels, prefixes, dates.

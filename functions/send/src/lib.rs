@@ -13,6 +13,7 @@ use shared::{
     auth::TenantAccess,
     customer::{self, CustomerQuery},
     dead_letter::{self, RedriveRequest},
+    event::{self, Event, EventType},
     http::{ApiJson, ApiPath, ApiQuery, finish},
     message::{self, ListFilter, ListQuery, MessageDoc},
     meta_template::SendMetaTemplateRequest,
@@ -221,7 +222,15 @@ async fn handoff(
     };
     let until = request.until()?;
     let c = customer::set_handoff(&state.store, &access.tenant, wa_id, Some(until)).await?;
-    tracing::info!(tenantId = %access.tenant, until = %c.handoff_until.as_deref().unwrap_or_default(), "conversation handed to a human");
+    let until = c.handoff_until.clone().unwrap_or_default();
+    tracing::info!(tenantId = %access.tenant, until = %until, "conversation handed to a human");
+    let started = Event::new(
+        &access.tenant,
+        EventType::HandoffStarted,
+        &format!("{wa_id}|{until}"),
+        json!({ "waId": wa_id, "until": until, "by": "api" }),
+    );
+    event::emit(&state.emitter(), &access.tenant, vec![started]).await;
     Ok(Json(json!({ "ok": true, "customer": c })))
 }
 

@@ -29,22 +29,38 @@ async fn main() -> Result<(), BoxError> {
             },
         ))
     });
-    // The SQS event source mapping, locally: the send queue feeds the sender function.
+    // The SQS event source mappings, locally: the send queue feeds the sender function, the
+    // events queue the forwarder.
     let (stop_shim, shim_stopped) = tokio::sync::oneshot::channel::<()>();
     let shim = match &state.config.send_queue_url {
-        Some(url) => {
-            let mut shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.clone()).await?;
-            shim.timeout = timeout_of("sender");
-            let handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler> =
-                std::sync::Arc::new(sender::handler(state.clone()));
-            Some(tokio::spawn(shim.run(handler, async {
-                let _ = shim_stopped.await;
-            })))
-        }
+        Some(url) => Some(
+            feed(
+                &state,
+                url,
+                timeout_of("sender"),
+                std::sync::Arc::new(sender::handler(state.clone())),
+                shim_stopped,
+            )
+            .await?,
+        ),
         None => {
             tracing::warn!("SEND_QUEUE_URL is not set: queued messages are not delivered");
             None
         }
+    };
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let events = match &state.config.events_queue_url {
+        Some(url) => Some(
+            feed(
+                &state,
+                url,
+                timeout_of("forwarder"),
+                std::sync::Arc::new(forwarder::handler(state.clone())),
+                events_stopped,
+            )
+            .await?,
+        ),
+        None => None,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], state.config.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -55,7 +71,11 @@ async fn main() -> Result<(), BoxError> {
         .with_graceful_shutdown(shutdown())
         .await?;
     let _ = stop_shim.send(());
+    let _ = stop_events.send(());
     let _ = stop_relay.send(());
+    if let Some(task) = events {
+        let _ = task.await;
+    }
     if let Some(task) = relay {
         let _ = task.await;
     }
@@ -63,6 +83,21 @@ async fn main() -> Result<(), BoxError> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Polls `url` into `handler` (each batch cut off at `timeout`) until `stop`.
+async fn feed(
+    state: &AppState,
+    url: &str,
+    timeout: std::time::Duration,
+    handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+    let mut shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.to_owned()).await?;
+    shim.timeout = timeout;
+    Ok(tokio::spawn(shim.run(handler, async {
+        let _ = stop.await;
+    })))
 }
 
 async fn shutdown() {

@@ -412,28 +412,22 @@ impl Sender {
     }
 
     async fn back_off(&self, record: &SqsMessage, delay: Option<Duration>) {
-        let (Ok(queue), Some(receipt)) = (self.state.queue(), record.receipt_handle.as_deref())
-        else {
+        let Ok(queue) = self.state.queue() else {
             return;
         };
-        let receives: u32 = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
-        let delay = delay.unwrap_or_else(|| backoff(self.state.config.send_retry_base, receives));
-        let r = self
-            .state
-            .sqs
-            .change_message_visibility()
-            .queue_url(queue.url())
-            .receipt_handle(receipt)
-            .visibility_timeout(delay.as_secs().min(MAX_BACKOFF.as_secs()) as i32)
-            .send()
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry backoff");
-        }
+        let delay = delay.unwrap_or_else(|| {
+            backoff(
+                self.state.config.send_retry_base,
+                crate::queue::receive_count(record),
+            )
+        });
+        crate::queue::retry_after(&self.state.sqs, queue.url(), record, delay, MAX_BACKOFF).await;
+    }
+}
+
+impl crate::queue::BatchHandler for Sender {
+    fn handle(&self, event: SqsEvent) -> impl Future<Output = SqsBatchResponse> + Send {
+        Sender::handle(self, event)
     }
 }
 

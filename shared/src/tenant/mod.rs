@@ -692,6 +692,23 @@ pub async fn by_phone_number(
     Ok(found.as_ref().clone())
 }
 
+/// The tenants of a WhatsApp Business Account (its template webhooks concern them).
+pub async fn ids_by_waba(store: &Store, waba_id: &str) -> Result<Vec<TenantId>, ApiError> {
+    use futures::TryStreamExt;
+    let docs: Vec<Document> = store
+        .tenants()
+        .await?
+        .find(doc! { "wabaId": waba_id })
+        .projection(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| d.get_object_id("_id").ok().map(TenantId::from))
+        .collect())
+}
+
 /// 404 unless the tenant exists.
 pub async fn ensure_exists(store: &Store, id: &TenantId) -> Result<(), ApiError> {
     let found = store

@@ -17,6 +17,7 @@ use crate::{
     customer::{self, Conversation, LastReply, Snapshot, StateUpdate, Touch, revision},
     engine::{self, BotConfig, Decision, Inbound},
     error::ApiError,
+    event::{self, Event, EventType},
     failpoint, flow,
     idempotency::{self, Begin, Memo},
     ids::{TenantId, TenantStatus},
@@ -223,6 +224,17 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
         let changed = meta_template::apply_change(&state.store, &t.waba_id, &t.update).await?;
         tracing::info!(wabaId = %t.waba_id, template = ?t.update.name, change = ?t.update.change, changed, "Meta template update");
         summary.template_updates += 1;
+        let u = &t.update;
+        let data = serde_json::json!({
+            "wabaId": t.waba_id, "metaId": u.meta_id, "name": u.name, "language": u.language,
+            "status": u.change.status, "reason": u.change.reason,
+            "qualityScore": u.change.quality_score, "category": u.change.category,
+        });
+        let cause = data.to_string();
+        for tenant in tenant::ids_by_waba(&state.store, &t.waba_id).await? {
+            let e = Event::new(&tenant, EventType::MetaTemplateStatus, &cause, data.clone());
+            event::emit(&state.emitter(), &tenant, vec![e]).await;
+        }
     }
     for change in changes {
         let Some(tenant) = tenant::by_phone_number(
@@ -236,9 +248,11 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
             summary.ignored_changes += 1;
             continue;
         };
+        let mut events = Vec::new();
         for status in &change.statuses {
             apply_status(state, &tenant.id, status).await?;
             summary.statuses += 1;
+            events.push(status_event(&tenant.id, &change.phone_number_id, status));
         }
         let to = Addressee {
             tenant: &tenant.id,
@@ -248,14 +262,72 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
         };
         for (message, name) in &change.messages {
             summary.messages += 1;
-            match receive(state, &to, message, name.as_deref()).await? {
+            let received = receive(state, &to, message, name.as_deref()).await?;
+            match &received {
                 Received::Duplicate => summary.duplicates += 1,
-                Received::Replied => summary.replies += 1,
+                Received::Replied(_) => summary.replies += 1,
                 Received::Stored => {}
             }
+            events.extend(message_events(&to, message, name.as_deref(), &received));
         }
+        // After everything is durable: a refused enqueue never fails the webhook.
+        event::emit(&state.emitter(), &tenant.id, events).await;
     }
     Ok(summary)
+}
+
+/// `message.status` for a status Meta reported (the same id for Meta's retries of it).
+fn status_event(tenant: &TenantId, number: &str, s: &payload::StatusValue) -> Event {
+    let errors: Vec<serde_json::Value> = s
+        .errors
+        .iter()
+        .map(|e| serde_json::json!({"code": e.code, "title": e.title}))
+        .collect();
+    Event::new(
+        tenant,
+        EventType::MessageStatus,
+        &format!("{}|{}", s.id, s.status),
+        serde_json::json!({
+            "wamid": s.id, "status": s.status, "recipientId": s.recipient_id,
+            "timestamp": s.timestamp, "phoneNumberId": number, "errors": errors,
+        }),
+    )
+}
+
+/// `message.received` for a message stored now, and `customer.opted_out` or
+/// `handoff.started` when the bot's answer to it was that.
+fn message_events(
+    to: &Addressee<'_>,
+    m: &InboundMessage,
+    name: Option<&str>,
+    received: &Received,
+) -> Vec<Event> {
+    if matches!(received, Received::Duplicate) {
+        return Vec::new();
+    }
+    let mut out = vec![Event::new(
+        to.tenant,
+        EventType::MessageReceived,
+        &m.wamid,
+        serde_json::json!({
+            "wamid": m.wamid, "from": m.from, "name": name, "type": m.kind, "text": m.body,
+            "payloadId": m.payload_id, "timestamp": m.timestamp, "phoneNumberId": to.number,
+        }),
+    )];
+    let follow = match received {
+        Received::Replied(Some(kind)) if kind == "opt_out" => Some(EventType::CustomerOptedOut),
+        Received::Replied(Some(kind)) if kind == "handoff" => Some(EventType::HandoffStarted),
+        _ => None,
+    };
+    if let Some(kind) = follow {
+        out.push(Event::new(
+            to.tenant,
+            kind,
+            &m.wamid,
+            serde_json::json!({"waId": m.from, "wamid": m.wamid, "phoneNumberId": to.number}),
+        ));
+    }
+    out
 }
 
 async fn apply_status(
@@ -324,7 +396,8 @@ async fn apply_status(
 
 enum Received {
     Stored,
-    Replied,
+    /// Answered; the trigger's kind (`rule`, `opt_out`, `handoff`, ...).
+    Replied(Option<String>),
     Duplicate,
 }
 
@@ -454,12 +527,12 @@ async fn process(
         Stored::Both => {
             stored(tenant, message);
             outbox::send_job(state.outbox(), &reply, Booking::default()).await?;
-            Received::Replied
+            Received::Replied(reply.trigger.as_ref().map(|t| t.kind.clone()))
         }
         // An earlier delivery stored the inbound and was cut off before its reply.
         Stored::Again(Inserted::Inserted) => {
             outbox::send_job(state.outbox(), &reply, Booking::default()).await?;
-            Received::Replied
+            Received::Replied(reply.trigger.as_ref().map(|t| t.kind.clone()))
         }
         Stored::Again(Inserted::Duplicate(existing)) => {
             resume(state, tenant, &existing, guarded).await?;

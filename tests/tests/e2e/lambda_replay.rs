@@ -402,3 +402,34 @@ async fn dead_letter_and_analytics_fixtures_replay_through_lambda_http() {
     assert_eq!(bad["statusCode"], 422, "{bad}");
     assert_eq!(lambda_body(&bad)["field"], "granularity");
 }
+
+#[tokio::test]
+async fn event_subscription_fixtures_replay_through_lambda_http() {
+    let (state, _db, _aws) = test_state().await;
+    let (tenant, key) = register_replayed(&state).await;
+    let router = || register::router(state.clone());
+    let own = vars(&[("TENANT_ID", &tenant), ("API_KEY", &key)]);
+    let created = invoke_lambda(router(), &fixture("event-subscriptions/create.json", &own)).await;
+    assert_eq!(created["statusCode"], 201, "{created}");
+    let body = lambda_body(&created);
+    let id = body["subscription"]["id"].as_str().expect("id").to_owned();
+    let bad = invoke_lambda(
+        router(),
+        &fixture("event-subscriptions/create-bad-event.json", &own),
+    )
+    .await;
+    assert_eq!(bad["statusCode"], 422, "{bad}");
+    assert_eq!(lambda_body(&bad)["field"], "events[0]");
+    let listed = invoke_lambda(router(), &fixture("event-subscriptions/list.json", &own)).await;
+    assert_eq!(lambda_body(&listed)["subscriptions"][0]["id"], id.as_str());
+    let mut with = own.clone();
+    with.insert("SUBSCRIPTION_ID", id.clone());
+    let attempts = invoke_lambda(
+        router(),
+        &fixture("event-subscriptions/deliveries.json", &with),
+    )
+    .await;
+    assert_eq!(lambda_body(&attempts)["deliveries"], serde_json::json!([]));
+    let gone = invoke_lambda(router(), &fixture("event-subscriptions/delete.json", &with)).await;
+    assert_eq!(gone["statusCode"], 200, "{gone}");
+}

@@ -8,6 +8,7 @@ mod budget;
 mod conversations;
 mod crash;
 mod dead_letters;
+mod events;
 mod faults;
 mod flows;
 mod lambda_replay;

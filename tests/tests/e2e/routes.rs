@@ -139,7 +139,8 @@ fn the_postman_collection_matches_the_spec() {
                 .replace("{{waId}}", "{waId}")
                 .replace("{{mediaId}}", "{mediaId}")
                 .replace("{{keyId}}", "{keyId}")
-                .replace("{{phoneNumberId}}", "{phoneNumberId}");
+                .replace("{{phoneNumberId}}", "{phoneNumberId}")
+                .replace("{{subscriptionId}}", "{subscriptionId}");
             (
                 i["request"]["method"].as_str().expect("method").to_owned(),
                 path,

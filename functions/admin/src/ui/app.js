@@ -267,6 +267,11 @@ function resetTenantViews() {
   say('#dead-error', '');
   say('#dead-status', '');
   $('#numbers tbody').replaceChildren();
+  $('#subscriptions tbody').replaceChildren();
+  $('#new-secret').hidden = true;
+  $('#deliveries-box').hidden = true;
+  say('#subs-error', '');
+  say('#sub-message', '');
   say('#numbers-error', '');
   say('#number-message', '');
   $('#api-keys tbody').replaceChildren();
@@ -1944,12 +1949,14 @@ async function loadAccess() {
   say('#keys-error', '');
   $('#key-fields').disabled = !state.admin;
   $('#number-fields').disabled = !state.admin;
-  const [tenant, keys] = await Promise.all([api('GET', tenantPath('')), api('GET', tenantPath('/api-keys'))]);
+  const [tenant, keys, subs] = await Promise.all([api('GET', tenantPath('')), api('GET', tenantPath('/api-keys')), api('GET', tenantPath('/event-subscriptions'))]);
   if (id !== state.tenant) return;
   if (tenant.status === 200) {
     renderTenantStatus(tenant.data.tenant);
     renderNumbers(tenant.data.tenant);
   }
+  if (subs.status === 200) $('#subscriptions tbody').replaceChildren(...subs.data.subscriptions.map(subscriptionRow));
+  else say('#subs-error', (subs.data && subs.data.message) || `Error ${subs.status}`, true);
   if (keys.status !== 200) {
     say('#keys-error', (keys.data && keys.data.message) || `Error ${keys.status}`, true);
     return;
@@ -2125,4 +2132,83 @@ async function loadAnalytics() {
 $('#analytics-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   loadAnalytics();
+});
+
+// ---- event subscriptions ------------------------------------------------------------------
+
+function subscriptionRow(sub) {
+  const tr = document.createElement('tr');
+  tr.dataset.id = sub.id;
+  const created = node('td', null, null);
+  created.append(timeNode(sub.createdAt));
+  const actions = node('td', null, null);
+  const show = node('button', null, 'Deliveries');
+  show.type = 'button';
+  show.setAttribute('aria-label', `Deliveries to ${sub.url}`);
+  show.addEventListener('click', () => showDeliveries(sub));
+  const del = node('button', null, 'Delete');
+  del.type = 'button';
+  del.setAttribute('aria-label', `Delete the subscription to ${sub.url}`);
+  del.addEventListener('click', () => deleteSubscription(sub));
+  actions.append(show, ' ', del);
+  tr.append(node('td', null, sub.url), node('td', null, sub.events.join(', ')), created, actions);
+  return tr;
+}
+
+async function showDeliveries(sub) {
+  const id = state.tenant;
+  const r = await api('GET', tenantPath(`/event-subscriptions/${sub.id}/deliveries`));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#subs-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  $('#deliveries-title').textContent = `Deliveries to ${sub.url}`;
+  $('#deliveries tbody').replaceChildren(...r.data.deliveries.map((d) => {
+    const tr = document.createElement('tr');
+    const at = node('td', null, null);
+    at.append(timeNode(d.at));
+    tr.append(at, node('td', null, d.eventId), node('td', null, d.eventType), node('td', null, String(d.attempt)),
+      node('td', d.ok ? null : 'why', d.status ? String(d.status) : 'unreachable'), node('td', 'why', d.error || ''));
+    return tr;
+  }));
+  $('#deliveries-box').hidden = false;
+  $('#deliveries-box').dataset.count = String(r.data.deliveries.length);
+}
+
+async function deleteSubscription(sub) {
+  if (!confirm(`Stop forwarding events to ${sub.url}?`)) return;
+  const id = state.tenant;
+  const r = await api('DELETE', tenantPath(`/event-subscriptions/${sub.id}`));
+  if (id !== state.tenant) return;
+  if (r.status !== 200) {
+    say('#subs-error', (r.data && r.data.message) || `Error ${r.status}`, true);
+    return;
+  }
+  $('#deliveries-box').hidden = true;
+  say('#sub-message', `Subscription to ${sub.url} deleted`);
+  await loadAccess();
+}
+
+$('#sub-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = $('#sub-form');
+  clearErrors(form);
+  say('#sub-message', '');
+  $('#new-secret').hidden = true;
+  const events = [...$('#sub-events').querySelectorAll('input:checked')].map((i) => i.value);
+  const id = state.tenant;
+  const r = await api('POST', tenantPath('/event-subscriptions'), { url: $('#sub-url').value.trim(), events });
+  if (id !== state.tenant) return;
+  if (r.status === 201) {
+    $('#sub-url').value = '';
+    $('#new-secret-value').textContent = r.data.secret;
+    $('#new-secret').hidden = false;
+    say('#sub-message', `Subscribed ${r.data.subscription.url}`);
+    await loadAccess();
+    return;
+  }
+  const field = r.status === 422 && r.data && r.data.field;
+  if (field && (fieldError(form, field, r.data.message) || fieldError(form, field.replace(/\[\d+\]$/, ''), r.data.message))) return;
+  say('#sub-message', (r.data && r.data.message) || `Error ${r.status}`, true);
 });
