@@ -46,6 +46,12 @@ impl SubscriptionRequest {
                 format!("must be an absolute https URL of at most {URL_MAX} characters"),
             ));
         }
+        if env != AppEnv::Development && internal_host(&parsed) {
+            return Err(ApiError::invalid(
+                "url",
+                "must be a public address (not localhost, a private or a link-local one)",
+            ));
+        }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(ApiError::invalid(
                 "url",
@@ -68,6 +74,37 @@ impl SubscriptionRequest {
             }
         }
         Ok((url.to_owned(), events))
+    }
+}
+
+/// Hosts our functions must not be made to call (their network, the metadata service):
+/// localhost and loopback, private, link-local and unspecified addresses written as such.
+/// (A public name that resolves to one is the receiver's DNS; the forwarder does not follow
+/// redirects.)
+fn internal_host(url: &reqwest::Url) -> bool {
+    use std::net::IpAddr;
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_broadcast()
+        }
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost") || name.ends_with(".internal")
+        }
     }
 }
 
@@ -250,6 +287,29 @@ mod tests {
             Err(ApiError::Unprocessable { field, .. }) => field,
             other => panic!("expected 422, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_outside_development() {
+        for internal in [
+            "https://localhost/x",
+            "https://127.0.0.1/x",
+            "https://10.0.0.5/x",
+            "https://169.254.169.254/latest",
+            "https://[::1]/x",
+            "https://metadata.google.internal/",
+        ] {
+            assert_eq!(
+                field(req(internal, &["message.status"]).parse(AppEnv::Production)),
+                "url",
+                "{internal}"
+            );
+        }
+        assert!(
+            req("https://203.0.113.7/x", &["message.status"])
+                .parse(AppEnv::Production)
+                .is_ok()
+        );
     }
 
     #[test]
