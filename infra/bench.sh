@@ -85,7 +85,7 @@ fi
 kill "$gateway" "$graph" 2>/dev/null || true
 gateway=""
 graph=""
-cargo build --release -p register -p templates -p flows -p webhook -p send -p sender -p relay -p admin
+cargo build --release -p register -p templates -p flows -p webhook -p send -p sender -p forwarder -p relay -p admin
 echo
 echo "Cold start: process start to the first answered invocation (median of 7)"
 echo

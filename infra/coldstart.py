@@ -5,7 +5,7 @@ Serves the Lambda Runtime API itself (the protocol `cargo lambda watch` and AWS 
 GET .../invocation/next hands out the event, POST .../invocation/<id>/response takes the
 answer), starts the release binary against it and times spawn → response. Run inside a
 stack's environment (infra/with-stack.sh), after
-`cargo build --release -p register -p templates -p flows -p webhook -p send -p sender -p relay -p admin`.
+`cargo build --release -p register -p templates -p flows -p webhook -p send -p sender -p forwarder -p relay -p admin`.
 
     infra/with-stack.sh python3 infra/coldstart.py [--runs N]
 """
@@ -70,6 +70,7 @@ def first_requests(admin_token):
         "send": (http_event("GET", f"{nobody}/messages", auth), 404),
         "admin": (http_event("GET", "/admin"), 200),
         "sender": ({"Records": []}, None),
+        "forwarder": ({"Records": []}, None),
         "relay": ({"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
                    "source": "aws.events", "time": "2026-11-24T00:00:00Z", "detail": {}}, None),
     }
@@ -195,7 +196,7 @@ def main():
                 errors.append(error)
             else:
                 times.append(ms)
-        what = event.get("routeKey", "SQS batch" if name == "sender" else "schedule")
+        what = event.get("routeKey", "SQS batch" if name in ("sender", "forwarder") else "schedule")
         size = binary.stat().st_size / 1e6
         if errors:
             failed = True
