@@ -38,6 +38,7 @@ async fn main() -> Result<(), BoxError> {
                 &state,
                 url,
                 timeout_of("sender"),
+                8,
                 std::sync::Arc::new(sender::handler(state.clone())),
                 shim_stopped,
             )
@@ -55,6 +56,8 @@ async fn main() -> Result<(), BoxError> {
                 &state,
                 url,
                 timeout_of("forwarder"),
+                // Events are few: two pollers, so an idle queue costs little CPU here.
+                2,
                 std::sync::Arc::new(forwarder::handler(state.clone())),
                 events_stopped,
             )
@@ -85,16 +88,19 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Polls `url` into `handler` (each batch cut off at `timeout`) until `stop`.
+/// Polls `url` with `pollers` pollers into `handler` (each batch cut off at `timeout`) until
+/// `stop`.
 async fn feed(
     state: &AppState,
     url: &str,
     timeout: std::time::Duration,
+    pollers: usize,
     handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<tokio::task::JoinHandle<()>, BoxError> {
     let mut shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.to_owned()).await?;
     shim.timeout = timeout;
+    shim.concurrency = pollers;
     Ok(tokio::spawn(shim.run(handler, async {
         let _ = stop.await;
     })))

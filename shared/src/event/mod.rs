@@ -156,13 +156,23 @@ pub struct Emitter<'a> {
     pub subscribers: &'a crate::cache::TtlCache<TenantId, Subscribers>,
 }
 
-/// Puts each event on the forwarding queue once per subscription that wants its type.
-pub async fn emit(to: &Emitter<'_>, tenant: &TenantId, events: Vec<Event>) {
-    let Some(url) = to.url else {
-        return;
-    };
-    if events.is_empty() {
-        return;
+/// Which event types a tenant's subscriptions want (cached): what the webhook asks before
+/// building any event, so a tenant nobody subscribes to costs nothing per message.
+pub struct Wanted(Option<std::sync::Arc<Subscribers>>);
+
+impl Wanted {
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|subs| subs.iter().any(|(_, types)| types.contains(&kind)))
+    }
+}
+
+/// The tenant's subscriptions, through the warm cache; none without `EVENTS_QUEUE_URL` (or
+/// when they cannot be read: logged and counted, the events are not forwarded).
+pub async fn wanted(to: &Emitter<'_>, tenant: &TenantId) -> Wanted {
+    if to.url.is_none() {
+        return Wanted(None);
     }
     let subscribers = to
         .subscribers
@@ -175,13 +185,26 @@ pub async fn emit(to: &Emitter<'_>, tenant: &TenantId, events: Vec<Event>) {
             )
         })
         .await;
-    let subscribers = match subscribers {
-        Ok(s) => s,
+    match subscribers {
+        Ok(s) => Wanted(Some(s)),
         Err(e) => {
             e.log();
             crate::metrics::count(crate::metrics::Metric::EventEnqueueFailed, &[]);
-            return;
+            Wanted(None)
         }
+    }
+}
+
+/// Puts each event on the forwarding queue once per subscription that wants its type.
+pub async fn emit(to: &Emitter<'_>, tenant: &TenantId, events: Vec<Event>) {
+    let wanted = wanted(to, tenant).await;
+    emit_to(to, tenant, &wanted, events).await;
+}
+
+/// [`emit`] with the subscriptions read already.
+pub async fn emit_to(to: &Emitter<'_>, tenant: &TenantId, wanted: &Wanted, events: Vec<Event>) {
+    let (Some(url), Some(subscribers)) = (to.url, wanted.0.as_ref()) else {
+        return;
     };
     let jobs: Vec<ForwardJob> = events
         .iter()

@@ -248,11 +248,15 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
             summary.ignored_changes += 1;
             continue;
         };
+        let emitter = state.emitter();
+        let wanted = event::wanted(&emitter, &tenant.id).await;
         let mut events = Vec::new();
         for status in &change.statuses {
             apply_status(state, &tenant.id, status).await?;
             summary.statuses += 1;
-            events.push(status_event(&tenant.id, &change.phone_number_id, status));
+            if wanted.wants(EventType::MessageStatus) {
+                events.push(status_event(&tenant.id, &change.phone_number_id, status));
+            }
         }
         let to = Addressee {
             tenant: &tenant.id,
@@ -268,10 +272,16 @@ pub async fn handle(state: &AppState, notification: Notification) -> Result<Summ
                 Received::Replied(_) => summary.replies += 1,
                 Received::Stored => {}
             }
-            events.extend(message_events(&to, message, name.as_deref(), &received));
+            events.extend(message_events(
+                &to,
+                message,
+                name.as_deref(),
+                &received,
+                &wanted,
+            ));
         }
         // After everything is durable: a refused enqueue never fails the webhook.
-        event::emit(&state.emitter(), &tenant.id, events).await;
+        event::emit_to(&emitter, &tenant.id, &wanted, events).await;
     }
     Ok(summary)
 }
@@ -301,25 +311,29 @@ fn message_events(
     m: &InboundMessage,
     name: Option<&str>,
     received: &Received,
+    wanted: &event::Wanted,
 ) -> Vec<Event> {
     if matches!(received, Received::Duplicate) {
         return Vec::new();
     }
-    let mut out = vec![Event::new(
-        to.tenant,
-        EventType::MessageReceived,
-        &m.wamid,
-        serde_json::json!({
-            "wamid": m.wamid, "from": m.from, "name": name, "type": m.kind, "text": m.body,
-            "payloadId": m.payload_id, "timestamp": m.timestamp, "phoneNumberId": to.number,
-        }),
-    )];
+    let mut out = Vec::new();
+    if wanted.wants(EventType::MessageReceived) {
+        out.push(Event::new(
+            to.tenant,
+            EventType::MessageReceived,
+            &m.wamid,
+            serde_json::json!({
+                "wamid": m.wamid, "from": m.from, "name": name, "type": m.kind, "text": m.body,
+                "payloadId": m.payload_id, "timestamp": m.timestamp, "phoneNumberId": to.number,
+            }),
+        ));
+    }
     let follow = match received {
         Received::Replied(Some(kind)) if kind == "opt_out" => Some(EventType::CustomerOptedOut),
         Received::Replied(Some(kind)) if kind == "handoff" => Some(EventType::HandoffStarted),
         _ => None,
     };
-    if let Some(kind) = follow {
+    if let Some(kind) = follow.filter(|k| wanted.wants(*k)) {
         out.push(Event::new(
             to.tenant,
             kind,
