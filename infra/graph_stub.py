@@ -4,7 +4,7 @@ fuzzed or UI-tested gateway never reaches the real Graph, and a random token is 
 the way Meta would refuse it.   python3 infra/graph_stub.py PORT
 
 Embedded Signup is played through for codes starting with `stub-`: the code exchange
-answers a business token `EAAstub…`, `debug_token` grants WABA 2000000001, which has two
+answers a placeholder business token `stub-business-token-…`, `debug_token` grants WABA 2000000001, which has two
 numbers (the second not yet on the Cloud API), and subscribing and registering succeed for
 that token. Any other code is refused as Graph refuses a bad one (HTTP 400, code 100).
 """
@@ -54,12 +54,12 @@ class Graph(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         parts = [p for p in url.path.split("/") if p][1:]  # after the version
         query = parse_qs(url.query)
-        stub_token = self.headers.get("Authorization", "").startswith("Bearer EAAstub")
+        stub_token = self.headers.get("Authorization", "").startswith("Bearer stub-business-token-")
         if parts == ["oauth", "access_token"]:
             if query.get("code", [""])[0].startswith("stub-"):
-                return self.answer(200, {"access_token": "EAAstub" + secrets.token_hex(8), "token_type": "bearer"})
+                return self.answer(200, {"access_token": "stub-business-token-" + secrets.token_hex(8), "token_type": "bearer"})
             return self.answer(400, BAD_CODE)
-        if parts == ["debug_token"] and query.get("input_token", [""])[0].startswith("EAAstub"):
+        if parts == ["debug_token"] and query.get("input_token", [""])[0].startswith("stub-business-token-"):
             return self.answer(200, {"data": {"granular_scopes": [
                 {"scope": "whatsapp_business_management", "target_ids": [WABA]}]}})
         if stub_token and parts == [WABA, "phone_numbers"]:

@@ -8,9 +8,7 @@
 use std::{sync::OnceLock, time::Duration};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use hmac::{Hmac, Mac};
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
-use sha2::Sha256;
 
 use crate::{
     cache::TtlCache,
@@ -31,13 +29,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 const SECRET_TTL: Duration = Duration::from_secs(300);
 pub const SIGNATURE_HEADER: &str = "X-Signature-256";
 
-/// `sha256=<hex HMAC-SHA256 of body with secret>`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC takes keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+/// `sha256=<hex HMAC-SHA256 of body with secret>`: Meta's signature scheme, which
+/// receivers verify the same way.
+pub use crate::webhook::signature::sign as signature;
 
 pub struct Forwarder {
     state: AppState,
@@ -65,10 +59,7 @@ impl Forwarder {
 
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
-            crate::tls::install();
-            reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .connect_timeout(Duration::from_secs(3))
+            crate::tls::client(TIMEOUT)
                 // A receiver's redirect is not followed: the signature is for its URL.
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

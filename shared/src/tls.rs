@@ -12,6 +12,15 @@ pub fn install() {
     });
 }
 
+/// A reqwest client builder on the installed provider, with a whole-request `timeout` and
+/// a 3 s connect timeout (outbound HTTP: Graph, media, event receivers).
+pub fn client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    install();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(std::time::Duration::from_secs(3))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

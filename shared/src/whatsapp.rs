@@ -329,10 +329,7 @@ impl GraphClient {
 
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
-            crate::tls::install();
-            reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .connect_timeout(Duration::from_secs(3))
+            crate::tls::client(TIMEOUT)
                 .pool_max_idle_per_host(32)
                 .build()
                 .unwrap_or_default()

@@ -16,7 +16,7 @@ use crate::numbers::{answer_everything, hi};
 use crate::sender::{Rig, ok_body, rig};
 
 const WABA: &str = "3000000001";
-const TOKEN: &str = "EAAbusinessTokenFromTheCode";
+const TOKEN: &str = "test-business-token-from-the-code";
 
 #[tokio::test]
 async fn embedded_signup_makes_the_documented_calls_and_the_tenant_uses_both_numbers() {

@@ -383,7 +383,9 @@ async fn a_send_that_leaves_its_slot_late_still_goes_first() {
 /// they reach Graph in that order, each at least the customer gap after the one before.
 async fn order_kept_when_held_up(failpoint: &str) {
     let rig = rig().await;
-    let t = rig.tenant(&format!("EAAord{}", e2e::random_hex(6))).await;
+    let t = rig
+        .tenant(&format!("test-token-order-{}", e2e::random_hex(6)))
+        .await;
     rig.settings(&t, json!({"customerBurst": 5})).await;
     rig.app.customers_wrote(&t.id, &["34600111333"]).await;
     fail::cfg(failpoint, "1*return(slow)").expect("failpoint");
