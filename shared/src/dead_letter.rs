@@ -21,7 +21,7 @@ pub const REDRIVE_MAX: usize = 100;
 
 /// Where the dead letters are: the DLQ, and the queue they go back to.
 pub struct DeadLetterQueue<'a> {
-    pub sqs: &'a aws_sdk_sqs::Client,
+    pub sqs: &'a crate::aws::Sqs,
     pub dlq_url: &'a str,
     pub queue_url: &'a str,
 }
@@ -68,8 +68,8 @@ impl RedriveRequest {
     }
 }
 
-fn unavailable(e: aws_sdk_sqs::Error) -> ApiError {
-    ApiError::unavailable("queue", aws_sdk_sqs::error::DisplayErrorContext(e))
+fn unavailable(e: crate::aws::AwsError) -> ApiError {
+    ApiError::unavailable("queue", e)
 }
 
 /// The tenant's dead letters, newest first.

@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod analytics;
 pub mod api_key;
 pub mod auth;
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod crypto;

@@ -26,141 +26,82 @@ pub struct File {
 /// How long a presigned download link works.
 pub const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The S3 bucket large files are copied to (`MEDIA_BUCKET`). Two signed requests are all it
-/// needs (a PUT, a presigned GET), made with the AWS SDK's own SigV4 signer.
+/// The S3 bucket large files are copied to (`MEDIA_BUCKET`): a signed PUT and a presigned
+/// GET are all it needs.
 #[derive(Clone)]
 pub struct MediaBucket {
-    http: reqwest::Client,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
-    region: String,
+    aws: crate::aws::Aws,
     /// `https://<bucket>.s3.<region>.amazonaws.com`, or `<endpoint>/<bucket>` against a
     /// local stack (`AWS_ENDPOINT_URL`).
     base: String,
 }
 
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable("s3", e)
+}
+
 impl MediaBucket {
-    pub fn new(aws: &aws_config::SdkConfig, bucket: &str) -> Self {
-        let region = aws
-            .region()
-            .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    pub fn new(aws: &crate::aws::Aws, bucket: &str) -> Self {
         let base = match aws.endpoint_url() {
-            Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
-            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+            Some(endpoint) => format!("{endpoint}/{bucket}"),
+            None => format!("https://{bucket}.s3.{}.amazonaws.com", aws.region()),
         };
-        crate::tls::install();
         Self {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .unwrap_or_default(),
-            credentials: aws.credentials_provider(),
-            region,
+            aws: aws.clone(),
             base,
         }
     }
 
-    async fn identity(&self) -> Result<aws_credential_types::Credentials, ApiError> {
-        use aws_credential_types::provider::ProvideCredentials;
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| ApiError::unavailable("s3", "no AWS credentials"))?;
-        provider
-            .provide_credentials()
-            .await
-            .map_err(|e| ApiError::unavailable("s3", e))
-    }
-
-    fn sign<B>(
-        &self,
-        request: &mut http::Request<B>,
-        body: aws_sigv4::http_request::SignableBody<'_>,
-        credentials: aws_credential_types::Credentials,
-        presign: bool,
-    ) -> Result<(), ApiError> {
-        use aws_sigv4::http_request::{
-            PayloadChecksumKind, SignableRequest, SignatureLocation, SigningSettings, sign,
-        };
-        let mut settings = SigningSettings::default();
-        if presign {
-            settings.signature_location = SignatureLocation::QueryParams;
-            settings.expires_in = Some(LINK_TTL);
-        } else {
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        }
-        let identity = credentials.into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("s3")
-            .time(std::time::SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| ApiError::unavailable("s3", e))?
-            .into();
-        let uri = request.uri().to_string();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            uri,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            body,
-        )
-        .map_err(|e| ApiError::unavailable("s3", e))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| ApiError::unavailable("s3", e))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
-    }
-
-    fn object_url(&self, key: &str) -> String {
-        format!("{}/{key}", self.base)
+    fn object_url(&self, key: &str) -> Result<reqwest::Url, ApiError> {
+        reqwest::Url::parse(&format!("{}/{key}", self.base)).map_err(unavailable)
     }
 
     /// Stores `file` under `key` and returns a link that downloads it for [`LINK_TTL`].
     pub async fn put_and_link(&self, key: &str, file: &File) -> Result<String, ApiError> {
-        let credentials = self.identity().await?;
-        let mut put = http::Request::builder()
-            .method("PUT")
-            .uri(self.object_url(key))
+        use crate::aws::sigv4;
+        let signer = sigv4::Signer {
+            credentials: self.aws.credentials().map_err(unavailable)?,
+            scope: sigv4::Scope {
+                region: self.aws.region(),
+                service: "s3",
+            },
+            time: std::time::SystemTime::now(),
+        };
+        let url = self.object_url(key)?;
+        let signed = sigv4::sign_headers(
+            &signer,
+            "PUT",
+            &url,
+            &[("content-type", &file.mime_type)],
+            &sigv4::sha256_hex(&file.bytes),
+        );
+        let mut put = self
+            .aws
+            .http()
+            .put(url.clone())
+            .timeout(std::time::Duration::from_secs(20))
             .header("content-type", &file.mime_type)
-            .body(file.bytes.clone())
-            .map_err(|e| ApiError::unavailable("s3", e))?;
-        self.sign(
-            &mut put,
-            aws_sigv4::http_request::SignableBody::Bytes(&file.bytes),
-            credentials.clone(),
-            false,
-        )?;
-        let put = reqwest::Request::try_from(put).map_err(|e| ApiError::unavailable("s3", e))?;
-        let response = self
-            .http
-            .execute(put)
-            .await
-            .map_err(|e| ApiError::unavailable("s3", e.without_url()))?;
-        if !response.status().is_success() {
-            return Err(ApiError::unavailable(
-                "s3",
-                format!("PUT answered HTTP {}", response.status()),
-            ));
+            .body(file.bytes.clone());
+        for (name, value) in signed {
+            put = put.header(name, value);
         }
-        let mut get = http::Request::builder()
-            .method("GET")
-            .uri(self.object_url(key))
-            .body(())
-            .map_err(|e| ApiError::unavailable("s3", e))?;
-        self.sign(
-            &mut get,
-            aws_sigv4::http_request::SignableBody::UnsignedPayload,
-            credentials,
-            true,
-        )?;
-        Ok(get.uri().to_string())
+        let response = put.send().await.map_err(|e| unavailable(e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!(
+                "PUT answered HTTP {}",
+                response.status()
+            )));
+        }
+        let link = sigv4::presign(
+            &sigv4::Signer {
+                time: std::time::SystemTime::now(),
+                ..signer
+            },
+            "GET",
+            &url,
+            LINK_TTL,
+        );
+        Ok(link.to_string())
     }
 }
 

@@ -1,9 +1,11 @@
 //! The send queue: outbound jobs for the sender function, in the seed's shape.
 
-use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::{
+    aws::{AwsError, Sqs, sqs},
+    error::ApiError,
+};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,25 +151,25 @@ impl SendJob {
         }
     }
 
-    /// The pacing attributes of this job's SQS message.
-    fn attributes(&self) -> std::collections::HashMap<String, MessageAttributeValue> {
-        let number = |v: String| {
-            MessageAttributeValue::builder()
-                .data_type("Number")
-                .string_value(v)
-                .build()
-                .ok()
-        };
-        let mut out = std::collections::HashMap::new();
-        if let Some(at) = self.not_before.and_then(|at| number(at.to_string())) {
-            out.insert(NOT_BEFORE_ATTRIBUTE.to_owned(), at);
+    /// This job as an SQS message: the body in the seed's shape, the pacing fields as
+    /// attributes, delayed until shortly before `notBefore`.
+    fn outgoing(&self, id: String, now_ms: i64) -> Option<sqs::Outgoing> {
+        let mut attributes = std::collections::HashMap::new();
+        if let Some(at) = self.not_before {
+            attributes.insert(NOT_BEFORE_ATTRIBUTE.to_owned(), sqs::Attribute::number(at));
         }
-        if self.customer_booked
-            && let Some(v) = number("1".into())
-        {
-            out.insert(CUSTOMER_BOOKED_ATTRIBUTE.to_owned(), v);
+        if self.customer_booked {
+            attributes.insert(
+                CUSTOMER_BOOKED_ATTRIBUTE.to_owned(),
+                sqs::Attribute::number(1),
+            );
         }
-        out
+        Some(sqs::Outgoing {
+            id,
+            message_body: serde_json::to_string(self).ok()?,
+            delay_seconds: delay_seconds(self.not_before, now_ms),
+            message_attributes: attributes,
+        })
     }
 
     /// Reads the pacing attributes of a received message (string values, as Lambda
@@ -201,12 +203,12 @@ fn now_ms() -> i64 {
 
 #[derive(Clone)]
 pub struct SendQueue {
-    sqs: aws_sdk_sqs::Client,
+    sqs: Sqs,
     url: String,
 }
 
 impl SendQueue {
-    pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+    pub fn new(sqs: Sqs, url: impl Into<String>) -> Self {
         Self {
             sqs,
             url: url.into(),
@@ -218,61 +220,33 @@ impl SendQueue {
     }
 
     pub async fn send(&self, job: &SendJob) -> Result<(), ApiError> {
-        let body = serde_json::to_string(job).map_err(|_| ApiError::Internal)?;
+        let message = job
+            .outgoing(String::new(), now_ms())
+            .ok_or(ApiError::Internal)?;
         self.sqs
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .set_message_attributes(Some(job.attributes()).filter(|a| !a.is_empty()))
-            .delay_seconds(delay_seconds(job.not_before, now_ms()))
-            .send()
+            .send(&self.url, &message)
             .await
-            .map_err(|e| {
-                ApiError::unavailable("queue", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
-        Ok(())
+            .map_err(|e| ApiError::unavailable("queue", e))
     }
-}
 
-impl SendQueue {
     /// Enqueues jobs ten per call, each delayed until its `notBefore`; `true` for each job
     /// SQS accepted.
     pub async fn send_batch(&self, jobs: &[SendJob]) -> Vec<bool> {
-        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
         let mut accepted = vec![false; jobs.len()];
         let now = now_ms();
         for (chunk_no, chunk) in jobs.chunks(10).enumerate() {
-            let entries: Vec<SendMessageBatchRequestEntry> = chunk
+            let entries: Vec<sqs::Outgoing> = chunk
                 .iter()
                 .enumerate()
-                .filter_map(|(i, job)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(serde_json::to_string(job).ok()?)
-                        .set_message_attributes(Some(job.attributes()).filter(|a| !a.is_empty()))
-                        .delay_seconds(delay_seconds(job.not_before, now))
-                        .build()
-                        .ok()
-                })
+                .filter_map(|(i, job)| job.outgoing(i.to_string(), now))
                 .collect();
-            let sent = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            match sent {
-                Ok(out) => {
-                    for ok in out.successful {
-                        if let Ok(i) = ok.id.parse::<usize>() {
-                            accepted[chunk_no * 10 + i] = true;
-                        }
+            match self.sqs.send_batch(&self.url, &entries).await {
+                Ok(ids) => {
+                    for i in ids.iter().filter_map(|id| id.parse::<usize>().ok()) {
+                        accepted[chunk_no * 10 + i] = true;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not re-enqueue deferred jobs")
-                }
+                Err(e) => tracing::warn!(error = %e, "could not re-enqueue deferred jobs"),
             }
         }
         accepted
@@ -304,38 +278,33 @@ impl Parked {
 
 /// Receives up to `max` DLQ messages, each invisible for `hold_secs`.
 async fn park(
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &Sqs,
     dlq_url: &str,
     max: usize,
     hold_secs: i32,
-) -> Result<Vec<Parked>, aws_sdk_sqs::Error> {
-    use aws_sdk_sqs::types::MessageSystemAttributeName;
+) -> Result<Vec<Parked>, AwsError> {
     let mut parked: Vec<Parked> = Vec::new();
     while parked.len() < max {
         let got = sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(hold_secs)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await?
-            .messages
-            .unwrap_or_default();
+            .receive(
+                dlq_url,
+                sqs::Receive {
+                    max: 10,
+                    wait_seconds: 0,
+                    visibility_timeout: Some(hold_secs),
+                },
+            )
+            .await?;
         if got.is_empty() {
             break;
         }
-        for m in got {
+        for mut m in got {
             parked.push(Parked {
                 letter: DeadLetter {
-                    sqs_message_id: m.message_id.clone().unwrap_or_default(),
+                    sqs_message_id: m.message_id.unwrap_or_default(),
                     receive_count: m
                         .attributes
-                        .as_ref()
-                        .and_then(|a| {
-                            a.get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                                .cloned()
-                        })
+                        .remove("ApproximateReceiveCount")
                         .unwrap_or_default(),
                     body: m.body.unwrap_or_default(),
                 },
@@ -348,29 +317,22 @@ async fn park(
 
 /// Makes parked messages visible again.
 async fn release<'a>(
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &Sqs,
     dlq_url: &str,
     parked: impl IntoIterator<Item = &'a Parked>,
-) -> Result<(), aws_sdk_sqs::Error> {
-    for p in parked {
-        if let Some(r) = &p.receipt {
-            sqs.change_message_visibility()
-                .queue_url(dlq_url)
-                .receipt_handle(r)
-                .visibility_timeout(0)
-                .send()
-                .await?;
-        }
+) -> Result<(), AwsError> {
+    for r in parked.into_iter().filter_map(|p| p.receipt.as_deref()) {
+        sqs.change_visibility(dlq_url, r, 0).await?;
     }
     Ok(())
 }
 
 /// Lists up to `max` DLQ messages without removing them (each is made visible again).
 pub async fn dead_letters(
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &Sqs,
     dlq_url: &str,
     max: usize,
-) -> Result<Vec<DeadLetter>, aws_sdk_sqs::Error> {
+) -> Result<Vec<DeadLetter>, AwsError> {
     let parked = park(sqs, dlq_url, max, 30).await?;
     release(sqs, dlq_url, &parked).await?;
     Ok(parked.into_iter().map(|p| p.letter).collect())
@@ -383,10 +345,10 @@ pub const DEAD_LETTER_SCAN: usize = 1000;
 /// every job is made visible again. A look running at the same time (another request, a
 /// redrive) may hide some for a few seconds.
 pub async fn tenant_dead_letters(
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &Sqs,
     dlq_url: &str,
     tenant: &crate::ids::TenantId,
-) -> Result<Vec<(crate::ids::MessageId, usize)>, aws_sdk_sqs::Error> {
+) -> Result<Vec<(crate::ids::MessageId, usize)>, AwsError> {
     let parked = park(sqs, dlq_url, DEAD_LETTER_SCAN, 30).await?;
     release(sqs, dlq_url, &parked).await?;
     let mut found: Vec<(crate::ids::MessageId, usize)> = Vec::new();
@@ -408,12 +370,12 @@ pub async fn tenant_dead_letters(
 /// only after the send queue accepted its message's job; everything else is made visible
 /// again. Returns the messages sent back.
 pub async fn redrive_tenant(
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &Sqs,
     dlq_url: &str,
     queue_url: &str,
     tenant: &crate::ids::TenantId,
     only: Option<&[crate::ids::MessageId]>,
-) -> Result<Vec<crate::ids::MessageId>, aws_sdk_sqs::Error> {
+) -> Result<Vec<crate::ids::MessageId>, AwsError> {
     let parked = park(sqs, dlq_url, DEAD_LETTER_SCAN, 60).await?;
     let mut moved: Vec<crate::ids::MessageId> = Vec::new();
     let mut others: Vec<&Parked> = Vec::new();
@@ -426,60 +388,51 @@ pub async fn redrive_tenant(
             continue;
         };
         if !moved.contains(&id) {
-            sqs.send_message()
-                .queue_url(queue_url)
-                .message_body(p.letter.body.clone())
-                .send()
+            sqs.send(queue_url, &verbatim(p.letter.body.clone()))
                 .await?;
             moved.push(id);
             tracing::info!(tenantId = %tenant, messageId = %id, "redriven");
             crate::metrics::count(crate::metrics::Metric::DlqRedrive, &[]);
         }
         if let Some(r) = &p.receipt {
-            sqs.delete_message()
-                .queue_url(dlq_url)
-                .receipt_handle(r)
-                .send()
-                .await?;
+            sqs.delete(dlq_url, r).await?;
         }
     }
     release(sqs, dlq_url, others).await?;
     Ok(moved)
 }
 
+/// A job body sent as it is (no delay, no attributes).
+fn verbatim(body: String) -> sqs::Outgoing {
+    sqs::Outgoing {
+        message_body: body,
+        ..Default::default()
+    }
+}
+
 /// Moves every DLQ message back to the send queue; returns how many moved. A message is
 /// deleted from the DLQ only after the send queue accepted it.
-pub async fn redrive(
-    sqs: &aws_sdk_sqs::Client,
-    dlq_url: &str,
-    queue_url: &str,
-) -> Result<usize, aws_sdk_sqs::Error> {
+pub async fn redrive(sqs: &Sqs, dlq_url: &str, queue_url: &str) -> Result<usize, AwsError> {
     let mut moved = 0;
     loop {
         let got = sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .send()
-            .await?
-            .messages
-            .unwrap_or_default();
+            .receive(
+                dlq_url,
+                sqs::Receive {
+                    max: 10,
+                    wait_seconds: 0,
+                    visibility_timeout: Some(60),
+                },
+            )
+            .await?;
         if got.is_empty() {
             return Ok(moved);
         }
         for m in got {
-            sqs.send_message()
-                .queue_url(queue_url)
-                .message_body(m.body.clone().unwrap_or_default())
-                .send()
+            sqs.send(queue_url, &verbatim(m.body.unwrap_or_default()))
                 .await?;
-            if let Some(r) = m.receipt_handle {
-                sqs.delete_message()
-                    .queue_url(dlq_url)
-                    .receipt_handle(r)
-                    .send()
-                    .await?;
+            if let Some(r) = &m.receipt_handle {
+                sqs.delete(dlq_url, r).await?;
             }
             moved += 1;
             tracing::info!(sqsMessageId = ?m.message_id, "redriven");
@@ -500,7 +453,7 @@ pub fn receive_count(record: &aws_lambda_events::event::sqs::SqsMessage) -> u32 
 /// A batch item to retry: hidden for `delay` (capped at SQS's 12 h, and at `max`) before
 /// its next receive.
 pub async fn retry_after(
-    sqs: &aws_sdk_sqs::Client,
+    sqs: &Sqs,
     queue_url: &str,
     record: &aws_lambda_events::event::sqs::SqsMessage,
     delay: std::time::Duration,
@@ -509,15 +462,9 @@ pub async fn retry_after(
     let Some(receipt) = record.receipt_handle.as_deref() else {
         return;
     };
-    let r = sqs
-        .change_message_visibility()
-        .queue_url(queue_url)
-        .receipt_handle(receipt)
-        .visibility_timeout(delay.min(max).as_secs().min(43_200) as i32)
-        .send()
-        .await;
-    if let Err(e) = r {
-        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry backoff");
+    let hidden = delay.min(max).as_secs().min(43_200) as i32;
+    if let Err(e) = sqs.change_visibility(queue_url, receipt, hidden).await {
+        tracing::warn!(error = %e, "could not set the retry backoff");
     }
 }
 

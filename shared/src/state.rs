@@ -2,7 +2,6 @@
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 
-use aws_config::{BehaviorVersion, SdkConfig};
 use mongodb::{Client, Database, options::ClientOptions};
 
 use crate::{
@@ -43,7 +42,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Store,
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: crate::aws::Sqs,
     pub locks: Locks,
     /// phone_number_id → tenant (`None` cached too: unknown numbers are common noise).
     pub tenants_by_number: TtlCache<String, Option<TenantRef>>,
@@ -72,31 +71,6 @@ impl Deref for AppState {
     fn deref(&self) -> &Inner {
         &self.0
     }
-}
-
-/// AWS settings from the standard chain. `AWS_ENDPOINT_URL` (local stack) is honoured by the
-/// SDK itself, so the same binary talks to AWS when it is unset.
-pub async fn aws_config() -> SdkConfig {
-    use aws_smithy_http_client::{
-        Builder,
-        tls::{Provider, rustls_provider::CryptoMode},
-    };
-    let https = Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
-    // Lambda (and the local stack) give the credentials and the region in the environment:
-    // then no provider chain is built (its clients would each load the system's root
-    // certificates during the cold start). Elsewhere (a profile, SSO) the chain as usual.
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        loader = loader.credentials_provider(
-            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-        );
-    }
-    if let Ok(region) = std::env::var("AWS_REGION") {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    loader.load().await
 }
 
 /// A MongoDB database handle for the URI. Selection times out fast so an outage becomes a
@@ -131,7 +105,7 @@ const SECRET_SETTINGS: [&str; 5] = [
 /// Each secret setting unset in the environment whose `<NAME>_SECRET_ID` is set, read from
 /// Secrets Manager (concurrently: one round trip of cold start).
 async fn secret_settings(
-    aws: &SdkConfig,
+    aws: &crate::aws::Aws,
 ) -> Result<std::collections::HashMap<String, crate::secret::Secret>, BoxError> {
     let wanted: Vec<(&str, String)> = SECRET_SETTINGS
         .iter()
@@ -144,37 +118,23 @@ async fn secret_settings(
     if wanted.is_empty() {
         return Ok(Default::default());
     }
-    let client = aws_sdk_secretsmanager::Client::new(aws);
-    let reads = wanted.iter().map(|(name, id)| {
-        let client = client.clone();
-        async move {
-            let value = client
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "{name}_SECRET_ID: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                    )
-                })?
-                .secret_string
-                .ok_or_else(|| format!("{name}_SECRET_ID: the secret has no string value"))?;
-            Ok::<_, String>((name.to_string(), crate::secret::Secret::new(value)))
-        }
+    let reads = wanted.iter().map(|(name, id)| async move {
+        let value = crate::aws::secrets::get(aws, id)
+            .await
+            .map_err(|e| format!("{name}_SECRET_ID: {e}"))?;
+        Ok::<_, String>((name.to_string(), value))
     });
     let values = futures::future::try_join_all(reads).await?;
     Ok(values.into_iter().collect())
 }
 
 impl AppState {
-    pub fn new(config: Config, aws: &SdkConfig, db: Database) -> Self {
+    pub fn new(config: Config, aws: &crate::aws::Aws, db: Database) -> Self {
         let cipher = config
             .kms_key_id
             .as_ref()
             .map(|key| TokenCipher::new(aws, key.clone()));
-        let sqs = aws_sdk_sqs::Client::new(aws);
+        let sqs = aws.sqs();
         let queue = config
             .send_queue_url
             .as_ref()
@@ -209,7 +169,7 @@ impl AppState {
     /// (how template.yaml configures the functions): read once here and kept in memory
     /// only, never in the function's environment.
     pub async fn from_env() -> Result<Self, BoxError> {
-        let aws = aws_config().await;
+        let aws = crate::aws::Aws::from_env();
         let secrets = secret_settings(&aws).await?;
         let config = Config::from_lookup(|k| {
             std::env::var(k)

@@ -5,9 +5,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 /// Targets capped at info (appended last, so they win over the configured level).
 pub const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,\
-hyper=info,hyper_util=info,h2=info,reqwest=info,aws_smithy_runtime=info,\
-aws_smithy_http_client=info,aws_config=info,aws_sdk_sqs=info,aws_sdk_kms=info,\
-aws_sdk_secretsmanager=info,rustls=info,redis=info,mongodb=info";
+hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,redis=info,mongodb=info";
 
 pub fn init() {
     let filter = std::env::var("RUST_LOG")

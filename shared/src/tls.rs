@@ -1,6 +1,6 @@
 //! The process's TLS: rustls on ring, installed once as the default for every client that
-//! does not bring its own (reqwest's Graph and media clients). The AWS SDK's client selects
-//! ring itself (see `state::aws_config`); MongoDB's driver uses ring by default.
+//! does not bring its own (reqwest's Graph, AWS and event clients); MongoDB's driver uses
+//! ring by default.
 
 /// Installs ring as the process's rustls provider (idempotent; call before building a
 /// reqwest client).

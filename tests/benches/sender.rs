@@ -297,11 +297,11 @@ async fn pacer_alone(state: &AppState, graph_url: &str, arrivals: &Arrivals, rat
 #[tokio::main]
 async fn main() {
     let (graph_url, arrivals) = graph_stand_in().await;
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     let mut config = e2e::test_config(&aws).await;
     config.whatsapp_api_base = graph_url.clone();
     let db = e2e::fresh_database().await;
-    let state = AppState::new(config, &aws, db);
+    let state = AppState::new(config, &shared::aws::Aws::from_env(), db);
 
     throughput(&state, &arrivals).await;
     paced(&state, &arrivals, 80, arg("BENCH_PACED_SECONDS", 10)).await;

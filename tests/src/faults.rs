@@ -51,7 +51,7 @@ impl FaultRig {
             .respond_with(Wamids)
             .mount(&graph)
             .await;
-        let aws = shared::state::aws_config().await;
+        let aws = crate::sdk_config().await;
         let (queue, dlq) = crate::queue_with_dlq(&aws, 5, Some(2)).await;
         let mut config = crate::test_config(&aws).await;
         config.whatsapp_api_base = graph.uri();
@@ -64,7 +64,7 @@ impl FaultRig {
         config.send_retry_base = Duration::ZERO;
         config.relay_grace = Duration::from_secs(2);
         let db = crate::fresh_database().await;
-        let state = shared::AppState::new(config, &aws, db.clone());
+        let state = shared::AppState::new(config, &shared::aws::Aws::from_env(), db.clone());
         let app = crate::serve_scaled(state, db, aws.clone(), SCALE).await;
         let number = crate::phone_number_id();
         let r = app
@@ -73,7 +73,7 @@ impl FaultRig {
         assert_eq!(r.status, 201, "{}", r.text);
         let handler: Box<dyn SqsHandler> = Box::new(sender::handler(app.state.clone()));
         let timeouts = local_gateway::timeouts(SCALE).expect("timeouts");
-        let mut shim = Shim::new(aws_sdk_sqs::Client::new(&aws), &queue)
+        let mut shim = Shim::new(shared::aws::Aws::from_env().sqs(), &queue)
             .await
             .expect("shim");
         shim.wait_seconds = 0;
@@ -197,7 +197,7 @@ impl FaultRig {
     /// Jobs on the send queue (visible or not).
     pub async fn queued(&self) -> usize {
         let url = self.app.state.config.send_queue_url.clone().expect("queue");
-        crate::queue_depth(&aws_sdk_sqs::Client::new(&self.app.aws), &url).await
+        crate::queue_depth(&self.app.state.sqs, &url).await
     }
 
     /// Requests that reached Graph.

@@ -80,18 +80,23 @@ pub async fn create_queue(aws: &aws_config::SdkConfig, prefix: &str) -> String {
 /// Two apps on one fresh database: the first with its send queue pointing nowhere (every
 /// enqueue fails), the second healthy, as before and after a queue outage.
 pub async fn queue_outage_then_recovery() -> (TestApp, TestApp) {
-    let aws = state::aws_config().await;
+    let aws = sdk_config().await;
     let good = test_config(&aws).await;
     let mut broken = good.clone();
     broken.send_queue_url = good.send_queue_url.as_ref().map(|u| format!("{u}-missing"));
     let db = fresh_database().await;
     let down = serve(
-        AppState::new(broken, &aws, db.clone()),
+        AppState::new(broken, &shared::aws::Aws::from_env(), db.clone()),
         db.clone(),
         aws.clone(),
     )
     .await;
-    let up = serve(AppState::new(good, &aws, db.clone()), db, aws).await;
+    let up = serve(
+        AppState::new(good, &shared::aws::Aws::from_env(), db.clone()),
+        db,
+        aws,
+    )
+    .await;
     (down, up)
 }
 
@@ -130,19 +135,33 @@ pub async fn queue_with_dlq(
 }
 
 /// Visible + in-flight messages of a queue.
-pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
-    use aws_sdk_sqs::types::QueueAttributeName;
+pub async fn queue_depth(sqs: &shared::aws::Sqs, url: &str) -> usize {
     let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
+        .attributes(
+            url,
+            &[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )
         .await
-        .expect("attributes")
-        .attributes
-        .unwrap_or_default();
+        .expect("attributes");
     attrs.values().filter_map(|v| v.parse::<usize>().ok()).sum()
+}
+
+/// The AWS SDK's settings for the stack (tests create and inspect queues with it).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::{
+        Builder,
+        tls::{Provider, rustls_provider::CryptoMode},
+    };
+    let https = Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await
 }
 
 /// A fresh database on the stack's MongoDB.
@@ -155,10 +174,14 @@ pub async fn fresh_database() -> Database {
 
 /// Settings of the test stack with a fresh database.
 pub async fn test_state() -> (AppState, Database, aws_config::SdkConfig) {
-    let aws = state::aws_config().await;
+    let aws = sdk_config().await;
     let config = test_config(&aws).await;
     let db = fresh_database().await;
-    (AppState::new(config, &aws, db.clone()), db, aws)
+    (
+        AppState::new(config, &shared::aws::Aws::from_env(), db.clone()),
+        db,
+        aws,
+    )
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -168,11 +191,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// As [`spawn_app`], with settings changed first (Graph mock URL, queues, ...).
 pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
-    let aws = state::aws_config().await;
+    let aws = sdk_config().await;
     let mut config = test_config(&aws).await;
     change(&mut config);
     let db = fresh_database().await;
-    serve(AppState::new(config, &aws, db.clone()), db, aws).await
+    serve(
+        AppState::new(config, &shared::aws::Aws::from_env(), db.clone()),
+        db,
+        aws,
+    )
+    .await
 }
 
 /// The whole app (every template.yaml route) for `state`, on its own port.
@@ -194,6 +222,7 @@ pub async fn serve_scaled(
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
+    shared::tls::install();
     TestApp {
         base,
         http: reqwest::Client::new(),

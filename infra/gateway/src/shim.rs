@@ -8,10 +8,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use futures::FutureExt;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::{
-    Client,
-    types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName},
-};
+use shared::aws::{Sqs, sqs};
 
 pub use shared::state::BoxError;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<SqsBatchResponse, BoxError>> + Send>>;
@@ -45,7 +42,7 @@ pub const IDLE: Duration = Duration::from_millis(50);
 pub const IDLE_MAX: Duration = Duration::from_millis(400);
 
 pub struct Shim {
-    sqs: Client,
+    sqs: Sqs,
     queue_url: String,
     queue_arn: String,
     region: String,
@@ -66,18 +63,12 @@ pub struct Shim {
 }
 
 impl Shim {
-    pub async fn new(sqs: Client, queue_url: impl Into<String>) -> Result<Self, BoxError> {
+    pub async fn new(sqs: Sqs, queue_url: impl Into<String>) -> Result<Self, BoxError> {
         let queue_url = queue_url.into();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?;
-        let queue_arn = attrs
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
+        let queue_arn = sqs
+            .attributes(&queue_url, &["QueueArn"])
+            .await?
+            .remove("QueueArn")
             .unwrap_or_default();
         let region = queue_arn
             .split(':')
@@ -98,17 +89,17 @@ impl Shim {
 
     /// One receive → invoke → delete cycle.
     pub async fn poll_once(&self, handler: &dyn SqsHandler) -> Result<PollOutcome, BoxError> {
-        let received = self
+        let messages = self
             .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(self.batch_size)
-            .wait_time_seconds(self.wait_seconds)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
+            .receive(
+                &self.queue_url,
+                sqs::Receive {
+                    max: self.batch_size,
+                    wait_seconds: self.wait_seconds,
+                    visibility_timeout: None,
+                },
+            )
             .await?;
-        let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(PollOutcome::default());
         }
@@ -145,26 +136,14 @@ impl Shim {
                 });
             }
         };
-        let entries: Vec<DeleteMessageBatchRequestEntry> = handles
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (id, _))| !failed.contains(id))
-            .filter_map(|(i, (_, receipt))| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(receipt)
-                    .build()
-                    .ok()
-            })
+        let done: Vec<&str> = handles
+            .iter()
+            .filter(|(id, _)| !failed.contains(id))
+            .filter_map(|(_, receipt)| receipt.as_deref())
             .collect();
-        let deleted = entries.len();
-        if !entries.is_empty() {
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await?;
+        let deleted = done.len();
+        if !done.is_empty() {
+            self.sqs.delete_batch(&self.queue_url, &done).await?;
         }
         Ok(PollOutcome {
             received: total,
@@ -173,17 +152,11 @@ impl Shim {
         })
     }
 
-    fn record(&self, m: aws_sdk_sqs::types::Message) -> SqsMessage {
+    fn record(&self, m: sqs::Message) -> SqsMessage {
         let mut record = SqsMessage::default();
-        record.attributes = m
-            .attributes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v))
-            .collect();
+        record.attributes = m.attributes;
         record.message_attributes = m
             .message_attributes
-            .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| {
                 let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();

@@ -98,37 +98,29 @@ pub struct ForwardJob {
 
 /// Where events go: the forwarding queue (`EVENTS_QUEUE_URL`).
 pub struct EventQueue<'a> {
-    pub sqs: &'a aws_sdk_sqs::Client,
+    pub sqs: &'a crate::aws::Sqs,
     pub url: &'a str,
 }
 
 impl EventQueue<'_> {
     /// Sends the jobs ten per call; a refused one is logged and counted.
     pub async fn send(&self, jobs: &[ForwardJob]) {
-        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
         for chunk in jobs.chunks(10) {
-            let entries: Vec<SendMessageBatchRequestEntry> = chunk
+            let entries: Vec<crate::aws::sqs::Outgoing> = chunk
                 .iter()
                 .enumerate()
                 .filter_map(|(i, j)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(serde_json::to_string(j).ok()?)
-                        .build()
-                        .ok()
+                    Some(crate::aws::sqs::Outgoing {
+                        id: i.to_string(),
+                        message_body: serde_json::to_string(j).ok()?,
+                        ..Default::default()
+                    })
                 })
                 .collect();
-            let refused = match self
-                .sqs
-                .send_message_batch()
-                .queue_url(self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(out) => out.failed.len(),
+            let refused = match self.sqs.send_batch(self.url, &entries).await {
+                Ok(accepted) => chunk.len() - accepted.len(),
                 Err(e) => {
-                    tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not enqueue events");
+                    tracing::error!(error = %e, "could not enqueue events");
                     chunk.len()
                 }
             };
@@ -150,7 +142,7 @@ pub const SUBSCRIBERS_TTL: std::time::Duration = std::time::Duration::from_secs(
 /// What emitting needs: the store (subscriptions), their cache and the forwarding queue.
 pub struct Emitter<'a> {
     pub store: &'a crate::store::Store,
-    pub sqs: &'a aws_sdk_sqs::Client,
+    pub sqs: &'a crate::aws::Sqs,
     /// `EVENTS_QUEUE_URL`; without it nothing is forwarded.
     pub url: Option<&'a str>,
     pub subscribers: &'a crate::cache::TtlCache<TenantId, Subscribers>,

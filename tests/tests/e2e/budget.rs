@@ -178,13 +178,13 @@ impl Counted {
             .await
             .expect("client")
             .database(&name);
-        let aws = shared::state::aws_config().await;
+        let aws = e2e::sdk_config().await;
         let mut config = e2e::test_config(&aws).await;
         config.redis_url = Some(shared::secret::Secret::new(redis_url));
         config.whatsapp_api_base = graph.uri();
         let queue = config.send_queue_url.clone().expect("queue");
         let app = e2e::serve(
-            shared::AppState::new(config, &aws, db.clone()),
+            shared::AppState::new(config, &shared::aws::Aws::from_env(), db.clone()),
             db,
             aws.clone(),
         )
@@ -204,7 +204,7 @@ impl Counted {
             .await;
         assert!(r.status < 300, "{}", r.text);
         let handler = sender::handler(app.state.clone());
-        let mut shim = Shim::new(aws_sdk_sqs::Client::new(&aws), &queue)
+        let mut shim = Shim::new(shared::aws::Aws::from_env().sqs(), &queue)
             .await
             .expect("shim");
         shim.wait_seconds = 0;

@@ -26,7 +26,7 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     let (queue, _dlq) = e2e::queue_with_dlq(&aws, 10, None).await;
     let q = queue.clone();
     let app = spawn_with(move |c| {
@@ -34,7 +34,7 @@ async fn rig() -> Rig {
         c.send_retry_base = Duration::ZERO;
     })
     .await;
-    let mut shim = Shim::new(aws_sdk_sqs::Client::new(&aws), &queue)
+    let mut shim = Shim::new(shared::aws::Aws::from_env().sqs(), &queue)
         .await
         .expect("shim");
     shim.wait_seconds = 0;

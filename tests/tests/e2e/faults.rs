@@ -311,7 +311,7 @@ fn trace_logging_never_reaches_the_runtime_or_http_clients() {
         "lambda_http",
         "hyper",
         "reqwest",
-        "aws_smithy_runtime",
+        "hyper_util",
     ] {
         assert!(
             shared::telemetry::QUIET.contains(&format!("{target}=info")),

@@ -24,6 +24,7 @@ mod register;
 mod routes;
 mod send;
 mod sender;
+mod sigv4;
 mod templates;
 mod webhook;
 mod window;

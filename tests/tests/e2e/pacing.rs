@@ -129,7 +129,7 @@ async fn rig() -> Rig {
         .respond_with(graph.clone())
         .mount(&server)
         .await;
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     let (queue, dlq) = e2e::queue_with_dlq(&aws, 5, None).await;
     let base = server.uri();
     let (q, d) = (queue.clone(), dlq.clone());
@@ -140,7 +140,7 @@ async fn rig() -> Rig {
         c.send_retry_base = Duration::ZERO;
     })
     .await;
-    let shim = Shim::new(aws_sdk_sqs::Client::new(&aws), &queue)
+    let shim = Shim::new(shared::aws::Aws::from_env().sqs(), &queue)
         .await
         .expect("shim");
     let handler = Arc::new(sender::handler(app.state.clone()));

@@ -14,8 +14,9 @@ use local_gateway::shim::{BoxError, Shim};
 
 #[tokio::test]
 async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     let sqs = Client::new(&aws);
+    let ours = shared::aws::Aws::from_env().sqs();
     let (queue, dlq) = e2e::queue_with_dlq(&aws, 2, Some(1)).await;
     for body in ["ok-1", "poison", "ok-2"] {
         sqs.send_message()
@@ -53,11 +54,11 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
         }
     };
 
-    let shim = Shim::new(sqs.clone(), &queue).await.expect("shim");
+    let shim = Shim::new(ours.clone(), &queue).await.expect("shim");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         shim.poll_once(&handler).await.expect("poll");
-        if e2e::queue_depth(&sqs, &queue).await == 0 && e2e::queue_depth(&sqs, &dlq).await == 1 {
+        if e2e::queue_depth(&ours, &queue).await == 0 && e2e::queue_depth(&ours, &dlq).await == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -70,7 +71,7 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
         Some(&2),
         "delivered maxReceiveCount times: {seen:?}"
     );
-    assert_eq!(e2e::queue_depth(&sqs, &queue).await, 0);
+    assert_eq!(e2e::queue_depth(&ours, &queue).await, 0);
     let moved = sqs
         .receive_message()
         .queue_url(&dlq)
@@ -85,8 +86,9 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
 
 #[tokio::test]
 async fn a_failing_handler_leaves_the_whole_batch() {
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     let sqs = Client::new(&aws);
+    let ours = shared::aws::Aws::from_env().sqs();
     let (queue, _dlq) = e2e::queue_with_dlq(&aws, 5, Some(1)).await;
     for body in ["a", "b"] {
         sqs.send_message()
@@ -96,7 +98,7 @@ async fn a_failing_handler_leaves_the_whole_batch() {
             .await
             .expect("send");
     }
-    let shim = Shim::new(sqs.clone(), &queue).await.expect("shim");
+    let shim = Shim::new(ours.clone(), &queue).await.expect("shim");
     let failing = |_e: SqsEvent| async { Err::<SqsBatchResponse, BoxError>("boom".into()) };
     let mut outcome = shim.poll_once(&failing).await.expect("poll");
     if outcome.received < 2 {
@@ -108,7 +110,7 @@ async fn a_failing_handler_leaves_the_whole_batch() {
     assert_eq!(outcome.received, 2);
     assert_eq!(outcome.deleted, 0);
     assert_eq!(
-        e2e::queue_depth(&sqs, &queue).await,
+        e2e::queue_depth(&ours, &queue).await,
         2,
         "nothing was deleted"
     );

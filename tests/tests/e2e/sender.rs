@@ -40,8 +40,8 @@ pub(crate) async fn rig(access_token: Option<&str>) -> Rig {
 
 async fn rig_with(access_token: Option<&str>, redis_url: Option<&str>) -> Rig {
     let graph = MockServer::start().await;
-    let aws = shared::state::aws_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let aws = e2e::sdk_config().await;
+    let sqs = shared::aws::Aws::from_env().sqs();
     let (queue, dlq) = e2e::queue_with_dlq(&aws, 5, None).await;
     let base = graph.uri();
     let (q, d) = (queue.clone(), dlq.clone());
@@ -421,10 +421,13 @@ async fn a_redelivered_job_never_sends_twice_and_statuses_follow() {
         rig.app
             .state
             .sqs
-            .send_message()
-            .queue_url(&queue)
-            .message_body(job.to_string())
-            .send()
+            .send(
+                &queue,
+                &shared::aws::sqs::Outgoing {
+                    message_body: job.to_string(),
+                    ..Default::default()
+                },
+            )
             .await
             .expect("send");
     }
@@ -505,10 +508,13 @@ async fn leases_fall_back_to_the_database_when_redis_is_down() {
         rig.app
             .state
             .sqs
-            .send_message()
-            .queue_url(&queue)
-            .message_body(job.to_string())
-            .send()
+            .send(
+                &queue,
+                &shared::aws::sqs::Outgoing {
+                    message_body: job.to_string(),
+                    ..Default::default()
+                },
+            )
             .await
             .expect("send");
     }

@@ -393,12 +393,17 @@ async fn five_concurrent_deliveries_make_one_message_and_one_reply() {
 
 #[tokio::test]
 async fn exactly_once_holds_with_redis_down() {
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     let mut config = e2e::test_config(&aws).await;
     // Nothing listens on port 1: every Redis call fails at once.
     config.redis_url = Some(shared::secret::Secret::new("redis://127.0.0.1:1"));
     let db = e2e::fresh_database().await;
-    let app = e2e::serve(shared::AppState::new(config, &aws, db.clone()), db, aws).await;
+    let app = e2e::serve(
+        shared::AppState::new(config, &shared::aws::Aws::from_env(), db.clone()),
+        db,
+        aws,
+    )
+    .await;
     let b = bot(&app, "Shop").await;
     let id = wamid();
     let body = meta(
@@ -652,7 +657,7 @@ async fn each_number_routes_to_its_own_tenant_and_flow() {
 
 #[tokio::test]
 async fn unsigned_webhooks_only_in_development() {
-    let aws = shared::state::aws_config().await;
+    let aws = e2e::sdk_config().await;
     for (env, expected) in [
         (shared::config::AppEnv::Development, 200),
         (shared::config::AppEnv::Production, 503),
@@ -662,7 +667,7 @@ async fn unsigned_webhooks_only_in_development() {
         config.app_env = env;
         let db = e2e::fresh_database().await;
         let app = e2e::serve(
-            shared::AppState::new(config, &aws, db.clone()),
+            shared::AppState::new(config, &shared::aws::Aws::from_env(), db.clone()),
             db,
             aws.clone(),
         )

@@ -10,7 +10,7 @@ async fn main() -> Result<(), BoxError> {
     let command = std::env::args().nth(1).unwrap_or_else(|| "list".into());
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let dlq = var("SEND_DLQ_URL")?;
-    let sqs = aws_sdk_sqs::Client::new(&shared::state::aws_config().await);
+    let sqs = shared::aws::Aws::from_env().sqs();
     match command.as_str() {
         "list" => {
             let letters = queue::dead_letters(&sqs, &dlq, 1000).await?;
