@@ -11,6 +11,7 @@ stack's environment (infra/with-stack.sh), after
 """
 
 import argparse
+from urllib.parse import urlsplit, urlunsplit
 import json
 import os
 import statistics
@@ -176,7 +177,13 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
     os.environ.setdefault("APP_ENV", "development")
     os.environ.setdefault("ADMIN_TOKEN", "coldstart-admin")
-    # No APP_SECRET: development accepts the webhook's unsigned first request.
+    # No APP_SECRET (`make bench` exports one for its load): development accepts the
+    # webhook's unsigned first request.
+    os.environ.pop("APP_SECRET", None)
+    # A database of its own: after `make bench`'s load the stack's holds thousands of
+    # messages, and the relay's first pass would time the local stand-in's scan of them.
+    uri = urlsplit(os.environ["MONGO_URI"])
+    os.environ["MONGO_URI"] = urlunsplit(uri._replace(path="/coldstart"))
     os.environ.setdefault("VERIFY_TOKEN", "coldstart-verify")
     requests = first_requests(os.environ["ADMIN_TOKEN"])
     logs = Path(tempfile.mkdtemp(prefix="coldstart."))

@@ -17,6 +17,7 @@ import uuid
 
 from moto.kms import models
 from moto.server import main
+from werkzeug.serving import WSGIRequestHandler
 
 
 def load_seed(path):
@@ -48,4 +49,8 @@ def patch(seed):
 
 if __name__ == "__main__":
     patch(load_seed(sys.argv[1]))
+    # Keep-alive, as AWS's endpoints: werkzeug answers HTTP/1.0 by default and closes every
+    # connection, so each SQS or KMS call would open a new one.
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
+
     main(sys.argv[2:])

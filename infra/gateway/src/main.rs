@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 
 use shared::{AppState, config::load_dotenv, state::BoxError, telemetry};
 
-#[tokio::main]
+// As each function in Lambda (one event at a time): a single-threaded runtime, so the load
+// bench's CPU per message is what the functions spend, not worker threads waking each other.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     load_dotenv(std::path::Path::new(".env"));
     telemetry::init();

@@ -89,7 +89,12 @@ impl Shim {
 
     /// One receive → invoke → delete cycle.
     pub async fn poll_once(&self, handler: &dyn SqsHandler) -> Result<PollOutcome, BoxError> {
-        let messages = self
+        let messages = self.receive().await?;
+        self.invoke(messages, handler).await
+    }
+
+    async fn receive(&self) -> Result<Vec<sqs::Message>, BoxError> {
+        Ok(self
             .sqs
             .receive(
                 &self.queue_url,
@@ -99,7 +104,15 @@ impl Shim {
                     visibility_timeout: None,
                 },
             )
-            .await?;
+            .await?)
+    }
+
+    /// Invokes the handler with a received batch and deletes what succeeded.
+    async fn invoke(
+        &self,
+        messages: Vec<sqs::Message>,
+        handler: &dyn SqsHandler,
+    ) -> Result<PollOutcome, BoxError> {
         if messages.is_empty() {
             return Ok(PollOutcome::default());
         }
@@ -175,27 +188,59 @@ impl Shim {
         record
     }
 
-    /// Polls with `concurrency` pollers until `shutdown` resolves. Errors (queue
-    /// unreachable) back off and retry.
+    /// Polls until `shutdown` resolves with up to `concurrency` pollers, as Lambda's event
+    /// source mapping scales its pollers with a queue's backlog: a poller that receives a
+    /// batch wakes a parked one before invoking the handler, so someone keeps receiving
+    /// while it works; a poller that receives nothing while another is also receiving
+    /// parks. An idle queue costs one poller's receives. Errors (queue unreachable) back
+    /// off and retry.
     pub async fn run(self, handler: Arc<dyn SqsHandler>, shutdown: impl Future<Output = ()>) {
-        let poller = || async {
-            let mut idle = IDLE;
-            loop {
-                match self.poll_once(handler.as_ref()).await {
-                    Ok(outcome) if outcome.received == 0 && self.wait_seconds == 0 => {
-                        // An idle poller backs off: moto scans the whole queue per receive.
-                        tokio::time::sleep(idle).await;
-                        idle = (idle * 2).min(IDLE_MAX);
-                    }
-                    Ok(_) => idle = IDLE,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "queue shim: receive failed, retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+        let wake = tokio::sync::Notify::new();
+        // Pollers receiving (not invoking, not parked).
+        let receiving = std::sync::atomic::AtomicUsize::new(0);
+        let shim = &self;
+        let poller = |first: bool| {
+            let (wake, receiving, handler) = (&wake, &receiving, &handler);
+            async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                if !first {
+                    wake.notified().await;
+                }
+                receiving.fetch_add(1, SeqCst);
+                let mut idle = IDLE;
+                loop {
+                    match shim.receive().await {
+                        Ok(messages) if !messages.is_empty() => {
+                            receiving.fetch_sub(1, SeqCst);
+                            wake.notify_one();
+                            if let Err(e) = shim.invoke(messages, handler.as_ref()).await {
+                                tracing::warn!(error = %e, "queue shim: delete failed");
+                            }
+                            receiving.fetch_add(1, SeqCst);
+                            idle = IDLE;
+                        }
+                        Ok(_) if receiving.load(SeqCst) > 1 => {
+                            receiving.fetch_sub(1, SeqCst);
+                            wake.notified().await;
+                            receiving.fetch_add(1, SeqCst);
+                            idle = IDLE;
+                        }
+                        Ok(_) if shim.wait_seconds == 0 => {
+                            // Backs off: moto scans the whole queue per receive.
+                            tokio::time::sleep(idle).await;
+                            idle = (idle * 2).min(IDLE_MAX);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "queue shim: receive failed, retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 }
             }
         };
-        let pollers = futures::future::join_all((0..self.concurrency.max(1)).map(|_| poller()));
+        let pollers =
+            futures::future::join_all((0..self.concurrency.max(1)).map(|i| poller(i == 0)));
         tokio::select! {
             _ = shutdown => {}
             _ = pollers => {}
