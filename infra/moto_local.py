@@ -5,7 +5,7 @@ could not be decrypted after it, while the local database keeps them. Here both 
 from a seed file (git-ignored, created once), so the n-th key created after each start is
 the same key. Local use only: real deployments use AWS KMS.
 
-Usage: python moto_local.py SEED_FILE moto_server-args...
+Usage: python moto_local.py SEED_FILE [-H HOST] [-p PORT]
 """
 
 import hashlib
@@ -15,9 +15,11 @@ import os
 import sys
 import uuid
 
+import argparse
+
+import waitress
 from moto.kms import models
-from moto.server import main
-from werkzeug.serving import WSGIRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 
 def load_seed(path):
@@ -47,10 +49,27 @@ def patch(seed):
     models.Key.__init__ = init
 
 
+def serve(argv):
+    """moto's application on waitress rather than moto's own werkzeug server: werkzeug closes
+    every connection after one response, so each SQS or KMS call opened a new one (three
+    TCP connections per answered message in the load bench), where AWS keeps them alive."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    # moto writes queue URLs with this port.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    waitress.serve(
+        DomainDispatcherApplication(create_backend_app),
+        host=args.host,
+        port=args.port,
+        threads=16,
+        connection_limit=1000,
+        channel_timeout=120,
+        _quiet=True,
+    )
+
+
 if __name__ == "__main__":
     patch(load_seed(sys.argv[1]))
-    # Keep-alive, as AWS's endpoints: werkzeug answers HTTP/1.0 by default and closes every
-    # connection, so each SQS or KMS call would open a new one.
-    WSGIRequestHandler.protocol_version = "HTTP/1.1"
-
-    main(sys.argv[2:])
+    serve(sys.argv[2:])

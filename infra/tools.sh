@@ -9,6 +9,7 @@ want="${1:-stack}"
 
 SECANTUSDB_VERSION=0.7.0b3
 MOTO_VERSION=5.2.5
+WAITRESS_VERSION=3.0.2
 CFN_LINT_VERSION=1.58.0
 SAM_CLI_VERSION=1.170.0
 CARGO_LAMBDA_VERSION=1.9.2
@@ -54,7 +55,7 @@ need_redis() {
 }
 
 case "$want" in
-  stack) pip_want "secantusdb==$SECANTUSDB_VERSION" "moto[server]==$MOTO_VERSION"; need_redis ;;
+  stack) pip_want "secantusdb==$SECANTUSDB_VERSION" "moto[server]==$MOTO_VERSION" "waitress==$WAITRESS_VERSION"; need_redis ;;
   lint)  pip_want "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" ;;
   fuzz)  pip_want "schemathesis==$SCHEMATHESIS_VERSION" ;;
   build) pip_want "cargo-lambda==$CARGO_LAMBDA_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" ;;
