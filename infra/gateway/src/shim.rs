@@ -40,6 +40,9 @@ pub struct PollOutcome {
 /// delayed job is still received before its slot).
 pub const IDLE: Duration = Duration::from_millis(50);
 pub const IDLE_MAX: Duration = Duration::from_millis(400);
+/// An invocation running longer than this hands receiving over to another poller (see
+/// [`Shim::run`]); a bot reply's batch is done well within it.
+pub const HANDOFF: Duration = Duration::from_millis(50);
 
 pub struct Shim {
     sqs: Sqs,
@@ -190,9 +193,10 @@ impl Shim {
 
     /// Polls until `shutdown` resolves with up to `concurrency` pollers, as Lambda's event
     /// source mapping scales its pollers with a queue's backlog: a poller that receives a
-    /// batch wakes a parked one before invoking the handler, so someone keeps receiving
-    /// while it works; a poller that receives nothing while another is also receiving
-    /// parks. An idle queue costs one poller's receives. Errors (queue unreachable) back
+    /// full batch (a backlog), or whose invocation runs past [`HANDOFF`] (a batch waiting
+    /// for pacing slots), wakes a parked one, so someone keeps receiving while it works; a
+    /// poller that receives nothing while another is also receiving parks. An idle queue
+    /// costs one poller's receives, a trickle about one receive per batch. Errors (queue unreachable) back
     /// off and retry.
     pub async fn run(self, handler: Arc<dyn SqsHandler>, shutdown: impl Future<Output = ()>) {
         let wake = tokio::sync::Notify::new();
@@ -212,8 +216,20 @@ impl Shim {
                     match shim.receive().await {
                         Ok(messages) if !messages.is_empty() => {
                             receiving.fetch_sub(1, SeqCst);
-                            wake.notify_one();
-                            if let Err(e) = shim.invoke(messages, handler.as_ref()).await {
+                            let full = messages.len() >= shim.batch_size.max(1) as usize;
+                            if full {
+                                wake.notify_one();
+                            }
+                            let invoke = shim.invoke(messages, handler.as_ref());
+                            tokio::pin!(invoke);
+                            let done = tokio::select! {
+                                done = &mut invoke => done,
+                                _ = tokio::time::sleep(HANDOFF), if !full => {
+                                    wake.notify_one();
+                                    invoke.await
+                                }
+                            };
+                            if let Err(e) = done {
                                 tracing::warn!(error = %e, "queue shim: delete failed");
                             }
                             receiving.fetch_add(1, SeqCst);
