@@ -12,6 +12,7 @@ stack's environment (infra/with-stack.sh), after
 
 import argparse
 from urllib.parse import urlsplit, urlunsplit
+import io
 import json
 import os
 import statistics
@@ -21,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -170,6 +172,15 @@ def run_once(binary, name, event, expected, logs):
             runtime.close()
 
 
+def zip_size(binary):
+    """The deployment package's size: the binary as `bootstrap` in a deflated zip, as
+    `cargo lambda build --output-format zip` packs it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(binary, "bootstrap")
+    return len(buffer.getvalue())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -187,13 +198,13 @@ def main():
     os.environ.setdefault("VERIFY_TOKEN", "coldstart-verify")
     requests = first_requests(os.environ["ADMIN_TOKEN"])
     logs = Path(tempfile.mkdtemp(prefix="coldstart."))
-    print("| function | binary (MB, stripped) | first request | cold start median ms | min | max |")
-    print("|---|---:|---|---:|---:|---:|")
+    print("| function | binary (MB, stripped) | zip (MB) | first request | cold start median ms | min | max |")
+    print("|---|---:|---:|---|---:|---:|---:|")
     failed = False
     for name, (event, expected) in requests.items():
         binary = target / name
         if not binary.exists():
-            print(f"| {name} | — | — | not built | | |")
+            print(f"| {name} | — | — | — | not built | | |")
             failed = True
             continue
         times, errors = [], []
@@ -205,11 +216,12 @@ def main():
                 times.append(ms)
         what = event.get("routeKey", "SQS batch" if name in ("sender", "forwarder") else "schedule")
         size = binary.stat().st_size / 1e6
+        zipped = zip_size(binary) / 1e6
         if errors:
             failed = True
-            print(f"| {name} | {size:.1f} | {what} | failed: {errors[0]} | | |")
+            print(f"| {name} | {size:.1f} | {zipped:.1f} | {what} | failed: {errors[0]} | | |")
             continue
-        print(f"| {name} | {size:.1f} | {what} | {statistics.median(times):.1f} | "
+        print(f"| {name} | {size:.1f} | {zipped:.1f} | {what} | {statistics.median(times):.1f} | "
               f"{min(times):.1f} | {max(times):.1f} |")
     if failed:
         print(f"logs: {logs}", file=sys.stderr)
