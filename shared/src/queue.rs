@@ -243,7 +243,9 @@ impl SendQueue {
             match self.sqs.send_batch(&self.url, &entries).await {
                 Ok(ids) => {
                     for i in ids.iter().filter_map(|id| id.parse::<usize>().ok()) {
-                        accepted[chunk_no * 10 + i] = true;
+                        if let Some(ok) = accepted.get_mut(chunk_no * 10 + i) {
+                            *ok = true;
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not re-enqueue deferred jobs"),

@@ -90,7 +90,9 @@ impl AwsError {
     }
 }
 
-/// Attempts per call: the first and two retries on a transient failure.
+/// Attempts per call: the first and two retries on a transient failure. A retried
+/// SendMessage whose first attempt did reach SQS enqueues the job twice, as the SDK's
+/// retries did: the sender's claim makes the second a no-op.
 const ATTEMPTS: u32 = 3;
 /// A request (connection included) that takes longer is abandoned and retried: a hung
 /// service becomes an error the caller handles, well inside the function's own timeout.
