@@ -48,7 +48,7 @@ impl Kms {
             .0
             .json_call(
                 "kms",
-                "1.1",
+                super::JSON_1_1,
                 &format!("TrentService.{action}"),
                 body,
                 Duration::ZERO,

@@ -90,6 +90,9 @@ impl AwsError {
     }
 }
 
+pub(crate) const JSON_1_0: &str = "application/x-amz-json-1.0";
+pub(crate) const JSON_1_1: &str = "application/x-amz-json-1.1";
+
 /// Attempts per call: the first and two retries on a transient failure. A retried
 /// SendMessage whose first attempt did reach SQS enqueues the job twice, as the SDK's
 /// retries did: the sender's claim makes the second a no-op.
@@ -164,12 +167,13 @@ impl Aws {
         }
     }
 
-    /// One call of an AWS JSON-protocol API (`X-Amz-Target: {target}`), retried on
-    /// transient failures; the response body.
+    /// One call of an AWS JSON-protocol API (`X-Amz-Target: {target}`, `content_type` the
+    /// service's [`JSON_1_0`] or [`JSON_1_1`]), retried on transient failures; the response
+    /// body.
     pub(crate) async fn json_call(
         &self,
         service: &'static str,
-        json_version: &str,
+        content_type: &'static str,
         target: &str,
         body: Vec<u8>,
         extra_time: Duration,
@@ -180,7 +184,6 @@ impl Aws {
                 service,
                 detail: format!("endpoint: {e}"),
             })?;
-        let content_type = format!("application/x-amz-json-{json_version}");
         let payload_hash = sigv4::sha256_hex(&body);
         let body = bytes::Bytes::from(body);
         let mut attempt = 0;
@@ -198,14 +201,14 @@ impl Aws {
                 &signer,
                 "POST",
                 &url,
-                &[("content-type", &content_type), ("x-amz-target", target)],
+                &[("content-type", content_type), ("x-amz-target", target)],
                 &payload_hash,
             );
             let mut request = self
                 .http()
                 .post(url.clone())
                 .timeout(REQUEST_TIMEOUT + extra_time)
-                .header("content-type", &content_type)
+                .header("content-type", content_type)
                 .header("x-amz-target", target)
                 .body(body.clone());
             for (name, value) in signed {

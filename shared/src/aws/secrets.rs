@@ -22,7 +22,7 @@ pub async fn get(aws: &Aws, id: &str) -> Result<Secret, AwsError> {
     let out = aws
         .json_call(
             "secretsmanager",
-            "1.1",
+            super::JSON_1_1,
             "secretsmanager.GetSecretValue",
             body,
             Duration::ZERO,

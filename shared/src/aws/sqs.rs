@@ -125,7 +125,7 @@ impl Sqs {
             .0
             .json_call(
                 "sqs",
-                "1.0",
+                super::JSON_1_0,
                 &format!("AmazonSQS.{action}"),
                 body,
                 extra_time,

@@ -23,13 +23,16 @@ fn credentials(token: Option<&str>) -> Credentials {
 
 /// The SDK's signature of the request (header or query), applied to an `http` request.
 fn theirs(
-    c: &Credentials,
-    scope: &sigv4::Scope<'_>,
-    time: SystemTime,
+    signer: &sigv4::Signer<'_>,
     request: &mut http::Request<()>,
     body: SignableBody<'_>,
     settings: SigningSettings,
 ) {
+    let sigv4::Signer {
+        credentials: c,
+        scope,
+        time,
+    } = *signer;
     let identity = aws_credential_types::Credentials::new(
         &c.access_key_id,
         c.secret_access_key.expose(),
@@ -106,9 +109,7 @@ fn json_api_posts_sign_as_the_sdk_does() {
                 .body(())
                 .expect("request");
             theirs(
-                &c,
-                &scope,
-                at(),
+                &signer(&c, scope),
                 &mut request,
                 SignableBody::Bytes(body),
                 SigningSettings::default(),
@@ -173,9 +174,7 @@ fn s3_put_and_presigned_get_sign_as_the_sdk_does() {
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         theirs(
-            &c,
-            &scope,
-            at(),
+            &signer(&c, scope),
             &mut request,
             SignableBody::Bytes(body),
             settings,
@@ -199,9 +198,7 @@ fn s3_put_and_presigned_get_sign_as_the_sdk_does() {
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(Duration::from_secs(300));
         theirs(
-            &c,
-            &scope,
-            at(),
+            &signer(&c, scope),
             &mut request,
             SignableBody::UnsignedPayload,
             settings,
