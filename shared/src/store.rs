@@ -140,7 +140,13 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
                     doc! { "tenantId": 1, "idempotencyKey": 1 },
                     "tenant_idempotency_unique",
                 ),
-                plain(doc! { "tenantId": 1, "waMessageId": 1 }, "tenant_wamid"),
+                // A status moves its message forward by all four fields (equalities, then
+                // the rank's range): SecantusDB, the local database, scans the collection
+                // for a filter with any field its index does not have.
+                plain(
+                    doc! { "tenantId": 1, "waMessageId": 1, "direction": 1, "statusRank": 1 },
+                    "tenant_wamid_status",
+                ),
                 plain(doc! { "tenantId": 1, "createdAt": -1 }, "tenant_created"),
                 // The relay's look-up across tenants (a system job, not an API query).
                 plain(doc! { "status": 1, "enqueued": 1, "createdAt": 1 }, "relay"),
@@ -178,7 +184,7 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
             }
             db.collection::<Document>(name).create_indexes(models).await
         }));
-    let (created, dropped) = futures::join!(created, drop_legacy_key_index(db));
+    let (created, dropped) = futures::join!(created, drop_legacy_indexes(db));
     created?;
     dropped
 }
@@ -197,24 +203,34 @@ async fn give_tenants_numbers(db: &Database) -> Result<(), Error> {
     Ok(())
 }
 
-/// Before labelled API keys, a tenant's one key was `apiKeyHash`, under a unique index
-/// that now refuses every second tenant (they all lack the field): dropped, once.
-async fn drop_legacy_key_index(db: &Database) -> Result<(), Error> {
+/// Indexes that a newer one replaced, dropped (a no-op once they are gone):
+/// - `tenants.apiKeyHash_unique`: before labelled API keys, a tenant's one key was
+///   `apiKeyHash`, under a unique index that now refuses every second tenant (they all lack
+///   the field);
+/// - `messages.tenant_wamid`: `tenant_wamid_status` starts with the same fields.
+async fn drop_legacy_indexes(db: &Database) -> Result<(), Error> {
     const INDEX_NOT_FOUND: i32 = 27;
     const NAMESPACE_NOT_FOUND: i32 = 26;
-    match db
-        .collection::<Document>(TENANTS)
-        .drop_index("apiKeyHash_unique")
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(e) => match e.kind.as_ref() {
-            ErrorKind::Command(c) if matches!(c.code, INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND) => {
-                Ok(())
+    let drops = [(TENANTS, "apiKeyHash_unique"), (MESSAGES, "tenant_wamid")].map(
+        |(collection, index)| async move {
+            match db
+                .collection::<Document>(collection)
+                .drop_index(index)
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(e) => match e.kind.as_ref() {
+                    ErrorKind::Command(c)
+                        if matches!(c.code, INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND) =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(e),
+                },
             }
-            _ => Err(e),
         },
-    }
+    );
+    futures::future::try_join_all(drops).await.map(|_| ())
 }
 
 /// E11000: a unique index refused the write.

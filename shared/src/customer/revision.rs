@@ -8,7 +8,7 @@
 //! (`lastReply`), so a request cut off after it finishes with the same reply on retry
 //! instead of deciding again on the state it already moved on.
 
-use mongodb::bson::{self, DateTime, Document, doc};
+use mongodb::bson::{self, DateTime, Document, doc, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 
 use super::{Conversation, StateUpdate, collection, state_change};
@@ -57,6 +57,12 @@ impl Touch<'_> {
 /// time (the API's window check reads it from the same memory).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The document's `_id`, so [`advance`] finds it by primary key: SecantusDB, the local
+    /// database, scans the whole collection for `tenantId` + `waId` + `rev` (it only uses the
+    /// compound index for a filter of exactly its fields). `None` in a memo written before
+    /// it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
     pub rev: i64,
     #[serde(rename = "c")]
     pub conversation: Conversation,
@@ -98,6 +104,7 @@ impl Snapshot {
     /// This snapshot after [`touch`]: the revision stays.
     pub fn touched(&self, wrote_at: DateTime) -> Self {
         Self {
+            id: self.id,
             rev: self.rev,
             conversation: self.conversation.clone(),
             last_inbound_at: Some(self.last_inbound_at.map_or(wrote_at, |t| t.max(wrote_at))),
@@ -180,6 +187,7 @@ pub(super) fn read_snapshot(doc: &Document) -> (Snapshot, Option<LastReply>) {
     });
     (
         Snapshot {
+            id: doc.get_object_id("_id").ok(),
             rev,
             conversation,
             last_inbound_at: doc.get_datetime("lastInboundAt").ok().copied(),
@@ -198,7 +206,7 @@ fn at_revision(rev: i64) -> bson::Bson {
 }
 
 /// First sight of a customer: their document is created with the decision taken on an
-/// empty conversation (`after`). `false`: the customer exists, nothing was written.
+/// empty conversation (`after`); its `_id`. `None`: the customer exists, nothing was written.
 pub async fn create(
     store: &crate::store::Store,
     tenant: &TenantId,
@@ -206,8 +214,10 @@ pub async fn create(
     touch: &Touch<'_>,
     after: &Conversation,
     last_reply: &LastReply,
-) -> Result<bool, ApiError> {
+) -> Result<Option<ObjectId>, ApiError> {
+    let id = ObjectId::new();
     let mut d = touch.set();
+    d.insert("_id", id);
     d.insert("tenantId", *tenant);
     d.insert("waId", wa_id);
     d.insert("firstSeenAt", touch.now);
@@ -228,8 +238,8 @@ pub async fn create(
         }
     }
     match collection(store).await?.insert_one(d).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_duplicate_key(&e) => Ok(false),
+        Ok(_) => Ok(Some(id)),
+        Err(e) if is_duplicate_key(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -253,14 +263,14 @@ pub async fn read(
     Ok(read_snapshot(&doc))
 }
 
-/// Records the message, the change decided on revision `base` and the decision itself, if
-/// the conversation is still at `base`. `false`: it moved on; nothing was written.
+/// Records the message, the change decided on `base` and the decision itself, if the
+/// conversation is still at `base`'s revision. `false`: it moved on; nothing was written.
 pub async fn advance(
     store: &crate::store::Store,
     tenant: &TenantId,
     wa_id: &str,
     touch: &Touch<'_>,
-    base: i64,
+    base: &Snapshot,
     update: Option<&StateUpdate>,
     last_reply: &LastReply,
 ) -> Result<bool, ApiError> {
@@ -278,13 +288,14 @@ pub async fn advance(
     if !unset.is_empty() {
         change.insert("$unset", unset);
     }
-    let r = collection(store)
-        .await?
-        .update_one(
-            doc! { "tenantId": *tenant, "waId": wa_id, "rev": at_revision(base) },
-            change,
-        )
-        .await?;
+    let mut filter = Document::new();
+    if let Some(id) = base.id {
+        filter.insert("_id", id);
+    }
+    filter.insert("tenantId", *tenant);
+    filter.insert("waId", wa_id);
+    filter.insert("rev", at_revision(base.rev));
+    let r = collection(store).await?.update_one(filter, change).await?;
     Ok(r.matched_count == 1)
 }
 
@@ -318,6 +329,7 @@ mod tests {
         };
         c.vars.insert("name".into(), "Ana".into());
         let s = Snapshot {
+            id: Some(ObjectId::new()),
             rev: 7,
             conversation: c,
             last_inbound_at: Some(DateTime::from_millis(1_795_341_600_000)),

@@ -593,8 +593,11 @@ async fn decide_and_record(
                     None => Conversation::default(),
                 };
                 let record = last_reply(&message.wamid, reply.as_ref())?;
-                if revision::create(store, tenant, from, touch, &after, &record).await? {
+                if let Some(id) =
+                    revision::create(store, tenant, from, touch, &after, &record).await?
+                {
                     let snapshot = Snapshot {
+                        id: Some(id),
                         rev: 1,
                         conversation: after,
                         last_inbound_at: Some(touch.wrote_at),
@@ -624,7 +627,7 @@ async fn decide_and_record(
             tenant,
             from,
             touch,
-            snapshot.rev,
+            &snapshot,
             update.as_ref(),
             &record,
         )
