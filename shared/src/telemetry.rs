@@ -10,14 +10,13 @@ pub const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lamb
 hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,redis=info,mongodb=info";
 
 /// `LOG_LEVEL` as a filter: a level (`debug`), `target=level` pairs, or both, comma
-/// separated; a level that is not one is `info`. (Targets, not `EnvFilter`: no regex engine in every
-/// binary for span and field filters nobody sets.)
+/// separated; one that does not parse is `info`. (`Targets`, not `EnvFilter`: no regex
+/// engine in every binary for span and field filters nobody sets.)
 fn filter(configured: &str) -> Targets {
     // Whatever the level, the runtime and HTTP/SDK clients never log below info: at debug
     // and trace they print raw events and headers (Authorization, access tokens).
     format!("{configured},{QUIET}")
         .parse()
-        .or_else(|_| format!("info,{QUIET}").parse())
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
 }
 

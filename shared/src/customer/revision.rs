@@ -58,9 +58,8 @@ impl Touch<'_> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The document's `_id`, so [`advance`] finds it by primary key: SecantusDB, the local
-    /// database, scans the whole collection for `tenantId` + `waId` + `rev` (it only uses the
-    /// compound index for a filter of exactly its fields). `None` in a memo written before
-    /// it was kept.
+    /// database, scans the whole collection for `tenantId` + `waId` + `rev` (`rev` is not in
+    /// the `(tenantId, waId)` index). `None` in a memo written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<ObjectId>,
     pub rev: i64,
