@@ -1,5 +1,7 @@
-//! MongoDB access. Indexes are created once per process, on first use, so a cold start
-//! costs one round trip per collection and a warm request none.
+//! MongoDB access. Indexes are checked once per process, on first use: a cold start reads
+//! one marker document that names the index set last created (one round trip on one
+//! connection); only when the set changed (a deploy that adds an index, a new database)
+//! does it create them, one command per collection, all at once. A warm request costs none.
 
 use mongodb::{
     Collection, Database, IndexModel,
@@ -57,6 +59,16 @@ pub const EVENT_SUBSCRIPTIONS: &str = "eventSubscriptions";
 pub const EVENT_DELIVERIES: &str = "eventDeliveries";
 /// Statuses that arrived before the sender recorded their wamid (see `message::store`).
 pub const PENDING_STATUSES: &str = "pendingStatuses";
+/// `{_id: "indexes", fingerprint, at}`: the index set (and one-time steps) last applied.
+/// Deleting the document makes the next cold start apply them again.
+pub const SCHEMA: &str = "schema";
+const INDEXES_MARKER: &str = "indexes";
+/// One-time data steps run with the indexes (`give_tenants_numbers`, the legacy drops):
+/// adding one means bumping this, so databases that already have the indexes run it too.
+const STEPS_VERSION: u32 = 2;
+/// Indexes a newer one replaced, dropped once (see [`drop_legacy_indexes`]).
+const LEGACY_INDEXES: [(&str, &str); 2] =
+    [(TENANTS, "apiKeyHash_unique"), (MESSAGES, "tenant_wamid")];
 
 fn unique(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -90,14 +102,53 @@ fn plain(keys: Document, name: &str) -> IndexModel {
         .build()
 }
 
-/// Idempotent: creating an index that exists with the same spec is a no-op in MongoDB.
-/// The collections' commands go out together: a cold start waits for one round trip, not
-/// seven.
+/// The indexes every collection needs, created unless the marker names this very set.
+/// Creating an index that exists with the same spec is a no-op in MongoDB, so a set
+/// applied twice (two cold starts at once) is harmless; the collections' commands go out
+/// together, and the marker is written only once all of them succeeded.
 async fn ensure_indexes(db: &Database) -> Result<(), Error> {
+    let wanted = wanted_indexes();
+    let fingerprint = fingerprint(&wanted);
+    let markers = db.collection::<Document>(SCHEMA);
+    let current = doc! { "_id": INDEXES_MARKER, "fingerprint": &fingerprint };
+    if markers.find_one(current).await?.is_some() {
+        return Ok(());
+    }
+    let created =
+        futures::future::try_join_all(wanted.into_iter().map(|(name, models)| async move {
+            if name == TENANTS {
+                // Before the unique index on `numbers.phoneNumberId`: two tenants without
+                // `numbers` would both index as null.
+                give_tenants_numbers(db).await?;
+            }
+            db.collection::<Document>(name).create_indexes(models).await
+        }));
+    let (created, dropped) = futures::join!(created, drop_legacy_indexes(db));
+    created?;
+    dropped?;
+    markers
+        .update_one(
+            doc! { "_id": INDEXES_MARKER },
+            doc! { "$set": { "fingerprint": fingerprint, "at": mongodb::bson::DateTime::now() } },
+        )
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
+/// Names the index set and the one-time steps: their specs as the driver holds them
+/// (a driver upgrade that prints them differently re-applies them once, harmlessly).
+fn fingerprint(wanted: &[(&str, Vec<IndexModel>)]) -> String {
+    use sha2::{Digest, Sha256};
+    let spec = format!("{wanted:?}|{LEGACY_INDEXES:?}|{STEPS_VERSION}");
+    hex::encode(Sha256::digest(spec.as_bytes()))
+}
+
+fn wanted_indexes() -> [(&'static str, Vec<IndexModel>); 9] {
     // Meta stops retrying after 7 days; so does our wait for the wamid.
     let pending_ttl = ttl(doc! { "createdAt": 1 }, 7);
     let deliveries_ttl = ttl(doc! { "at": 1 }, 7);
-    let wanted: [(&str, Vec<IndexModel>); 9] = [
+    [
         (
             EVENT_SUBSCRIPTIONS,
             vec![plain(
@@ -174,19 +225,7 @@ async fn ensure_indexes(db: &Database) -> Result<(), Error> {
                 "tenant_waid_unique",
             )],
         ),
-    ];
-    let created =
-        futures::future::try_join_all(wanted.into_iter().map(|(name, models)| async move {
-            if name == TENANTS {
-                // Before the unique index on `numbers.phoneNumberId`: two tenants without
-                // `numbers` would both index as null.
-                give_tenants_numbers(db).await?;
-            }
-            db.collection::<Document>(name).create_indexes(models).await
-        }));
-    let (created, dropped) = futures::join!(created, drop_legacy_indexes(db));
-    created?;
-    dropped
+    ]
 }
 
 /// Tenants stored before several numbers get `numbers: [{phoneNumberId, status}]` from
@@ -211,25 +250,23 @@ async fn give_tenants_numbers(db: &Database) -> Result<(), Error> {
 async fn drop_legacy_indexes(db: &Database) -> Result<(), Error> {
     const INDEX_NOT_FOUND: i32 = 27;
     const NAMESPACE_NOT_FOUND: i32 = 26;
-    let drops = [(TENANTS, "apiKeyHash_unique"), (MESSAGES, "tenant_wamid")].map(
-        |(collection, index)| async move {
-            match db
-                .collection::<Document>(collection)
-                .drop_index(index)
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(e) => match e.kind.as_ref() {
-                    ErrorKind::Command(c)
-                        if matches!(c.code, INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND) =>
-                    {
-                        Ok(())
-                    }
-                    _ => Err(e),
-                },
-            }
-        },
-    );
+    let drops = LEGACY_INDEXES.map(|(collection, index)| async move {
+        match db
+            .collection::<Document>(collection)
+            .drop_index(index)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => match e.kind.as_ref() {
+                ErrorKind::Command(c)
+                    if matches!(c.code, INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND) =>
+                {
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+        }
+    });
     futures::future::try_join_all(drops).await.map(|_| ())
 }
 

@@ -25,6 +25,7 @@ mod routes;
 mod send;
 mod sender;
 mod sigv4;
+mod store;
 mod templates;
 mod webhook;
 mod window;
