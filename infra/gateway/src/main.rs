@@ -37,7 +37,6 @@ async fn main() -> Result<(), BoxError> {
     let shim = match &state.config.send_queue_url {
         Some(url) => Some(
             feed(
-                &state,
                 url,
                 timeout_of("sender"),
                 8,
@@ -55,7 +54,6 @@ async fn main() -> Result<(), BoxError> {
     let events = match &state.config.events_queue_url {
         Some(url) => Some(
             feed(
-                &state,
                 url,
                 timeout_of("forwarder"),
                 // Events are few: two pollers, so an idle queue costs little CPU here.
@@ -91,21 +89,59 @@ async fn main() -> Result<(), BoxError> {
 }
 
 /// Polls `url` with `pollers` pollers into `handler` (each batch cut off at `timeout`) until
-/// `stop`.
+/// `stop`. The pollers run on a thread of their own ([`local_gateway::shim::POLLER_THREAD`],
+/// with an SQS client of their own) and hand each batch to the functions' runtime: in AWS
+/// the event source mapping's receives and deletes are not the function's CPU, and the load
+/// bench (src/bin/load.rs) reports the two apart.
 async fn feed(
-    state: &AppState,
     url: &str,
     timeout: std::time::Duration,
     pollers: usize,
     handler: std::sync::Arc<dyn local_gateway::shim::SqsHandler>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<tokio::task::JoinHandle<()>, BoxError> {
-    let mut shim = local_gateway::shim::Shim::new(state.sqs.clone(), url.to_owned()).await?;
-    shim.timeout = timeout;
-    shim.concurrency = pollers;
-    Ok(tokio::spawn(shim.run(handler, async {
-        let _ = stop.await;
-    })))
+    let on_functions = local_gateway::shim::on_runtime(tokio::runtime::Handle::current(), handler);
+    let (ready, started) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let url = url.to_owned();
+    std::thread::Builder::new()
+        .name(local_gateway::shim::POLLER_THREAD.into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let sqs = shared::aws::Aws::from_env().sqs();
+                let mut shim = match local_gateway::shim::Shim::new(sqs, url).await {
+                    Ok(shim) => shim,
+                    Err(e) => {
+                        let _ = ready.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                shim.timeout = timeout;
+                shim.concurrency = pollers;
+                let _ = ready.send(Ok(()));
+                shim.run(on_functions, async {
+                    let _ = stop.await;
+                })
+                .await;
+            });
+            let _ = done.send(());
+        })?;
+    started
+        .await
+        .map_err(|_| "the queue poller thread ended")??;
+    Ok(tokio::spawn(async move {
+        let _ = finished.await;
+    }))
 }
 
 async fn shutdown() {

@@ -13,6 +13,36 @@ use shared::aws::{Sqs, sqs};
 pub use shared::state::BoxError;
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<SqsBatchResponse, BoxError>> + Send>>;
 
+/// The name of the threads `make dev`'s gateway polls its queues on (see its `feed`).
+pub const POLLER_THREAD: &str = "sqs-poller";
+
+/// `handler`, run on `runtime` (the functions') whichever runtime polls: a batch cut off at
+/// its timeout is aborted there, as Lambda ends an invocation; a panic fails the batch.
+pub fn on_runtime(
+    runtime: tokio::runtime::Handle,
+    handler: Arc<dyn SqsHandler>,
+) -> Arc<dyn SqsHandler> {
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    Arc::new(move |event: SqsEvent| {
+        let task = runtime.spawn(handler.call(event));
+        let abort = AbortOnDrop(task.abort_handle());
+        async move {
+            let result = task.await;
+            drop(abort);
+            match result {
+                Ok(response) => response,
+                Err(e) if e.is_panic() => Err("the handler crashed (panic)".into()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+}
+
 /// What Lambda would invoke with the batch.
 pub trait SqsHandler: Send + Sync + 'static {
     fn call(&self, event: SqsEvent) -> HandlerFuture;

@@ -115,3 +115,86 @@ async fn a_failing_handler_leaves_the_whole_batch() {
         "nothing was deleted"
     );
 }
+
+/// As `make dev`'s gateway polls (a thread of its own, handing batches to the functions'
+/// runtime): a batch still running at the function's timeout is aborted on the functions'
+/// runtime and left whole; a handler that panics leaves its batch too.
+#[tokio::test]
+async fn a_batch_handed_to_the_functions_runtime_is_cut_off_there_and_left() {
+    let aws = e2e::sdk_config().await;
+    let sqs = Client::new(&aws);
+    let ours = shared::aws::Aws::from_env().sqs();
+    let (queue, _dlq) = e2e::queue_with_dlq(&aws, 5, Some(1)).await;
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("slow")
+        .send()
+        .await
+        .expect("send");
+
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = finished.clone();
+    let slow = move |_e: SqsEvent| {
+        let flag = flag.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, BoxError>(SqsBatchResponse::default())
+        }
+    };
+    let panics = |_e: SqsEvent| async {
+        if std::hint::black_box(true) {
+            panic!("the handler panics");
+        }
+        Ok::<_, BoxError>(SqsBatchResponse::default())
+    };
+    let functions = tokio::runtime::Handle::current();
+    let handlers: Vec<Arc<dyn local_gateway::shim::SqsHandler>> = vec![
+        local_gateway::shim::on_runtime(functions.clone(), Arc::new(slow)),
+        local_gateway::shim::on_runtime(functions, Arc::new(panics)),
+    ];
+    let url = queue.clone();
+    let poller = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut shim = Shim::new(shared::aws::Aws::from_env().sqs(), &url)
+                .await
+                .expect("shim");
+            shim.timeout = Duration::from_millis(300);
+            shim.batch_size = 1;
+            let mut outcomes = Vec::new();
+            for handler in handlers {
+                // Each handler gets the message once (a cut-off batch is visible again
+                // after the queue's visibility timeout).
+                let deadline = Instant::now() + Duration::from_secs(20);
+                loop {
+                    let outcome = shim.poll_once(handler.as_ref()).await.expect("poll");
+                    if outcome.received > 0 || Instant::now() > deadline {
+                        outcomes.push(outcome);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            outcomes
+        })
+    });
+    let outcomes = poller.await.expect("poller thread");
+    assert_eq!(outcomes.len(), 2);
+    for outcome in &outcomes {
+        assert_eq!((outcome.received, outcome.deleted), (1, 0), "{outcomes:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !finished.load(std::sync::atomic::Ordering::SeqCst),
+        "the cut-off batch was aborted on the functions' runtime, not left running"
+    );
+    assert_eq!(
+        e2e::queue_depth(&ours, &queue).await,
+        1,
+        "left for redelivery"
+    );
+}
