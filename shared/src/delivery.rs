@@ -100,11 +100,12 @@ pub async fn claim_batch(
         let Ok(message) = bson::from_document::<MessageDoc>(raw) else {
             continue;
         };
+        let id = message.id;
         let claim = if message.status_rank > 0 {
             Claim::Finished
         } else if ours {
             Claim::Claimed {
-                message: Box::new(message.clone()),
+                message: Box::new(message),
                 interrupted,
             }
         } else {
@@ -112,7 +113,7 @@ pub async fn claim_batch(
                 until: message.lease_until.unwrap_or(until),
             }
         };
-        claims.insert(message.id, claim);
+        claims.insert(id, claim);
     }
     Ok(claims)
 }
