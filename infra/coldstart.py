@@ -8,6 +8,10 @@ stack's environment (infra/with-stack.sh), after
 `cargo build --release -p register -p templates -p flows -p webhook -p send -p sender -p forwarder -p relay -p admin`.
 
     infra/with-stack.sh python3 infra/coldstart.py [--runs N]
+
+The functions share one database, `coldstart`: on a fresh stack the first run of the first
+function creates the indexes (its `max`), every later one finds them marked, as a deployed
+function does after the first cold start.
 """
 
 import argparse
