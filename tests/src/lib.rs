@@ -172,6 +172,26 @@ pub async fn fresh_database() -> Database {
     db.client().database(&format!("t_{}", random_hex(6)))
 }
 
+/// The database `name` on the stack's MongoDB through a client of its own that hands every
+/// command it starts to `on_started` (the round-trip and index tests count them).
+pub async fn monitored_database(
+    name: &str,
+    on_started: impl Fn(mongodb::event::command::CommandStartedEvent) + Send + Sync + 'static,
+) -> Database {
+    use mongodb::event::{EventHandler, command::CommandEvent};
+    let mut options = mongodb::options::ClientOptions::parse(stack_var("MONGO_URI"))
+        .await
+        .expect("uri");
+    options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
+        if let CommandEvent::Started(s) = ev {
+            on_started(s);
+        }
+    }));
+    mongodb::Client::with_options(options)
+        .expect("client")
+        .database(name)
+}
+
 /// Settings of the test stack with a fresh database.
 pub async fn test_state() -> (AppState, Database, aws_config::SdkConfig) {
     let aws = sdk_config().await;

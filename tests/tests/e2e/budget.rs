@@ -25,8 +25,6 @@ use local_gateway::shim::Shim;
 use mongodb::{
     Client,
     bson::{Bson, Document, doc},
-    event::{EventHandler, command::CommandEvent},
-    options::ClientOptions,
 };
 use serde_json::json;
 use wiremock::{
@@ -216,19 +214,12 @@ impl Counted {
 
         let commands: Arc<Mutex<Vec<DbCommand>>> = Arc::default();
         let seen = commands.clone();
-        let mut options = ClientOptions::parse(std::env::var("MONGO_URI").expect("MONGO_URI"))
-            .await
-            .expect("uri");
-        options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
-            if let CommandEvent::Started(s) = ev {
-                let command = DbCommand::of(s.command_name, &s.command);
-                seen.lock().expect("lock").push(command);
-            }
-        }));
         let name = format!("t_{}", e2e::random_hex(6));
-        let db = Client::with_options(options)
-            .expect("client")
-            .database(&name);
+        let db = e2e::monitored_database(&name, move |s| {
+            let command = DbCommand::of(s.command_name, &s.command);
+            seen.lock().expect("lock").push(command);
+        })
+        .await;
         let check = Client::with_uri_str(std::env::var("MONGO_URI").expect("MONGO_URI"))
             .await
             .expect("client")

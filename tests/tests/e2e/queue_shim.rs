@@ -12,20 +12,26 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use aws_sdk_sqs::Client;
 use local_gateway::shim::{BoxError, Shim};
 
-#[tokio::test]
-async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
+/// A send queue (with its DLQ, `max_receive` receives, 1 s visibility) holding `bodies`.
+async fn queue_holding(max_receive: u32, bodies: &[&str]) -> (Client, String, String) {
     let aws = e2e::sdk_config().await;
     let sqs = Client::new(&aws);
-    let ours = shared::aws::Aws::from_env().sqs();
-    let (queue, dlq) = e2e::queue_with_dlq(&aws, 2, Some(1)).await;
-    for body in ["ok-1", "poison", "ok-2"] {
+    let (queue, dlq) = e2e::queue_with_dlq(&aws, max_receive, Some(1)).await;
+    for body in bodies {
         sqs.send_message()
             .queue_url(&queue)
-            .message_body(body)
+            .message_body(*body)
             .send()
             .await
             .expect("send");
     }
+    (sqs, queue, dlq)
+}
+
+#[tokio::test]
+async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
+    let (sqs, queue, dlq) = queue_holding(2, &["ok-1", "poison", "ok-2"]).await;
+    let ours = shared::aws::Aws::from_env().sqs();
 
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let log = seen.clone();
@@ -86,18 +92,8 @@ async fn acked_messages_are_deleted_and_poison_goes_to_the_dlq() {
 
 #[tokio::test]
 async fn a_failing_handler_leaves_the_whole_batch() {
-    let aws = e2e::sdk_config().await;
-    let sqs = Client::new(&aws);
+    let (_, queue, _dlq) = queue_holding(5, &["a", "b"]).await;
     let ours = shared::aws::Aws::from_env().sqs();
-    let (queue, _dlq) = e2e::queue_with_dlq(&aws, 5, Some(1)).await;
-    for body in ["a", "b"] {
-        sqs.send_message()
-            .queue_url(&queue)
-            .message_body(body)
-            .send()
-            .await
-            .expect("send");
-    }
     let shim = Shim::new(ours.clone(), &queue).await.expect("shim");
     let failing = |_e: SqsEvent| async { Err::<SqsBatchResponse, BoxError>("boom".into()) };
     let mut outcome = shim.poll_once(&failing).await.expect("poll");
@@ -121,16 +117,8 @@ async fn a_failing_handler_leaves_the_whole_batch() {
 /// runtime and left whole; a handler that panics leaves its batch too.
 #[tokio::test]
 async fn a_batch_handed_to_the_functions_runtime_is_cut_off_there_and_left() {
-    let aws = e2e::sdk_config().await;
-    let sqs = Client::new(&aws);
+    let (_, queue, _dlq) = queue_holding(5, &["slow"]).await;
     let ours = shared::aws::Aws::from_env().sqs();
-    let (queue, _dlq) = e2e::queue_with_dlq(&aws, 5, Some(1)).await;
-    sqs.send_message()
-        .queue_url(&queue)
-        .message_body("slow")
-        .send()
-        .await
-        .expect("send");
 
     let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = finished.clone();

@@ -5,10 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use mongodb::{
-    Client, Database,
+    Database,
     bson::{Document, doc},
-    event::{EventHandler, command::CommandEvent},
-    options::ClientOptions,
 };
 use shared::store::{SCHEMA, Store};
 
@@ -16,22 +14,15 @@ use shared::store::{SCHEMA, Store};
 async fn counted_database(name: &str) -> (Database, Arc<Mutex<Vec<(String, String)>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let mut options = ClientOptions::parse(std::env::var("MONGO_URI").expect("MONGO_URI"))
-        .await
-        .expect("uri");
-    options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
-        if let CommandEvent::Started(s) = ev {
-            let collection = s
-                .command
-                .get_str(&s.command_name)
-                .unwrap_or_default()
-                .to_owned();
-            log.lock().expect("lock").push((s.command_name, collection));
-        }
-    }));
-    let db = Client::with_options(options)
-        .expect("client")
-        .database(name);
+    let db = e2e::monitored_database(name, move |s| {
+        let collection = s
+            .command
+            .get_str(&s.command_name)
+            .unwrap_or_default()
+            .to_owned();
+        log.lock().expect("lock").push((s.command_name, collection));
+    })
+    .await;
     (db, seen)
 }
 
