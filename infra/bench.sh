@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the criterion bench of the webhook's CPU path, the sender load bench, then
-# an HTTP load against a release build of the local gateway, all on a throw-away local
-# stack.
+# an HTTP load against a release build of the local gateway and the CPU one round trip of
+# each kind costs (`load floor`), then each function's cold start, all on a throw-away
+# local stack.
 #
 #   BENCH_ONLY=load      only the HTTP load (skips the criterion benches)
 #   BENCH_REQUESTS=N     requests of every HTTP load run (default 500 at concurrency 1,
@@ -77,6 +78,17 @@ if grep -q 'status=5[0-9][0-9]' "$work/gateway.log"; then
   echo "[bench] the gateway logged 5xx responses:" >&2; grep 'status=5' "$work/gateway.log" | head >&2
   exit 1
 fi
+
+# What the functions' clients spend on one round trip of each kind, and the sum over an
+# answered message's round trips: the part of the runs' functions CPU that is not the
+# message's own work (a queue of its own, which nothing consumes).
+floor_queue="$("${TOOLS_VENV:-$root/.venv-tools}/bin/python" -c \
+  'import boto3, os; print(boto3.client("sqs", region_name=os.environ.get("AWS_REGION", "us-east-1")).create_queue(QueueName="wa-floor-bench")["QueueUrl"])')"
+echo
+echo "Round-trip floor: CPU per round trip (load floor, 2,000 in a row of each kind)"
+echo
+"$load" floor --base "$base" --gateway-pid "$gateway" --graph "$graph_url" \
+  --queue-url "$floor_queue" --phone-number-id "$number"
 
 # ---- Cold start: infra/coldstart.py -------------------------------------------------------
 # Each function's release binary under an emulated Lambda Runtime API: process start to its

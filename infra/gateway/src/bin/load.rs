@@ -9,6 +9,8 @@
 //!   load run --base URL --app-secret S --phone-number-id N --concurrency C --requests R
 //!            --customers K --graph URL --gateway-pid PID --mongo-uri URI --redis-url URL
 //!            --label TEXT                    one run: one table row
+//!   load floor --base URL --gateway-pid PID --queue-url URL --phone-number-id N --graph URL
+//!                                            the CPU one round trip of each kind costs
 //!
 //! A run's per-message figures are totals between two snapshots divided by R, the second
 //! snapshot taken once every reply reached the Graph stand-in and the gateway went quiet,
@@ -50,7 +52,7 @@ const ERROR_SAMPLES: usize = 3;
 async fn main() -> Result<(), BoxError> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = argv.split_first() else {
-        return Err("usage: load graph|setup|header|run [--name value ...]".into());
+        return Err("usage: load graph|setup|header|run|floor [--name value ...]".into());
     };
     let args = Args::parse(rest)?;
     match command.as_str() {
@@ -61,7 +63,10 @@ async fn main() -> Result<(), BoxError> {
             Ok(())
         }
         "run" => run(&args).await,
-        other => Err(format!("unknown command {other:?}: use graph, setup, header or run").into()),
+        "floor" => floor(&args),
+        other => {
+            Err(format!("unknown command {other:?}: use graph, setup, header, run or floor").into())
+        }
     }
 }
 
@@ -632,4 +637,235 @@ async fn run(args: &Args) -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+// ---- floor -----------------------------------------------------------------------------
+
+/// Round trips timed per kind, after as many untimed ones (connections, scripts, caches).
+const FLOOR_ROUNDS: u32 = 2_000;
+
+/// One kind of round trip and its CPU time, in microseconds.
+struct Floor {
+    kind: &'static str,
+    micros: f64,
+}
+
+/// What one round trip of each kind an answered message makes costs in CPU, before any of
+/// the message's own work: the functions' clients (`AppState::from_env`, the settings of
+/// this environment) on a single-threaded runtime of their own thread, timed by that
+/// thread's CPU clock; the inbound request by the gateway's main thread's. Then the sum
+/// over an answered message's round trips (docs/architecture.md, Round trips), to compare
+/// with the runs' functions CPU per message.
+fn floor(args: &Args) -> Result<(), BoxError> {
+    let base = args.get("base")?.to_owned();
+    let gateway: u32 = args.num("gateway-pid")?;
+    let queue = args.get("queue-url")?.to_owned();
+    let number = args.get("phone-number-id")?.to_owned();
+    let graph = args.get("graph")?.to_owned();
+    let rows = std::thread::spawn(move || -> Result<Vec<Floor>, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime
+            .block_on(floor_rows(&base, gateway, &queue, &number, &graph))
+            .map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| "the floor thread panicked")??;
+    let of = |kind: &str| {
+        rows.iter()
+            .find(|r| r.kind == kind)
+            .map_or(0.0, |r| r.micros)
+    };
+    println!("| round trip | CPU µs |");
+    println!("|---|---:|");
+    for row in &rows {
+        println!("| {} | {:.1} |", row.kind, row.micros);
+    }
+    // The budget's path (tests/tests/e2e/budget.rs): the webhook's request, lock and memo
+    // scripts, conversation write and insert, queue send; the sender's pacing script and
+    // Graph call per message, its claim, write and kept-status read per batch (of 2 here,
+    // about what the C8 run's batches hold).
+    let batch = 2.0;
+    let webhook = |sqs: f64| of(FLOOR_HTTP) + 2.0 * of(FLOOR_SCRIPT) + 2.0 * of(FLOOR_WRITE) + sqs;
+    let sender =
+        of(FLOOR_SCRIPT) + of(FLOOR_GRAPH) + (2.0 * of(FLOOR_WRITE) + of(FLOOR_MGET)) / batch;
+    println!();
+    for (what, sqs) in [
+        ("moto", of(FLOOR_SQS)),
+        ("a Rust server", of(FLOOR_SQS_CONTROL)),
+    ] {
+        println!(
+            "An answered message's round trips alone, the queue send to {what}: webhook {:.3} ms + sender {:.3} ms = {:.3} ms",
+            webhook(sqs) / 1000.0,
+            sender / 1000.0,
+            (webhook(sqs) + sender) / 1000.0
+        );
+    }
+    Ok(())
+}
+
+const FLOOR_HTTP: &str = "request in (gateway, keep-alive GET /health)";
+const FLOOR_READ: &str = "MongoDB find by _id";
+const FLOOR_WRITE: &str = "MongoDB update by _id";
+const FLOOR_SCRIPT: &str = "Redis EVALSHA";
+const FLOOR_MGET: &str = "Redis MGET";
+const FLOOR_SQS: &str = "SQS SendMessage (moto)";
+const FLOOR_SQS_CONTROL: &str = "the same SendMessage to the Graph stand-in (Rust)";
+const FLOOR_GRAPH: &str = "Graph send (POST)";
+
+async fn floor_rows(
+    base: &str,
+    gateway: u32,
+    queue: &str,
+    number: &str,
+    graph: &str,
+) -> Result<Vec<Floor>, BoxError> {
+    // As `AppState::from_env`, with Graph calls to the stand-in.
+    let aws = shared::aws::Aws::from_env();
+    let config = shared::config::Config::from_lookup(|k| match k {
+        "WHATSAPP_API_BASE" => Some(graph.to_owned()),
+        other => std::env::var(other).ok(),
+    })?;
+    let db = shared::state::connect_database(config.mongo_uri.expose()).await?;
+    let state = shared::AppState::new(config, &aws, db);
+    let mut rows = Vec::new();
+    let http = http_client(1)?;
+    let health = format!("{base}/health");
+    let gateway_clock = format!("/proc/{gateway}/task/{gateway}/schedstat");
+    rows.push(Floor {
+        kind: FLOOR_HTTP,
+        micros: per_round_trip(
+            || cpu_ns(&gateway_clock),
+            |_| async {
+                http.get(&health)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?,
+    });
+    let own = || cpu_ns("/proc/thread-self/schedstat");
+    let docs = state.store.collection::<Document>("floor").await?;
+    rows.push(Floor {
+        kind: FLOOR_WRITE,
+        micros: per_round_trip(own, |_| async {
+            docs.update_one(doc! {"_id": 1}, doc! {"$inc": {"n": 1}})
+                .upsert(true)
+                .await?;
+            Ok(())
+        })
+        .await?,
+    });
+    rows.push(Floor {
+        kind: FLOOR_READ,
+        micros: per_round_trip(own, |_| async {
+            docs.find_one(doc! {"_id": 1})
+                .await?
+                .ok_or("the floor document is missing")?;
+            Ok(())
+        })
+        .await?,
+    });
+    let script = redis::Script::new("return redis.call('INCR', KEYS[1])");
+    rows.push(Floor {
+        kind: FLOOR_SCRIPT,
+        micros: per_round_trip(own, |_| async {
+            state
+                .locks
+                .invoke::<i64>(&script.key("wa:floor"))
+                .await
+                .ok_or("Redis did not answer")?;
+            Ok(())
+        })
+        .await?,
+    });
+    let keys = ["wa:floor".to_owned()];
+    rows.push(Floor {
+        kind: FLOOR_MGET,
+        micros: per_round_trip(own, |_| async {
+            state
+                .locks
+                .recall(&keys)
+                .await
+                .ok_or("Redis did not answer")?;
+            Ok(())
+        })
+        .await?,
+    });
+    // Then the same signed request to the Graph stand-in (which answers anything but a send
+    // with `{}`): what the client spends when the server at the other end is not moto.
+    let stand_in = shared::aws::Aws::from_lookup(|k| match k {
+        "AWS_ENDPOINT_URL" => Some(graph.to_owned()),
+        other => std::env::var(other).ok(),
+    })
+    .sqs();
+    for (kind, sqs) in [(FLOOR_SQS, &state.sqs), (FLOOR_SQS_CONTROL, &stand_in)] {
+        rows.push(Floor {
+            kind,
+            micros: per_round_trip(own, |i| {
+                let message = shared::aws::sqs::Outgoing {
+                    message_body: format!("{{\"floor\":{i}}}"),
+                    ..Default::default()
+                };
+                async move {
+                    sqs.send(queue, &message).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        });
+    }
+    let token = shared::secret::Secret::new("floor-token");
+    let content = shared::queue::Content {
+        text: "hi".into(),
+        ..Default::default()
+    };
+    rows.push(Floor {
+        kind: FLOOR_GRAPH,
+        micros: per_round_trip(own, |_| async {
+            state
+                .graph
+                .send(number, &token, "34600000000", &content)
+                .await
+                .map_err(|e| format!("Graph: {}", e.title))?;
+            Ok(())
+        })
+        .await?,
+    });
+    Ok(rows)
+}
+
+/// Mean CPU time of one `op`, in microseconds, by `clock` (nanoseconds).
+async fn per_round_trip<F, Fut>(
+    clock: impl Fn() -> Result<u64, BoxError>,
+    mut op: F,
+) -> Result<f64, BoxError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BoxError>>,
+{
+    for i in 0..FLOOR_ROUNDS {
+        op(i).await?;
+    }
+    let start = clock()?;
+    for i in 0..FLOOR_ROUNDS {
+        op(i).await?;
+    }
+    let spent = clock()?.saturating_sub(start);
+    Ok(spent as f64 / f64::from(FLOOR_ROUNDS) / 1000.0)
+}
+
+/// A thread's time on the CPU, in nanoseconds (the first field of its `schedstat`).
+fn cpu_ns(path: &str) -> Result<u64, BoxError> {
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    stat.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("unexpected {path}").into())
 }
