@@ -644,84 +644,105 @@ async fn run(args: &Args) -> Result<(), BoxError> {
 /// Round trips timed per kind, after as many untimed ones (connections, scripts, caches).
 const FLOOR_ROUNDS: u32 = 2_000;
 
-/// One kind of round trip and its CPU time, in microseconds.
+/// The CPU time of one round trip of each kind, in microseconds.
 struct Floor {
-    kind: &'static str,
-    micros: f64,
+    request_in: f64,
+    mongo_update: f64,
+    mongo_find: f64,
+    redis_script: f64,
+    redis_mget: f64,
+    sqs_send: f64,
+    /// The same signed `SendMessage` to the Graph stand-in: the client's cost when the
+    /// server at the other end is not moto.
+    sqs_send_control: f64,
+    graph_send: f64,
+}
+
+impl Floor {
+    fn rows(&self) -> [(&'static str, f64); 8] {
+        [
+            (
+                "request in (gateway, keep-alive GET /health)",
+                self.request_in,
+            ),
+            ("MongoDB update by _id", self.mongo_update),
+            ("MongoDB find by _id", self.mongo_find),
+            ("Redis EVALSHA", self.redis_script),
+            ("Redis MGET", self.redis_mget),
+            ("SQS SendMessage (moto)", self.sqs_send),
+            (
+                "the same SendMessage to the Graph stand-in (Rust)",
+                self.sqs_send_control,
+            ),
+            ("Graph send (POST)", self.graph_send),
+        ]
+    }
+
+    /// An answered message's round trips, the budget's path (tests/tests/e2e/budget.rs,
+    /// docs/architecture.md): the webhook's request, lock and memo scripts, conversation
+    /// write and insert, queue send (costing `sqs_send`); the sender's pacing script and
+    /// Graph call per message, its claim (`update` + `find`), write and kept-status read per
+    /// batch of `batch`. (webhook, sender) in microseconds.
+    fn path(&self, sqs_send: f64, batch: f64) -> (f64, f64) {
+        let webhook =
+            self.request_in + 2.0 * self.redis_script + 2.0 * self.mongo_update + sqs_send;
+        let per_batch = 2.0 * self.mongo_update + self.mongo_find + self.redis_mget;
+        let sender = self.redis_script + self.graph_send + per_batch / batch;
+        (webhook, sender)
+    }
 }
 
 /// What one round trip of each kind an answered message makes costs in CPU, before any of
-/// the message's own work: the functions' clients (`AppState::from_env`, the settings of
-/// this environment) on a single-threaded runtime of their own thread, timed by that
-/// thread's CPU clock; the inbound request by the gateway's main thread's. Then the sum
-/// over an answered message's round trips (docs/architecture.md, Round trips), to compare
-/// with the runs' functions CPU per message.
+/// the message's own work: the functions' clients (built as `AppState::from_env` builds
+/// them) on a single-threaded runtime of their own thread, timed by that thread's CPU
+/// clock; the inbound request by the gateway's main thread's. Then the sum over an answered
+/// message's round trips, to compare with the runs' functions CPU per message.
 fn floor(args: &Args) -> Result<(), BoxError> {
     let base = args.get("base")?.to_owned();
     let gateway: u32 = args.num("gateway-pid")?;
     let queue = args.get("queue-url")?.to_owned();
     let number = args.get("phone-number-id")?.to_owned();
     let graph = args.get("graph")?.to_owned();
-    let rows = std::thread::spawn(move || -> Result<Vec<Floor>, String> {
+    let floor = std::thread::spawn(move || -> Result<Floor, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         runtime
-            .block_on(floor_rows(&base, gateway, &queue, &number, &graph))
+            .block_on(measure_floor(&base, gateway, &queue, &number, &graph))
             .map_err(|e| e.to_string())
     })
     .join()
     .map_err(|_| "the floor thread panicked")??;
-    let of = |kind: &str| {
-        rows.iter()
-            .find(|r| r.kind == kind)
-            .map_or(0.0, |r| r.micros)
-    };
     println!("| round trip | CPU µs |");
     println!("|---|---:|");
-    for row in &rows {
-        println!("| {} | {:.1} |", row.kind, row.micros);
+    for (kind, micros) in floor.rows() {
+        println!("| {kind} | {micros:.1} |");
     }
-    // The budget's path (tests/tests/e2e/budget.rs): the webhook's request, lock and memo
-    // scripts, conversation write and insert, queue send; the sender's pacing script and
-    // Graph call per message, its claim, write and kept-status read per batch (of 2 here,
-    // about what the C8 run's batches hold).
-    let batch = 2.0;
-    let webhook = |sqs: f64| of(FLOOR_HTTP) + 2.0 * of(FLOOR_SCRIPT) + 2.0 * of(FLOOR_WRITE) + sqs;
-    let sender =
-        of(FLOOR_SCRIPT) + of(FLOOR_GRAPH) + (2.0 * of(FLOOR_WRITE) + of(FLOOR_MGET)) / batch;
     println!();
+    // Batches of 2: about what the C8 run's hold.
     for (what, sqs) in [
-        ("moto", of(FLOOR_SQS)),
-        ("a Rust server", of(FLOOR_SQS_CONTROL)),
+        ("moto", floor.sqs_send),
+        ("a Rust server", floor.sqs_send_control),
     ] {
+        let (webhook, sender) = floor.path(sqs, 2.0);
         println!(
             "An answered message's round trips alone, the queue send to {what}: webhook {:.3} ms + sender {:.3} ms = {:.3} ms",
-            webhook(sqs) / 1000.0,
+            webhook / 1000.0,
             sender / 1000.0,
-            (webhook(sqs) + sender) / 1000.0
+            (webhook + sender) / 1000.0
         );
     }
     Ok(())
 }
 
-const FLOOR_HTTP: &str = "request in (gateway, keep-alive GET /health)";
-const FLOOR_READ: &str = "MongoDB find by _id";
-const FLOOR_WRITE: &str = "MongoDB update by _id";
-const FLOOR_SCRIPT: &str = "Redis EVALSHA";
-const FLOOR_MGET: &str = "Redis MGET";
-const FLOOR_SQS: &str = "SQS SendMessage (moto)";
-const FLOOR_SQS_CONTROL: &str = "the same SendMessage to the Graph stand-in (Rust)";
-const FLOOR_GRAPH: &str = "Graph send (POST)";
-
-async fn floor_rows(
+async fn measure_floor(
     base: &str,
     gateway: u32,
     queue: &str,
     number: &str,
     graph: &str,
-) -> Result<Vec<Floor>, BoxError> {
+) -> Result<Floor, BoxError> {
     // As `AppState::from_env`, with Graph calls to the stand-in.
     let aws = shared::aws::Aws::from_env();
     let config = shared::config::Config::from_lookup(|k| match k {
@@ -730,115 +751,103 @@ async fn floor_rows(
     })?;
     let db = shared::state::connect_database(config.mongo_uri.expose()).await?;
     let state = shared::AppState::new(config, &aws, db);
-    let mut rows = Vec::new();
     let http = http_client(1)?;
     let health = format!("{base}/health");
     let gateway_clock = format!("/proc/{gateway}/task/{gateway}/schedstat");
-    rows.push(Floor {
-        kind: FLOOR_HTTP,
-        micros: per_round_trip(
-            || cpu_ns(&gateway_clock),
-            |_| async {
-                http.get(&health)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .bytes()
-                    .await?;
-                Ok(())
-            },
-        )
-        .await?,
-    });
-    let own = || cpu_ns("/proc/thread-self/schedstat");
-    let docs = state.store.collection::<Document>("floor").await?;
-    rows.push(Floor {
-        kind: FLOOR_WRITE,
-        micros: per_round_trip(own, |_| async {
-            docs.update_one(doc! {"_id": 1}, doc! {"$inc": {"n": 1}})
-                .upsert(true)
+    let request_in = per_round_trip(
+        || cpu_ns(&gateway_clock),
+        |_| async {
+            http.get(&health)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
                 .await?;
             Ok(())
-        })
-        .await?,
-    });
-    rows.push(Floor {
-        kind: FLOOR_READ,
-        micros: per_round_trip(own, |_| async {
-            docs.find_one(doc! {"_id": 1})
-                .await?
-                .ok_or("the floor document is missing")?;
-            Ok(())
-        })
-        .await?,
-    });
+        },
+    )
+    .await?;
+    let own = || cpu_ns("/proc/thread-self/schedstat");
+    let docs = state.store.collection::<Document>("floor").await?;
+    let mongo_update = per_round_trip(own, |_| async {
+        docs.update_one(doc! {"_id": 1}, doc! {"$inc": {"n": 1}})
+            .upsert(true)
+            .await?;
+        Ok(())
+    })
+    .await?;
+    let mongo_find = per_round_trip(own, |_| async {
+        docs.find_one(doc! {"_id": 1})
+            .await?
+            .ok_or("the floor document is missing")?;
+        Ok(())
+    })
+    .await?;
     let script = redis::Script::new("return redis.call('INCR', KEYS[1])");
-    rows.push(Floor {
-        kind: FLOOR_SCRIPT,
-        micros: per_round_trip(own, |_| async {
-            state
-                .locks
-                .invoke::<i64>(&script.key("wa:floor"))
-                .await
-                .ok_or("Redis did not answer")?;
-            Ok(())
-        })
-        .await?,
-    });
+    let redis_script = per_round_trip(own, |_| async {
+        state
+            .locks
+            .invoke::<i64>(&script.key("wa:floor"))
+            .await
+            .ok_or("Redis did not answer")?;
+        Ok(())
+    })
+    .await?;
     let keys = ["wa:floor".to_owned()];
-    rows.push(Floor {
-        kind: FLOOR_MGET,
-        micros: per_round_trip(own, |_| async {
-            state
-                .locks
-                .recall(&keys)
-                .await
-                .ok_or("Redis did not answer")?;
-            Ok(())
-        })
-        .await?,
-    });
-    // Then the same signed request to the Graph stand-in (which answers anything but a send
-    // with `{}`): what the client spends when the server at the other end is not moto.
+    let redis_mget = per_round_trip(own, |_| async {
+        state
+            .locks
+            .recall(&keys)
+            .await
+            .ok_or("Redis did not answer")?;
+        Ok(())
+    })
+    .await?;
+    // The Graph stand-in answers anything but a send with `{}`.
     let stand_in = shared::aws::Aws::from_lookup(|k| match k {
         "AWS_ENDPOINT_URL" => Some(graph.to_owned()),
         other => std::env::var(other).ok(),
     })
     .sqs();
-    for (kind, sqs) in [(FLOOR_SQS, &state.sqs), (FLOOR_SQS_CONTROL, &stand_in)] {
-        rows.push(Floor {
-            kind,
-            micros: per_round_trip(own, |i| {
-                let message = shared::aws::sqs::Outgoing {
-                    message_body: format!("{{\"floor\":{i}}}"),
-                    ..Default::default()
-                };
-                async move {
-                    sqs.send(queue, &message).await?;
-                    Ok(())
-                }
-            })
-            .await?,
-        });
+    let mut sends = [0.0; 2];
+    for (micros, sqs) in sends.iter_mut().zip([&state.sqs, &stand_in]) {
+        *micros = per_round_trip(own, |i| {
+            let message = shared::aws::sqs::Outgoing {
+                message_body: format!("{{\"floor\":{i}}}"),
+                ..Default::default()
+            };
+            async move {
+                sqs.send(queue, &message).await?;
+                Ok(())
+            }
+        })
+        .await?;
     }
+    let [sqs_send, sqs_send_control] = sends;
     let token = shared::secret::Secret::new("floor-token");
     let content = shared::queue::Content {
         text: "hi".into(),
         ..Default::default()
     };
-    rows.push(Floor {
-        kind: FLOOR_GRAPH,
-        micros: per_round_trip(own, |_| async {
-            state
-                .graph
-                .send(number, &token, "34600000000", &content)
-                .await
-                .map_err(|e| format!("Graph: {}", e.title))?;
-            Ok(())
-        })
-        .await?,
-    });
-    Ok(rows)
+    let graph_send = per_round_trip(own, |_| async {
+        state
+            .graph
+            .send(number, &token, "34600000000", &content)
+            .await
+            .map_err(|e| format!("Graph: {}", e.title))?;
+        Ok(())
+    })
+    .await?;
+    Ok(Floor {
+        request_in,
+        mongo_update,
+        mongo_find,
+        redis_script,
+        redis_mget,
+        sqs_send,
+        sqs_send_control,
+        graph_send,
+    })
 }
 
 /// Mean CPU time of one `op`, in microseconds, by `clock` (nanoseconds).
