@@ -15,54 +15,14 @@ use serde_json::{Value, json};
 use crate::{
     error::ApiError,
     ids::TenantId,
+    placeholder,
     queue::{Content, ContentKind, JobTemplate},
     store::{META_TEMPLATES, Store},
 };
 
-/// Each placeholder of `text`, `{{1}}` or `{{name}}` (templates with named parameters),
-/// spaces allowed inside the braces: its byte range and its name. (A scan rather than a
-/// regex: the functions that send templates then link no regex engine.)
-fn parameter_spans(text: &str) -> Vec<(std::ops::Range<usize>, &str)> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(found) = text[from..].find("{{") {
-        let start = from + found;
-        match placeholder_at(text, start) {
-            Some((end, name)) => {
-                out.push((start..end, name));
-                from = end;
-            }
-            // `{` is one byte: the next try starts at the following brace.
-            None => from = start + 1,
-        }
-    }
-    out
-}
-
-/// The placeholder opening at `start` (`{{`, spaces, a name of ASCII letters, digits and
-/// `_`, spaces, `}}`): where it ends, and its name.
-fn placeholder_at(text: &str, start: usize) -> Option<(usize, &str)> {
-    let inner = text.get(start + 2..)?.trim_start();
-    let len = inner
-        .bytes()
-        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        .count();
-    if len == 0 {
-        return None;
-    }
-    let rest = inner[len..].trim_start().strip_prefix("}}")?;
-    Some((text.len() - rest.len(), &inner[..len]))
-}
-
 /// Distinct placeholders of `text`, in order of first appearance.
 fn placeholders(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (_, name) in parameter_spans(text) {
-        if !out.iter().any(|p| p == name) {
-            out.push(name.to_owned());
-        }
-    }
-    out
+    placeholder::META.names(text)
 }
 
 /// The parameters a template takes, per component.
@@ -640,21 +600,13 @@ pub fn render(t: &MetaTemplateDoc, values: &ParameterValues) -> Result<Content, 
     let body_text = if text.is_empty() {
         t.name.clone()
     } else {
-        let mut out = String::with_capacity(text.len());
-        let mut last = 0;
-        for (span, name) in parameter_spans(&text) {
-            out.push_str(&text[last..span.start]);
-            if let Some(value) = names
+        placeholder::META.fill(&text, |name| {
+            names
                 .iter()
                 .position(|n| n == name)
                 .and_then(|i| body.get(i))
-            {
-                out.push_str(value);
-            }
-            last = span.end;
-        }
-        out.push_str(&text[last..]);
-        out
+                .cloned()
+        })
     };
     Ok(Content {
         kind: ContentKind::MetaTemplate,
@@ -671,19 +623,6 @@ pub fn render(t: &MetaTemplateDoc, values: &ParameterValues) -> Result<Content, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_named_or_numbered_with_spaces_allowed_inside_the_braces() {
-        let text =
-            "Hi {{1}}, {{ first_name }} {{{2}}} {{}} {{a b}} {{3}\u{a0}{{\u{a0}4\u{a0}}}ñ{{1}}";
-        let spans: Vec<&str> = parameter_spans(text).into_iter().map(|(_, n)| n).collect();
-        assert_eq!(spans, ["1", "first_name", "2", "4", "1"]);
-        assert_eq!(placeholders(text), ["1", "first_name", "2", "4"]);
-        for (span, _) in parameter_spans(text) {
-            assert!(text[span].starts_with("{{"));
-        }
-        assert!(parameter_spans("{{").is_empty() && parameter_spans("x {{ 1").is_empty());
-    }
 
     fn doc_of(components: Value) -> MetaTemplateDoc {
         MetaTemplateDoc {

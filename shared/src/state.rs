@@ -36,6 +36,14 @@ pub const ACCEPTED_KEY_TTL: Duration = Duration::from_secs(4);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error(transparent)]
+    Srv(#[from] crate::srv::SrvError),
+    #[error(transparent)]
+    Driver(#[from] mongodb::error::Error),
+}
+
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -75,8 +83,9 @@ impl Deref for AppState {
 
 /// A MongoDB database handle for the URI. Selection times out fast so an outage becomes a
 /// 503 within the request rather than hanging the function until its own timeout.
-pub async fn connect_database(uri: &str) -> Result<Database, mongodb::error::Error> {
-    let mut options = ClientOptions::parse(uri).await?;
+pub async fn connect_database(uri: &str) -> Result<Database, DatabaseError> {
+    let uri = crate::srv::expand(uri).await?;
+    let mut options = ClientOptions::parse(uri.as_ref()).await?;
     options
         .app_name
         .get_or_insert_with(|| "whatsapp-backend".into());

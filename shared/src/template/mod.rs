@@ -6,9 +6,8 @@ pub mod capture;
 pub mod rich;
 mod store;
 
-use std::{collections::HashSet, sync::LazyLock};
+use std::collections::HashSet;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 pub use store::{
@@ -20,6 +19,7 @@ pub use crate::ids::{KEY_MAX, STATE_MAX, StateName, TemplateKey};
 use crate::{
     error::ApiError,
     ids::random_hex,
+    placeholder,
     queue::{Content, ContentKind, JobButton, JobHeader, JobList, JobMedia, JobRow, JobSection},
 };
 pub use rich::{
@@ -144,10 +144,6 @@ pub struct Button {
     pub next_state: Option<StateName>,
 }
 
-/// `{{name}}` placeholders; names are `[A-Za-z0-9_.-]+`.
-static PLACEHOLDER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}").expect("static regex"));
-
 fn valid_variable_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -157,24 +153,14 @@ fn valid_variable_name(s: &str) -> bool {
 
 /// Names of the placeholders in `body`, in order of first appearance.
 pub fn placeholders(body: &str) -> Vec<String> {
-    let mut seen = Vec::<String>::new();
-    for cap in PLACEHOLDER.captures_iter(body) {
-        let name = &cap[1];
-        if !seen.iter().any(|s| s == name) {
-            seen.push(name.to_owned());
-        }
-    }
-    seen
+    placeholder::TEMPLATE.names(body)
 }
 
-/// Fills `{{name}}` placeholders; `value` returns None for an unknown one, which renders as
-/// `missing` decides (auto-replies render it empty; the send API refuses it before).
+/// Fills `{{name}}` placeholders (names are `[A-Za-z0-9_.-]+`); `value` returns None for an
+/// unknown one, which renders as `missing` decides (auto-replies render it empty; the send
+/// API refuses it before).
 pub fn render(body: &str, value: impl Fn(&str) -> Option<String>) -> String {
-    PLACEHOLDER
-        .replace_all(body, |cap: &regex::Captures<'_>| {
-            value(&cap[1]).unwrap_or_default()
-        })
-        .into_owned()
+    placeholder::TEMPLATE.fill(body, value)
 }
 
 /// A template body as sent: `POST` and `PUT` bodies.
