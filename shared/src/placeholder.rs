@@ -17,23 +17,25 @@ pub const META: Syntax = Syntax(|b| b.is_ascii_alphanumeric() || b == b'_');
 
 impl Syntax {
     /// Each placeholder of `text`: its byte range and its name, left to right, not
-    /// overlapping.
-    pub fn spans(self, text: &str) -> Vec<(Range<usize>, &str)> {
-        let mut out = Vec::new();
+    /// overlapping. (An iterator: filling a reply's body, on the message path, collects
+    /// nothing.)
+    pub fn spans(self, text: &str) -> impl Iterator<Item = (Range<usize>, &str)> {
         let mut from = 0;
-        while let Some(found) = text[from..].find("{{") {
-            let start = from + found;
-            match self.at(text, start) {
-                Some((end, name)) => {
-                    out.push((start..end, name));
-                    from = end;
+        std::iter::from_fn(move || {
+            while let Some(found) = text[from..].find("{{") {
+                let start = from + found;
+                match self.at(text, start) {
+                    Some((end, name)) => {
+                        from = end;
+                        return Some((start..end, name));
+                    }
+                    // `{` is one byte: the next try starts at the following brace, so
+                    // `{{{a}}` holds `{{a}}`.
+                    None => from = start + 1,
                 }
-                // `{` is one byte: the next try starts at the following brace, so `{{{a}}`
-                // holds `{{a}}`.
-                None => from = start + 1,
             }
-        }
-        out
+            None
+        })
     }
 
     /// The placeholder opening at `start`: where it ends, and its name.
@@ -82,15 +84,15 @@ mod tests {
     fn meta_placeholders_are_named_or_numbered_with_spaces_allowed_inside_the_braces() {
         let text =
             "Hi {{1}}, {{ first_name }} {{{2}}} {{}} {{a b}} {{3}\u{a0}{{\u{a0}4\u{a0}}}ñ{{1}}";
-        let spans: Vec<&str> = META.spans(text).into_iter().map(|(_, n)| n).collect();
+        let spans: Vec<&str> = META.spans(text).map(|(_, n)| n).collect();
         assert_eq!(spans, ["1", "first_name", "2", "4", "1"]);
         assert_eq!(META.names(text), ["1", "first_name", "2", "4"]);
         for (span, _) in META.spans(text) {
             assert!(text[span].starts_with("{{"));
         }
-        assert!(META.spans("{{").is_empty() && META.spans("x {{ 1").is_empty());
+        assert!(META.spans("{{").next().is_none() && META.spans("x {{ 1").next().is_none());
         assert!(
-            META.spans("{{vars.city}}").is_empty(),
+            META.spans("{{vars.city}}").next().is_none(),
             "no dots in Meta's names"
         );
     }
