@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     customer::{Conversation, StateUpdate},
     error::ApiError,
-    flow::{CompiledFlow, Flow, RuleKind, first_match},
+    flow::{CompiledFlow, Flow, MatchText, RuleKind, first_match, fold},
     queue::{Content, ContentKind},
     template::{Choice, Template, TemplateKey},
 };
@@ -110,10 +110,6 @@ pub fn parse_keywords(field: &str, words: &[String]) -> Result<Vec<String>, ApiE
         }
     }
     Ok(out)
-}
-
-fn fold(s: &str) -> String {
-    s.trim().to_lowercase()
 }
 
 /// A tenant's active templates, flow and settings, compiled once per cache fill.
@@ -254,8 +250,8 @@ pub fn decide(
     now: DateTime,
 ) -> Decision {
     let typed = inbound.payload_id.is_none();
-    let folded = fold(inbound.text);
-    let is = |words: &[String]| typed && words.contains(&folded);
+    let text = MatchText::new(inbound.text);
+    let is = |words: &[String]| typed && words.iter().any(|w| w == text.folded());
     let vars = &conversation.vars;
     if conversation.opted_out_at.is_some() {
         if !is(&config.opt_in) {
@@ -310,7 +306,7 @@ pub fn decide(
         return d;
     }
     if let Some(flow) = &config.flow
-        && let Some(rule) = first_match(flow, inbound.text, conversation.state.as_deref())
+        && let Some(rule) = first_match(flow, &text, conversation.state.as_deref())
     {
         let state = rule
             .action

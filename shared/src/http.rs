@@ -135,13 +135,13 @@ pub fn finish_with_limit(router: Router, limit: usize) -> Router {
         .layer(DefaultBodyLimit::max(limit))
 }
 
+/// API Gateway's id of the request a Lambda event carries (see `apigw`).
+#[derive(Clone, Debug)]
+pub struct ApiRequestId(pub String);
+
 /// API Gateway's request id when behind it (Lambda), else a fresh one (local gateway).
 fn request_id(req: &Request) -> String {
-    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
-        req.extensions()
-            .get::<lambda_http::request::RequestContext>()
-        && let Some(id) = &ctx.request_id
-    {
+    if let Some(ApiRequestId(id)) = req.extensions().get::<ApiRequestId>() {
         return id.clone();
     }
     req.headers()

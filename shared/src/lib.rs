@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod analytics;
 pub mod api_key;
+pub mod apigw;
 pub mod auth;
 pub mod aws;
 pub mod cache;

@@ -6,7 +6,7 @@ use tracing_subscriber::{
 };
 
 /// Targets capped at info (appended last, so they win over the configured level).
-pub const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,\
+pub const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,\
 hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,redis=info,mongodb=info";
 
 /// `LOG_LEVEL` as a filter: a level (`debug`), `target=level` pairs, or both, comma

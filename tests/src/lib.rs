@@ -10,7 +10,6 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
-use lambda_http::{Adapter, Context, LambdaEvent, Service, request::LambdaRequest};
 use mongodb::Database;
 use serde_json::Value;
 use shared::{AppState, config::Config, state};
@@ -464,16 +463,11 @@ pub fn fixture(name: &str, vars: &HashMap<&str, String>) -> String {
     text
 }
 
-/// Runs an API Gateway v2 event through `lambda_http`'s adapter around `router`, exactly as
-/// the Lambda runtime does, and returns the Lambda response as JSON
-/// (`statusCode`, `headers`, `body`).
+/// Runs an API Gateway v2 event through the functions' Lambda entry (`shared::apigw`)
+/// around `router`, exactly as Lambda would, and returns the response event as JSON.
 pub async fn invoke_lambda(router: axum::Router, event_json: &str) -> Value {
-    let request: LambdaRequest = serde_json::from_str(event_json).expect("API Gateway v2 event");
-    let mut adapter = Adapter::from(router);
-    let response = adapter
-        .call(LambdaEvent::new(request, Context::default()))
-        .await
-        .expect("infallible router");
+    let request = serde_json::from_str(event_json).expect("API Gateway v2 event");
+    let response = shared::apigw::call(router, request).await;
     serde_json::to_value(response).expect("serialisable response")
 }
 

@@ -1,6 +1,6 @@
 // One event at a time per Lambda instance: a single-threaded runtime, no worker threads to start.
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    lambda_http::run(admin::router()).await
+    shared::apigw::run(admin::router()).await
 }

@@ -1,7 +1,7 @@
 // One event at a time per Lambda instance: a single-threaded runtime, no worker threads to start.
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let state = shared::AppState::from_env().await?;
-    lambda_http::run(send::router(state)).await
+    shared::apigw::run(send::router(state)).await
 }

@@ -57,8 +57,28 @@ pub struct CompiledFlow {
     pub fallback_template_key: Option<TemplateKey>,
 }
 
+/// An inbound text as the matchers read it: trimmed for regexes, also lower-cased for the
+/// literal kinds and the engine's keywords (folded once per message, however many rules).
+pub struct MatchText<'a> {
+    trimmed: &'a str,
+    folded: String,
+}
+
+impl<'a> MatchText<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            trimmed: text.trim(),
+            folded: fold(text),
+        }
+    }
+
+    pub fn folded(&self) -> &str {
+        &self.folded
+    }
+}
+
 /// Lower-cased and trimmed; ASCII text (most messages) without the Unicode tables.
-fn fold(s: &str) -> String {
+pub(crate) fn fold(s: &str) -> String {
     let s = s.trim();
     if s.is_ascii() {
         s.to_ascii_lowercase()
@@ -130,11 +150,9 @@ impl CompiledFlow {
 /// that needs it is reached.
 pub fn first_match<'a>(
     flow: &'a CompiledFlow,
-    text: &str,
+    text: &MatchText<'_>,
     state: Option<&str>,
 ) -> Option<&'a Rule> {
-    let folded = fold(text);
-    let trimmed = text.trim();
     let mut contains: Option<Option<Vec<bool>>> = None;
     for (i, (rule, m)) in flow.rules.iter().enumerate() {
         let applies = rule.states.is_empty()
@@ -144,14 +162,14 @@ pub fn first_match<'a>(
         }
         let matched = match m {
             Matcher::Contains(vs) => {
-                match contains.get_or_insert_with(|| flow.contains_hits(&folded)) {
+                match contains.get_or_insert_with(|| flow.contains_hits(&text.folded)) {
                     Some(hits) => hits[i],
-                    None => vs.iter().any(|v| folded.contains(v.as_str())),
+                    None => vs.iter().any(|v| text.folded.contains(v.as_str())),
                 }
             }
-            Matcher::Equals(vs) => vs.contains(&folded),
-            Matcher::StartsWith(vs) => vs.iter().any(|v| folded.starts_with(v.as_str())),
-            Matcher::Regex(re) => re.is_match(trimmed),
+            Matcher::Equals(vs) => vs.contains(&text.folded),
+            Matcher::StartsWith(vs) => vs.iter().any(|v| text.folded.starts_with(v.as_str())),
+            Matcher::Regex(re) => re.is_match(text.trimmed),
             Matcher::Never => false,
         };
         if matched {

@@ -13,7 +13,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-pub use matcher::{CompiledFlow, first_match};
+pub(crate) use matcher::fold;
+pub use matcher::{CompiledFlow, MatchText, first_match};
 pub use store::{FlowDoc, FlowView, get, load, references, save};
 
 use crate::{

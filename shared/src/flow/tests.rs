@@ -29,7 +29,7 @@ fn flow_of(rules: serde_json::Value) -> CompiledFlow {
 }
 
 fn matched(flow: &CompiledFlow, text: &str) -> Option<String> {
-    first_match(flow, text, None).map(|r| r.id.clone())
+    first_match(flow, &MatchText::new(text), None).map(|r| r.id.clone())
 }
 
 fn rule(id: &str, kind: &str, values: &[&str], t: &str) -> serde_json::Value {
@@ -140,6 +140,24 @@ fn unicode_case_folding() {
         "full case folding is not applied, as documented"
     );
     assert_eq!(matched(&f, "STRAẞE"), Some("re".into()));
+}
+
+#[test]
+fn ascii_and_other_text_meet_the_same_values_whatever_their_case() {
+    let f = flow_of(json!([
+        rule("accent", "equals", &["Crème"], "t1"),
+        rule("kelvin", "starts_with", &["\u{212A}m"], "t2"),
+        rule("ct", "contains", &["Price", "ÉCLAIR"], "t3"),
+    ]));
+    // A value with a letter outside ASCII never meets ASCII text...
+    assert_eq!(matched(&f, "creme"), None);
+    assert_eq!(matched(&f, "CRÈME"), Some("accent".into()));
+    // ...unless it folds to ASCII (the Kelvin sign is a `k`).
+    assert_eq!(matched(&f, "KM 12"), Some("kelvin".into()));
+    assert_eq!(matched(&f, "the PRICE"), Some("ct".into()));
+    assert_eq!(matched(&f, "un éclair, PRICE?"), Some("ct".into()));
+    assert_eq!(matched(&f, "deux ÉCLAIRS"), Some("ct".into()));
+    assert_eq!(matched(&f, "eclair"), None);
 }
 
 #[test]

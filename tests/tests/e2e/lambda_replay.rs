@@ -1,4 +1,4 @@
-//! `events/` fixtures through the Lambda entry path: API Gateway v2 JSON → lambda_http's
+//! `events/` fixtures through the Lambda entry path: API Gateway v2 JSON → `shared::apigw`
 //! adapter → the register function's router → Lambda response JSON.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ fn vars(pairs: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
 }
 
 #[tokio::test]
-async fn register_fixtures_replay_through_lambda_http() {
+async fn register_fixtures_replay_through_the_lambda_entry() {
     e2e::capture_logs();
     let (state, _db, _aws) = test_state().await;
     let router = || register::router(state.clone());
@@ -41,6 +41,8 @@ async fn register_fixtures_replay_through_lambda_http() {
         ("register/register-no-auth.json", 401, None),
         ("register/register-bad-bearer.json", 401, None),
         ("register/register-malformed-json.json", 400, None),
+        // An event whose base64 body is not base64: a 400, never a panic of the instance.
+        ("register/register-bad-base64.json", 400, None),
         ("register/register-invalid-name.json", 422, Some("name")),
         (
             "register/register-invalid-phone-number-id.json",
@@ -240,7 +242,7 @@ async fn register_replayed(state: &shared::AppState) -> (String, String) {
 }
 
 #[tokio::test]
-async fn template_and_flow_fixtures_replay_through_lambda_http() {
+async fn template_and_flow_fixtures_replay_through_the_lambda_entry() {
     e2e::capture_logs();
     let (state, _db, _aws) = test_state().await;
     let (tenant, key) = register_replayed(&state).await;
@@ -378,7 +380,7 @@ async fn template_and_flow_fixtures_replay_through_lambda_http() {
 }
 
 #[tokio::test]
-async fn dead_letter_and_analytics_fixtures_replay_through_lambda_http() {
+async fn dead_letter_and_analytics_fixtures_replay_through_the_lambda_entry() {
     let (state, _db, _aws) = test_state().await;
     let (tenant, key) = register_replayed(&state).await;
     let own = vars(&[("TENANT_ID", &tenant), ("API_KEY", &key)]);
@@ -404,7 +406,7 @@ async fn dead_letter_and_analytics_fixtures_replay_through_lambda_http() {
 }
 
 #[tokio::test]
-async fn event_subscription_fixtures_replay_through_lambda_http() {
+async fn event_subscription_fixtures_replay_through_the_lambda_entry() {
     let (state, _db, _aws) = test_state().await;
     let (tenant, key) = register_replayed(&state).await;
     let router = || register::router(state.clone());
