@@ -115,30 +115,30 @@ async fn response_event(response: Response<Body>) -> ApiGatewayV2httpResponse {
 
 /// Payload 2.0 takes `Set-Cookie` as `cookies` and one value per header name (a repeated
 /// header is joined with commas, as HTTP allows).
-fn headers_and_cookies(headers: HeaderMap) -> (HeaderMap, Vec<String>) {
-    let mut cookies = Vec::new();
-    let mut out = HeaderMap::with_capacity(headers.keys_len());
-    for name in headers.keys() {
-        let mut values = headers.get_all(name).iter();
-        if name == header::SET_COOKIE {
-            cookies.extend(values.filter_map(|v| v.to_str().ok()).map(str::to_owned));
-            continue;
-        }
-        let Some(first) = values.next() else {
-            continue;
-        };
-        let mut joined = first.clone();
-        for more in values {
-            let mut bytes = joined.as_bytes().to_vec();
-            bytes.extend_from_slice(b", ");
-            bytes.extend_from_slice(more.as_bytes());
-            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
-                joined = v;
-            }
-        }
-        out.insert(name.clone(), joined);
+fn headers_and_cookies(mut headers: HeaderMap) -> (HeaderMap, Vec<String>) {
+    let cookies = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    // The usual response repeats no header: it goes as it is.
+    if headers.len() == headers.keys_len() {
+        return (headers, cookies);
     }
-    (out, cookies)
+    let mut joined = HeaderMap::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        let values: Vec<&[u8]> = headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        if let Ok(value) = HeaderValue::from_bytes(&values.join(&b", "[..])) {
+            joined.insert(name.clone(), value);
+        }
+    }
+    (joined, cookies)
 }
 
 /// Content types whose bodies API Gateway carries as text (as lambda_http decides).
