@@ -202,7 +202,7 @@ def main():
     os.environ.setdefault("VERIFY_TOKEN", "coldstart-verify")
     requests = first_requests(os.environ["ADMIN_TOKEN"])
     logs = Path(tempfile.mkdtemp(prefix="coldstart."))
-    print("| function | binary (MB, stripped) | zip (MB) | first request | cold start median ms | min | max |")
+    print("| function | binary (bytes, stripped) | zip (MB) | first request | cold start median ms | min | max |")
     print("|---|---:|---:|---|---:|---:|---:|")
     failed = False
     for name, (event, expected) in requests.items():
@@ -219,13 +219,13 @@ def main():
             else:
                 times.append(ms)
         what = event.get("routeKey", "SQS batch" if name in ("sender", "forwarder") else "schedule")
-        size = binary.stat().st_size / 1e6
+        size = binary.stat().st_size
         zipped = zip_size(binary) / 1e6
         if errors:
             failed = True
-            print(f"| {name} | {size:.1f} | {zipped:.1f} | {what} | failed: {errors[0]} | | |")
+            print(f"| {name} | {size:,} | {zipped:.1f} | {what} | failed: {errors[0]} | | |")
             continue
-        print(f"| {name} | {size:.1f} | {zipped:.1f} | {what} | {statistics.median(times):.1f} | "
+        print(f"| {name} | {size:,} | {zipped:.1f} | {what} | {statistics.median(times):.1f} | "
               f"{min(times):.1f} | {max(times):.1f} |")
     if failed:
         print(f"logs: {logs}", file=sys.stderr)

@@ -19,13 +19,11 @@ use tower::ServiceExt;
 use crate::{error::ApiError, http::ApiRequestId};
 
 /// Serves `router` to the Lambda Runtime API, one event at a time.
-pub async fn run(router: Router) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest>| {
-            let router = router.clone();
-            async move { Ok::<_, Infallible>(call(router, event.payload).await) }
-        },
-    ))
+pub async fn run(router: Router) -> Result<(), crate::lambda::Error> {
+    crate::lambda::run(move |event: ApiGatewayV2httpRequest| {
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(call(router, event).await) }
+    })
     .await
 }
 

@@ -29,6 +29,7 @@ pub mod forwarder;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod lambda;
 pub mod locks;
 pub mod media;
 pub mod message;

@@ -6,8 +6,8 @@ use tracing_subscriber::{
 };
 
 /// Targets capped at info (appended last, so they win over the configured level).
-pub const QUIET: &str = "lambda_runtime=info,lambda_runtime_api_client=info,\
-hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,redis=info,mongodb=info";
+pub const QUIET: &str =
+    "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,redis=info,mongodb=info";
 
 /// `LOG_LEVEL` as a filter: a level (`debug`), `target=level` pairs, or both, comma
 /// separated; one that does not parse is `info`. (`Targets`, not `EnvFilter`: no regex

@@ -306,7 +306,7 @@ async fn mock_tokens_are_refused_outside_development() {
 
 #[test]
 fn trace_logging_never_reaches_the_runtime_or_http_clients() {
-    for target in ["lambda_runtime", "hyper", "reqwest", "hyper_util"] {
+    for target in ["hyper", "reqwest", "hyper_util"] {
         assert!(
             shared::telemetry::QUIET.contains(&format!("{target}=info")),
             "{target}"
