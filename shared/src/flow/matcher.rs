@@ -47,14 +47,27 @@ enum Matcher {
 }
 
 /// A flow ready to match: values lower-cased and regexes compiled once. A long message is
-/// scanned once for every `contains` value of every rule (one automaton), not once per
-/// value.
+/// scanned once for every `contains` value of every rule, not once per value.
 pub struct CompiledFlow {
     rules: Vec<(Rule, Matcher)>,
-    /// The `contains` values of every rule; pattern `i` belongs to rule `contains_rule[i]`.
-    contains: Option<AhoCorasick>,
-    contains_rule: Vec<usize>,
+    contains: Option<Contains>,
     pub fallback_template_key: Option<TemplateKey>,
+}
+
+/// Every `contains` value of every rule: value `i` is `values[i]`, of rule `rule[i]`.
+struct Contains {
+    values: Vec<String>,
+    rule: Vec<usize>,
+    scan: Scan,
+}
+
+enum Scan {
+    /// SIMD multi-substring search (Teddy: x86-64 and arm64, up to a few dozen values):
+    /// candidates are found 16–32 bytes at a time, where an automaton steps byte by byte
+    /// from every frequent first letter.
+    Packed(aho_corasick::packed::Searcher),
+    /// Any number of values, on any CPU: one overlapping pass of an automaton.
+    Automaton(AhoCorasick),
 }
 
 /// An inbound text as the matchers read it: trimmed for regexes, also lower-cased for the
@@ -104,44 +117,79 @@ impl CompiledFlow {
                 (rule.clone(), matcher)
             })
             .collect();
-        let mut needles: Vec<&str> = Vec::new();
-        let mut contains_rule = Vec::new();
+        let mut values = Vec::new();
+        let mut rule = Vec::new();
         for (i, (_, matcher)) in rules.iter().enumerate() {
             if let Matcher::Contains(vs) = matcher {
                 for v in vs {
-                    needles.push(v);
-                    contains_rule.push(i);
+                    values.push(v.clone());
+                    rule.push(i);
                 }
             }
         }
-        // A DFA: built once per configuration, the fastest overlapping scan.
-        let contains = (!needles.is_empty())
-            .then(|| {
-                AhoCorasick::builder()
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&needles)
-                    .or_else(|_| AhoCorasick::new(&needles))
-                    .ok()
-            })
-            .flatten();
+        let contains = Contains::new(values, rule);
         Self {
             contains,
-            contains_rule,
             rules,
             fallback_template_key: flow.fallback_template_key.clone(),
         }
     }
+}
 
-    /// Which rules one of whose `contains` values is in `folded`.
-    fn contains_hits(&self, folded: &str) -> Option<Vec<bool>> {
-        let ac = self.contains.as_ref()?;
-        let mut hit = vec![false; self.rules.len()];
-        for m in ac.find_overlapping_iter(folded) {
-            if let Some(&rule) = self.contains_rule.get(m.pattern().as_usize()) {
-                hit[rule] = true;
+impl Contains {
+    fn new(values: Vec<String>, rule: Vec<usize>) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        // An empty value (saved values are never empty) would match everywhere: the
+        // automaton's overlapping pass reports it, the packed searcher would not.
+        let packed = values
+            .iter()
+            .all(|v| !v.is_empty())
+            .then(|| aho_corasick::packed::Searcher::new(&values))
+            .flatten();
+        let scan = match packed {
+            Some(searcher) => Scan::Packed(searcher),
+            // A DFA: built once per configuration, the fastest overlapping scan.
+            None => Scan::Automaton(
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&values)
+                    .or_else(|_| AhoCorasick::new(&values))
+                    .ok()?,
+            ),
+        };
+        Some(Self { values, rule, scan })
+    }
+
+    /// Which of `rules` rules one of whose values is in `folded`.
+    fn hits(&self, folded: &str, rules: usize) -> Vec<bool> {
+        let mut hit = vec![false; rules];
+        match &self.scan {
+            Scan::Automaton(ac) => {
+                for m in ac.find_overlapping_iter(folded) {
+                    hit[self.rule[m.pattern().as_usize()]] = true;
+                }
+            }
+            Scan::Packed(searcher) => {
+                // The searcher reports one value per position, and skips what that match
+                // covers: so the search goes on from the next byte, and every value that
+                // starts where a match does is checked there.
+                let text = folded.as_bytes();
+                let mut at = 0;
+                while let Some(m) = searcher.find_in(text, aho_corasick::Span::from(at..text.len()))
+                {
+                    let here = &text[m.start()..];
+                    for (v, value) in self.values.iter().enumerate() {
+                        if here.starts_with(value.as_bytes()) {
+                            hit[self.rule[v]] = true;
+                        }
+                    }
+                    at = m.start() + 1;
+                }
             }
         }
-        Some(hit)
+        hit
     }
 }
 
@@ -162,7 +210,12 @@ pub fn first_match<'a>(
         }
         let matched = match m {
             Matcher::Contains(vs) => {
-                match contains.get_or_insert_with(|| flow.contains_hits(&text.folded)) {
+                let hits = || {
+                    flow.contains
+                        .as_ref()
+                        .map(|c| c.hits(&text.folded, flow.rules.len()))
+                };
+                match contains.get_or_insert_with(hits) {
                     Some(hits) => hits[i],
                     None => vs.iter().any(|v| text.folded.contains(v.as_str())),
                 }

@@ -178,3 +178,75 @@ fn regex_is_linear_time_on_evil_patterns() {
     let text = format!("{}!", "a".repeat(50_000));
     assert_eq!(matched(&f, &text), None);
 }
+
+#[test]
+fn contains_finds_values_that_overlap_or_share_a_start() {
+    // Values that start where another does ("price"/"prices"), sit inside another
+    // ("rice"), or overlap it ("esto"): each must still be seen, on short texts and on
+    // texts long enough for the SIMD search.
+    let f = flow_of(json!([
+        rule("long", "contains", &["prices"], "t1"),
+        rule("inner", "contains", &["rice"], "t2"),
+        rule("overlap", "contains", &["esto"], "t3"),
+        rule("short", "contains", &["price"], "t1"),
+    ]));
+    let padding = "lorem ipsum dolor sit amet ".repeat(8);
+    for pad in ["", padding.as_str()] {
+        assert_eq!(matched(&f, &format!("{pad}price")), Some("inner".into()));
+        assert_eq!(matched(&f, &format!("{pad}pricesto")), Some("long".into()));
+        assert_eq!(
+            matched(&f, &format!("{pad}pric esto")),
+            Some("overlap".into())
+        );
+        assert_eq!(matched(&f, &format!("{pad}pric")), None);
+    }
+}
+
+#[test]
+fn contains_agrees_with_a_substring_search_on_every_text() {
+    // Against the definition (the first rule one of whose values is a substring of the
+    // lower-cased text), over texts of a small alphabet, where values overlap constantly.
+    let values: [&[&str]; 5] = [&["abca"], &["bc", "cab"], &["aa"], &["c a"], &["b"]];
+    let f = flow_of(json!(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| rule(&format!("r{i}"), "contains", v, "t1"))
+            .collect::<Vec<_>>()
+    ));
+    let mut seed = 0x2545_f491_u32;
+    for n in 0..600 {
+        let len = n % 120;
+        let text: String = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                ['a', 'B', 'c', ' '][(seed % 4) as usize]
+            })
+            .collect();
+        let folded = text.trim().to_lowercase();
+        let expected = values
+            .iter()
+            .position(|vs| vs.iter().any(|v| folded.contains(v)))
+            .map(|i| format!("r{i}"));
+        assert_eq!(matched(&f, &text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn contains_rules_outside_their_state_are_passed_over() {
+    let f = parse(json!({"flows": [
+        {"id": "browsing", "match": {"type": "contains", "values": ["order"]}, "states": ["browsing"],
+         "action": {"type": "send_template", "templateKey": "t1"}},
+        rule("any", "contains", &["order now"], "t2"),
+    ]}))
+    .validate(&keys(&["t1", "t2"]))
+    .expect("valid");
+    let f = CompiledFlow::new(&f);
+    let text = MatchText::new("I want to ORDER NOW, please, as quickly as possible");
+    let id = |state| first_match(&f, &text, state).map(|r| r.id.as_str());
+    assert_eq!(id(Some("browsing")), Some("browsing"));
+    assert_eq!(id(Some("paying")), Some("any"));
+    assert_eq!(id(None), Some("any"));
+}
