@@ -133,6 +133,35 @@ fn guided() -> (BotConfig, Conversation) {
     (config, conversation)
 }
 
+/// A flow built against the `contains` search: 32 values of 24 letters that agree with a
+/// message of one repeated letter until their last, and one that matches it everywhere.
+fn repetitive() -> BotConfig {
+    let templates = vec![template(
+        "delivery",
+        json!({"body": "We deliver from 8:00."}),
+    )];
+    let mut rules: Vec<Value> = (0..31u8)
+        .map(|i| {
+            let value = format!("{}{}", "a".repeat(23), char::from(b'b' + i % 20));
+            json!({"id": format!("r{i}"), "match": {"type": "contains", "values": [value]},
+                "action": {"type": "send_template", "templateKey": "delivery"}})
+        })
+        .collect();
+    rules.push(
+        json!({"id": "aa", "match": {"type": "contains", "values": ["aa"]},
+        "action": {"type": "send_template", "templateKey": "delivery"}}),
+    );
+    let flow: FlowInput = serde_json::from_value(json!({"flows": rules})).expect("flow");
+    let known: HashSet<TemplateKey> = [TemplateKey::parse("k", "delivery").expect("key")]
+        .into_iter()
+        .collect();
+    BotConfig::new(
+        templates,
+        Some(&flow.validate(&known).expect("valid flow")),
+        BotSettings::default(),
+    )
+}
+
 fn pipeline(body: &[u8], sig: &str, config: &BotConfig, conversation: &Conversation) -> usize {
     signature::verify(SECRET, body, Some(sig)).expect("signed");
     let notification = parse(body).expect("json").expect("known shape");
@@ -219,6 +248,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decide: 200 rules, last rule matches", |b| {
         b.iter(|| decide(black_box(&other), &browsing, &guided, now))
     });
+    // The worst a message can do to the `contains` search: 4,096 characters that every
+    // value starts to match at every position.
+    let crafted = repetitive();
+    let text = "a".repeat(4096);
+    let flood = Inbound {
+        text: &text,
+        ..answer("")
+    };
+    assert!(matches!(
+        decide(&flood, &browsing, &crafted, now),
+        Decision::Reply(_)
+    ));
+    group.bench_function(
+        "decide: 32 contains values, 4,096 repeated characters",
+        |b| b.iter(|| decide(black_box(&flood), &browsing, &crafted, now)),
+    );
     group.finish();
 }
 

@@ -58,17 +58,25 @@ pub struct CompiledFlow {
 struct Contains {
     values: Vec<String>,
     rule: Vec<usize>,
-    scan: Scan,
+    /// SIMD multi-substring search (Teddy, x86-64 and arm64): candidates are found 16–32
+    /// bytes at a time, where the automaton steps byte by byte from every frequent first
+    /// letter. Only for a few short values (see `PACKED_VALUES`).
+    packed: Option<aho_corasick::packed::Searcher>,
+    /// Any values, on any CPU: one overlapping pass, whose cost does not grow with the
+    /// number of matches.
+    automaton: AhoCorasick,
 }
 
-enum Scan {
-    /// SIMD multi-substring search (Teddy: x86-64 and arm64, up to a few dozen values):
-    /// candidates are found 16–32 bytes at a time, where an automaton steps byte by byte
-    /// from every frequent first letter.
-    Packed(aho_corasick::packed::Searcher),
-    /// Any number of values, on any CPU: one overlapping pass of an automaton.
-    Automaton(AhoCorasick),
-}
+/// The packed search's cost grows with the matches it verifies and reports (each compared
+/// against every value), the automaton's does not. So it is used for at most this many
+/// values of at most `PACKED_VALUE_LEN` bytes (a tenant's keywords), and a text with more
+/// than `PACKED_MATCHES` matches (repetitive input, crafted or not) is scanned again by the
+/// automaton. A message crafted against the search (4,096 characters that every value
+/// starts to match everywhere) then costs about 60 µs (criterion, `engine/decide: 32
+/// contains values`), where all of `decide` on the bench's 2.6 KB message takes 3–4 µs.
+const PACKED_VALUES: usize = 32;
+const PACKED_VALUE_LEN: usize = 24;
+const PACKED_MATCHES: usize = 32;
 
 /// An inbound text as the matchers read it: trimmed for regexes, also lower-cased for the
 /// literal kinds and the engine's keywords (folded once per message, however many rules).
@@ -141,55 +149,66 @@ impl Contains {
         if values.is_empty() {
             return None;
         }
+        // A DFA: built once per configuration, the fastest overlapping scan.
+        let automaton = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&values)
+            .or_else(|_| AhoCorasick::new(&values))
+            .ok()?;
         // An empty value (saved values are never empty) would match everywhere: the
-        // automaton's overlapping pass reports it, the packed searcher would not.
-        let packed = values
-            .iter()
-            .all(|v| !v.is_empty())
-            .then(|| aho_corasick::packed::Searcher::new(&values))
-            .flatten();
-        let scan = match packed {
-            Some(searcher) => Scan::Packed(searcher),
-            // A DFA: built once per configuration, the fastest overlapping scan.
-            None => Scan::Automaton(
-                AhoCorasick::builder()
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&values)
-                    .or_else(|_| AhoCorasick::new(&values))
-                    .ok()?,
-            ),
-        };
-        Some(Self { values, rule, scan })
+        // automaton reports it, the packed search would not.
+        let packed = (values.len() <= PACKED_VALUES
+            && values
+                .iter()
+                .all(|v| !v.is_empty() && v.len() <= PACKED_VALUE_LEN))
+        .then(|| aho_corasick::packed::Searcher::new(&values))
+        .flatten();
+        Some(Self {
+            values,
+            rule,
+            packed,
+            automaton,
+        })
     }
 
     /// Which of `rules` rules one of whose values is in `folded`.
     fn hits(&self, folded: &str, rules: usize) -> Vec<bool> {
         let mut hit = vec![false; rules];
-        match &self.scan {
-            Scan::Automaton(ac) => {
-                for m in ac.find_overlapping_iter(folded) {
-                    hit[self.rule[m.pattern().as_usize()]] = true;
-                }
-            }
-            Scan::Packed(searcher) => {
-                // The searcher reports one value per position, and skips what that match
-                // covers: so the search goes on from the next byte, and every value that
-                // starts where a match does is checked there.
-                let text = folded.as_bytes();
-                let mut at = 0;
-                while let Some(m) = searcher.find_in(text, aho_corasick::Span::from(at..text.len()))
-                {
-                    let here = &text[m.start()..];
-                    for (v, value) in self.values.iter().enumerate() {
-                        if here.starts_with(value.as_bytes()) {
-                            hit[self.rule[v]] = true;
-                        }
-                    }
-                    at = m.start() + 1;
-                }
-            }
+        if let Some(searcher) = &self.packed
+            && self.packed_hits(searcher, folded.as_bytes(), &mut hit)
+        {
+            return hit;
+        }
+        for m in self.automaton.find_overlapping_iter(folded) {
+            hit[self.rule[m.pattern().as_usize()]] = true;
         }
         hit
+    }
+
+    /// Marks the rules of the values in `text`; false if it gave up after `PACKED_MATCHES`.
+    fn packed_hits(
+        &self,
+        searcher: &aho_corasick::packed::Searcher,
+        text: &[u8],
+        hit: &mut [bool],
+    ) -> bool {
+        // The searcher reports one value per position and skips what that match covers:
+        // so the search goes on from the next byte, and every value that starts where a
+        // match does is checked there.
+        let mut at = 0;
+        for _ in 0..PACKED_MATCHES {
+            let Some(m) = searcher.find_in(text, aho_corasick::Span::from(at..text.len())) else {
+                return true;
+            };
+            let here = &text[m.start()..];
+            for (v, value) in self.values.iter().enumerate() {
+                if here.starts_with(value.as_bytes()) {
+                    hit[self.rule[v]] = true;
+                }
+            }
+            at = m.start() + 1;
+        }
+        false
     }
 }
 

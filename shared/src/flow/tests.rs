@@ -250,3 +250,33 @@ fn contains_rules_outside_their_state_are_passed_over() {
     assert_eq!(id(Some("paying")), Some("any"));
     assert_eq!(id(None), Some("any"));
 }
+
+#[test]
+fn contains_sees_a_value_after_many_matches_and_long_values() {
+    // Past the packed search's match budget the automaton scans the text again: the value
+    // at the very end of a repetitive message still counts.
+    let f = flow_of(json!([
+        rule("end", "contains", &["zzq"], "t1"),
+        rule("repeated", "contains", &["ab"], "t3"),
+    ]));
+    let repetitive = "ab".repeat(2_000);
+    assert_eq!(matched(&f, &format!("{repetitive}zzq")), Some("end".into()));
+    assert_eq!(matched(&f, &repetitive), Some("repeated".into()));
+    // A value too long for the packed search is found by the automaton alone.
+    let f = flow_of(json!([
+        rule(
+            "long",
+            "contains",
+            &["please call me back tomorrow morning"],
+            "t2"
+        ),
+        rule("repeated", "contains", &["ab"], "t3"),
+    ]));
+    assert_eq!(
+        matched(
+            &f,
+            &format!("{repetitive} Please call me back TOMORROW morning")
+        ),
+        Some("long".into())
+    );
+}
