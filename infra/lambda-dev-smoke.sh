@@ -13,7 +13,8 @@ setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --ign
 watch=$!
 trap 'kill -TERM -- "-$watch" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
-out="$(cargo lambda invoke register --invoke-address 127.0.0.1 --invoke-port "$port" --data-file events/health.json 2>&1)" || {
+# Bounded: `cargo lambda invoke` waits for ever when the function exits instead of answering.
+out="$(timeout 300 cargo lambda invoke register --invoke-address 127.0.0.1 --invoke-port "$port" --data-file events/health.json 2>&1)" || {
   echo "[lambda] invoke failed: $out" >&2; tail -30 "$log" >&2; exit 1; }
 echo "$out" | grep -q '"statusCode":200' || { echo "[lambda] unexpected answer: $out" >&2; exit 1; }
 echo "[lambda] cargo lambda watch + invoke register events/health.json: 200" >&2

@@ -53,7 +53,7 @@ where
 pub async fn run<E: DeserializeOwned>(handler: impl Handler<E>) -> Result<(), Error> {
     let endpoint = std::env::var("AWS_LAMBDA_RUNTIME_API")
         .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set: run this binary inside Lambda or `cargo lambda watch`")?;
-    serve(RuntimeApi::new(endpoint), handler).await
+    serve(RuntimeApi::new(&endpoint), handler).await
 }
 
 async fn serve<E: DeserializeOwned>(
@@ -106,17 +106,27 @@ impl Failure {
     }
 }
 
-/// One connection to the Runtime API's endpoint (`host:port`), opened again when the
-/// endpoint closes it.
+/// One connection to the Runtime API's endpoint, opened again when the endpoint closes it.
 struct RuntimeApi {
-    endpoint: String,
+    /// `host:port`.
+    authority: String,
+    /// What the API's paths are under: empty in Lambda (`AWS_LAMBDA_RUNTIME_API` is
+    /// `host:port`), a prefix under emulators that serve several functions on one port
+    /// (`cargo lambda watch`: `host:port/.rt/<function>` or the like).
+    base: String,
     connection: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl RuntimeApi {
-    fn new(endpoint: String) -> Self {
+    fn new(endpoint: &str) -> Self {
+        let endpoint = endpoint.strip_prefix("http://").unwrap_or(endpoint);
+        let (authority, base) = match endpoint.find('/') {
+            Some(slash) => endpoint.split_at(slash),
+            None => (endpoint, ""),
+        };
         Self {
-            endpoint,
+            authority: authority.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
             connection: None,
         }
     }
@@ -124,7 +134,8 @@ impl RuntimeApi {
     /// The next event's request id and body. Waits as long as Lambda does not send one:
     /// the instance is frozen meanwhile, so no timeout applies.
     async fn next(&mut self) -> Result<(String, Bytes), Error> {
-        let (status, headers, body) = self.call(Method::GET, NEXT.to_owned(), &[], None).await?;
+        let next = format!("{}{NEXT}", self.base);
+        let (status, headers, body) = self.call(Method::GET, next, &[], None).await?;
         if status != StatusCode::OK {
             return Err(format!("the Runtime API answered {status} for the next event").into());
         }
@@ -137,12 +148,18 @@ impl RuntimeApi {
     }
 
     async fn respond(&mut self, request_id: &str, body: Vec<u8>) -> Result<(), Error> {
-        let path = format!("/2018-06-01/runtime/invocation/{request_id}/response");
+        let path = format!(
+            "{}/2018-06-01/runtime/invocation/{request_id}/response",
+            self.base
+        );
         self.post(path, &[], body).await
     }
 
     async fn fail(&mut self, request_id: &str, failure: Failure) -> Result<(), Error> {
-        let path = format!("/2018-06-01/runtime/invocation/{request_id}/error");
+        let path = format!(
+            "{}/2018-06-01/runtime/invocation/{request_id}/error",
+            self.base
+        );
         let body = serde_json::to_vec(&failure)?;
         self.post(path, &[(ERROR_TYPE, failure.kind)], body).await
     }
@@ -191,7 +208,7 @@ impl RuntimeApi {
             let mut request = Request::builder()
                 .method(method.clone())
                 .uri(path.as_str())
-                .header(header::HOST, self.endpoint.as_str());
+                .header(header::HOST, self.authority.as_str());
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
@@ -222,7 +239,7 @@ impl RuntimeApi {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
-        let stream = tokio::net::TcpStream::connect(self.endpoint.as_str()).await?;
+        let stream = tokio::net::TcpStream::connect(self.authority.as_str()).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;

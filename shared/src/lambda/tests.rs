@@ -64,16 +64,22 @@ async fn outcome(
     StatusCode::ACCEPTED
 }
 
-async fn start(api: Arc<Api>) -> String {
+/// Serves the stand-in under `base` (empty as in Lambda, a prefix as under `cargo lambda
+/// watch`); the endpoint as `AWS_LAMBDA_RUNTIME_API` gives it.
+async fn start(api: Arc<Api>, base: &str) -> String {
+    let routes = base.trim_end_matches('/');
     let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
         .route(
-            "/2018-06-01/runtime/invocation/{id}/{outcome}",
+            &format!("{routes}/2018-06-01/runtime/invocation/next"),
+            get(next),
+        )
+        .route(
+            &format!("{routes}/2018-06-01/runtime/invocation/{{id}}/{{outcome}}"),
             post(outcome),
         )
         .with_state(api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = listener.local_addr().unwrap().to_string();
+    let endpoint = format!("{}{base}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     endpoint
 }
@@ -96,13 +102,21 @@ async fn double(order: Order) -> Result<Doubled, String> {
 }
 
 async fn served(close_each_connection: bool, events: &[(&'static str, Value)]) -> Vec<Post> {
+    served_under("", close_each_connection, events).await
+}
+
+async fn served_under(
+    base: &str,
+    close_each_connection: bool,
+    events: &[(&'static str, Value)],
+) -> Vec<Post> {
     let api = Arc::new(Api {
         events: Mutex::new(events.iter().map(|(id, e)| (*id, e.to_string())).collect()),
         close_each_connection,
         ..Api::default()
     });
-    let endpoint = start(api.clone()).await;
-    let ended = serve(RuntimeApi::new(endpoint), double).await;
+    let endpoint = start(api.clone(), base).await;
+    let ended = serve(RuntimeApi::new(&endpoint), double).await;
     assert!(
         ended.unwrap_err().to_string().contains("500"),
         "the client stops when the API fails"
@@ -175,6 +189,27 @@ async fn a_connection_the_api_closes_is_opened_again() {
 }
 
 #[tokio::test]
+async fn an_endpoint_with_a_path_is_served_under_it() {
+    // `cargo lambda watch` serves every function's Runtime API on one port, each under a
+    // path of its own, and says so in AWS_LAMBDA_RUNTIME_API (with or without a scheme).
+    for base in ["/.rt/register", "/.rt/register/"] {
+        let posts = served_under(base, false, &[("p1", json!({"n": 4}))]).await;
+        assert_eq!(posts.len(), 1, "{base}");
+        assert_eq!(posts[0].body, json!({"twice": 8}));
+    }
+    let api = RuntimeApi::new("http://127.0.0.1:9001/.rt/f/");
+    assert_eq!(
+        (api.authority.as_str(), api.base.as_str()),
+        ("127.0.0.1:9001", "/.rt/f")
+    );
+    let api = RuntimeApi::new("127.0.0.1:9001");
+    assert_eq!(
+        (api.authority.as_str(), api.base.as_str()),
+        ("127.0.0.1:9001", "")
+    );
+}
+
+#[tokio::test]
 async fn an_event_without_a_request_id_stops_the_client() {
     let app = Router::new().route(
         "/2018-06-01/runtime/invocation/next",
@@ -183,7 +218,7 @@ async fn an_event_without_a_request_id_stops_the_client() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let ended = serve(RuntimeApi::new(endpoint), double).await;
+    let ended = serve(RuntimeApi::new(&endpoint), double).await;
     assert!(ended.unwrap_err().to_string().contains("request id"));
 }
 
