@@ -202,7 +202,7 @@ impl Contains {
             };
             let here = &text[m.start()..];
             for (v, value) in self.values.iter().enumerate() {
-                if here.starts_with(value.as_bytes()) {
+                if !hit[self.rule[v]] && here.starts_with(value.as_bytes()) {
                     hit[self.rule[v]] = true;
                 }
             }

@@ -78,10 +78,15 @@ async fn start(api: Arc<Api>, base: &str) -> String {
             post(outcome),
         )
         .with_state(api);
+    format!("{}{base}", listen(app).await)
+}
+
+/// `app` on a free local port: its `host:port`.
+async fn listen(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("{}{base}", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    endpoint
+    address
 }
 
 #[derive(Deserialize)]
@@ -215,9 +220,7 @@ async fn an_event_without_a_request_id_stops_the_client() {
         "/2018-06-01/runtime/invocation/next",
         get(|| async { "{}" }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let endpoint = listen(app).await;
     let ended = serve(RuntimeApi::new(&endpoint), double).await;
     assert!(ended.unwrap_err().to_string().contains("request id"));
 }
